@@ -1,0 +1,512 @@
+//! The dispatcher: matches an event against the rule set, runs each matched
+//! rule's plugin, applies all their effects in one store transaction and
+//! records a run trace of what happened and why.
+//!
+//! An event is all or nothing: if one plugin fails or one effect is refused,
+//! no effect of the event is applied; the mail is kept with the status
+//! `failed` and the trace says why, so it can be retried.
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use relais_sdk::{AddressOwner, Effect, Event, Host, HostError, Level, Request, RequestType, Settings};
+use serde::Serialize;
+
+use crate::effects::{self, EffectContext, MailIdentity};
+use crate::plugins::Plugins;
+use crate::rules::RuleSet;
+use crate::sources::mail::{MailError, ParsedMail, derived_message_id};
+use crate::store::{MailStatus, NewMail, RunRecord, Store, StoreError};
+
+/// Limits and identity of the engine.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Mails larger than this are kept but not processed. The default
+    /// (25 MiB) is the common limit of mail servers; parsing and plugin
+    /// memory grow with the mail.
+    pub max_mail_bytes: u64,
+    /// Outbound mail identity.
+    pub identity: MailIdentity,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_mail_bytes: 25 * 1024 * 1024, identity: MailIdentity::default() }
+    }
+}
+
+/// How an event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Rules matched and their effects were applied.
+    Applied,
+    /// No rule matched: nothing to do.
+    NoMatch,
+    /// Dry run: the effects were computed, not applied.
+    DryRun,
+    /// A plugin or an effect failed; nothing was applied.
+    Failed,
+    /// The input is not processable (empty, malformed, too large, unreadable).
+    Rejected,
+    /// This mail was already processed.
+    Duplicate,
+}
+
+impl Outcome {
+    /// The name used in traces and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::NoMatch => "no-match",
+            Outcome::DryRun => "dry-run",
+            Outcome::Failed => "failed",
+            Outcome::Rejected => "rejected",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// A plugin's log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// The plugin's name.
+    pub plugin: String,
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// The line.
+    pub message: String,
+}
+
+/// What one rule did with the event.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleTrace {
+    /// The rule's id.
+    pub id: String,
+    /// Where it is defined.
+    pub source: String,
+    /// Whether its conditions held.
+    pub matched: bool,
+    /// Which condition failed, when it did not match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The plugin run, when it matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// The effects its plugin returned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
+    /// Its plugin's log lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogLine>,
+    /// Why its plugin failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long its plugin took, in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<u64>,
+}
+
+/// What an event did: printed by the CLI, stored as the run trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The recorded run's id (none on a dry run).
+    pub run: Option<i64>,
+    /// The trigger.
+    pub trigger: String,
+    /// Where the input came from (a file path), when it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The mail's Message-ID, for mail events.
+    pub message_id: Option<String>,
+    /// One line saying what the event was.
+    pub summary: String,
+    /// Ids of the rules that matched.
+    pub rules: Vec<String>,
+    /// Every effect, in order.
+    pub effects: Vec<Effect>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it failed or was rejected.
+    pub error: Option<String>,
+    /// What could not be read well.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Per rule: matched or not and why, effects, logs.
+    pub trace: Vec<RuleTrace>,
+    /// How long it took, in microseconds.
+    pub duration_us: u64,
+}
+
+/// Runs events against a rule set and a store.
+#[derive(Debug)]
+pub struct Dispatcher<'a> {
+    /// Where effects and traces go.
+    pub store: &'a mut Store,
+    /// The active rule set.
+    pub rules: &'a RuleSet,
+    /// The plugins rules can run.
+    pub plugins: &'a Plugins,
+    /// Limits and identity.
+    pub options: &'a Options,
+}
+
+impl Dispatcher<'_> {
+    /// Processes one raw mail received on `account`. `source` names where it
+    /// came from (a file), for the report.
+    pub fn handle_mail(&mut self, raw: &[u8], account: &str, source: Option<&str>, dry_run: bool) -> Result<Report, StoreError> {
+        let started = Instant::now();
+        let started_at = crate::store::now();
+        let mut report = Report {
+            run: None,
+            trigger: "mail-received".to_string(),
+            source: source.map(str::to_string),
+            message_id: None,
+            summary: String::new(),
+            rules: Vec::new(),
+            effects: Vec::new(),
+            outcome: Outcome::Rejected,
+            error: None,
+            warnings: Vec::new(),
+            trace: Vec::new(),
+            duration_us: 0,
+        };
+        let parsed = match crate::sources::mail::parse(raw, account) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                report.error = Some(error.to_string());
+                report.summary = format!("unreadable mail{}", source.map(|s| format!(" from {s}")).unwrap_or_default());
+                if let MailError::Malformed(_) = error {
+                    // Keep what was received: nothing is lost, even unreadable.
+                    let id = derived_message_id(raw);
+                    report.message_id = Some(id.clone());
+                    if !dry_run && self.store.mail_exists(&id)? {
+                        report.outcome = Outcome::Duplicate;
+                        report.error = None;
+                    }
+                }
+                return self.finish(report, None, raw, MailStatus::Malformed, started, started_at, dry_run);
+            }
+        };
+        let mail = &parsed.mail;
+        report.message_id = Some(mail.message_id.clone());
+        report.warnings = parsed.warnings.clone();
+        report.summary = summarize_mail(mail);
+        if !dry_run && self.store.mail_exists(&mail.message_id)? {
+            report.outcome = Outcome::Duplicate;
+            return self.finish(report, Some(&parsed), raw, MailStatus::Processed, started, started_at, dry_run);
+        }
+        if raw.len() as u64 > self.options.max_mail_bytes {
+            report.error = Some(format!(
+                "mail of {} is larger than the {} limit: kept, not processed",
+                human_size(raw.len() as u64),
+                human_size(self.options.max_mail_bytes)
+            ));
+            return self.finish(report, Some(&parsed), raw, MailStatus::TooLarge, started, started_at, dry_run);
+        }
+        let event = Event::MailReceived(parsed.mail.clone());
+        self.run_rules(&event, &mut report)?;
+        let status = if report.outcome == Outcome::Failed { MailStatus::Failed } else { MailStatus::Processed };
+        self.finish(report, Some(&parsed), raw, status, started, started_at, dry_run)
+    }
+
+    /// Processes an event that carries no mail (request saved, contract
+    /// event, schedule).
+    pub fn handle_event(&mut self, event: &Event, dry_run: bool) -> Result<Report, StoreError> {
+        let started = Instant::now();
+        let started_at = crate::store::now();
+        let mut report = Report {
+            run: None,
+            trigger: event.trigger().to_string(),
+            source: None,
+            message_id: None,
+            summary: summarize_event(event),
+            rules: Vec::new(),
+            effects: Vec::new(),
+            outcome: Outcome::NoMatch,
+            error: None,
+            warnings: Vec::new(),
+            trace: Vec::new(),
+            duration_us: 0,
+        };
+        self.run_rules(event, &mut report)?;
+        if dry_run {
+            if report.outcome == Outcome::Applied {
+                report.outcome = Outcome::DryRun;
+            }
+            report.duration_us = started.elapsed().as_micros() as u64;
+            return Ok(report);
+        }
+        self.commit(&mut report, None, started, started_at, None)?;
+        Ok(report)
+    }
+
+    /// Matches rules and runs plugins; sets `outcome` to `applied`,
+    /// `no-match` or `failed` and fills the trace.
+    fn run_rules(&mut self, event: &Event, report: &mut Report) -> Result<(), StoreError> {
+        let mut failed = None;
+        for rule in self.rules.for_trigger(event.trigger()) {
+            let mut trace = RuleTrace {
+                id: rule.id.clone(),
+                source: rule.source.clone(),
+                matched: true,
+                reason: None,
+                plugin: None,
+                effects: Vec::new(),
+                logs: Vec::new(),
+                error: None,
+                duration_us: None,
+            };
+            if let Some(condition) = &rule.condition {
+                if let Err(reason) = condition.check(event) {
+                    trace.matched = false;
+                    trace.reason = Some(reason);
+                    report.trace.push(trace);
+                    continue;
+                }
+            }
+            report.rules.push(rule.id.clone());
+            trace.plugin = Some(rule.plugin.clone());
+            let Some(plugin) = self.plugins.get(&rule.plugin) else {
+                let error = format!("plugin `{}` is not loaded", rule.plugin);
+                trace.error = Some(error.clone());
+                failed.get_or_insert(format!("rule `{}`: {error}", rule.id));
+                report.trace.push(trace);
+                continue;
+            };
+            let host = StoreHost { store: self.store, plugin: &rule.plugin, logs: RefCell::new(Vec::new()) };
+            let started = Instant::now();
+            let result = plugin.handle(event, &rule.config, &host);
+            trace.duration_us = Some(started.elapsed().as_micros() as u64);
+            trace.logs = host.logs.into_inner();
+            match result {
+                Ok(effects) => {
+                    report.effects.extend(effects.iter().cloned());
+                    trace.effects = effects;
+                }
+                Err(error) => {
+                    tracing::warn!(rule = %rule.id, plugin = %rule.plugin, error = %error, "plugin failed");
+                    trace.error = Some(error.to_string());
+                    failed.get_or_insert(format!("rule `{}`: plugin `{}` failed: {error}", rule.id, rule.plugin));
+                }
+            }
+            report.trace.push(trace);
+        }
+        if let Some(error) = failed {
+            report.outcome = Outcome::Failed;
+            report.error = Some(error);
+            report.effects.clear();
+        } else if report.rules.is_empty() {
+            report.outcome = Outcome::NoMatch;
+        } else {
+            report.outcome = Outcome::Applied;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        mut report: Report,
+        parsed: Option<&ParsedMail>,
+        raw: &[u8],
+        status: MailStatus,
+        started: Instant,
+        started_at: String,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        if dry_run {
+            if report.outcome == Outcome::Applied {
+                report.outcome = Outcome::DryRun;
+            }
+            report.duration_us = started.elapsed().as_micros() as u64;
+            return Ok(report);
+        }
+        let keep_mail = report.outcome != Outcome::Duplicate && !raw.is_empty() && report.message_id.is_some();
+        let mail = keep_mail.then_some((parsed, raw, status));
+        self.commit(&mut report, mail, started, started_at, parsed.map(|p| &p.mail))?;
+        Ok(report)
+    }
+
+    /// Writes the mail, the run and the effects in one transaction; if an
+    /// effect is refused, writes the mail and the failed run instead.
+    fn commit(
+        &mut self,
+        report: &mut Report,
+        mail: Option<(Option<&ParsedMail>, &[u8], MailStatus)>,
+        started: Instant,
+        started_at: String,
+        event_mail: Option<&relais_sdk::Mail>,
+    ) -> Result<(), StoreError> {
+        let settings = self.store.settings()?;
+        let identity = self.options.identity.clone();
+        let attempt = |store: &mut Store, report: &Report, status: MailStatus, apply: bool| -> Result<i64, ApplyError> {
+            let tx = store.begin()?;
+            if let Some((parsed, raw, _)) = &mail {
+                insert_mail(&tx, report, *parsed, raw, status)?;
+            }
+            let run = tx.record_run(&run_record(report, &started_at, started))?;
+            if apply {
+                let context = EffectContext { run, settings, mail: event_mail, identity: &identity };
+                effects::apply(&tx, &report.effects, &context).map_err(ApplyError::Effect)?;
+            }
+            tx.commit()?;
+            Ok(run)
+        };
+        let status = mail.as_ref().map(|m| m.2).unwrap_or(MailStatus::Processed);
+        let apply = report.outcome == Outcome::Applied;
+        match attempt(self.store, report, status, apply) {
+            Ok(run) => report.run = Some(run),
+            Err(ApplyError::Store(error)) => return Err(error),
+            Err(ApplyError::Effect(error)) => {
+                tracing::warn!(error = %error, "effects refused; event failed");
+                report.outcome = Outcome::Failed;
+                report.error = Some(error.to_string());
+                match attempt(self.store, report, MailStatus::Failed, false) {
+                    Ok(run) => report.run = Some(run),
+                    Err(ApplyError::Store(error)) => return Err(error),
+                    Err(ApplyError::Effect(_)) => unreachable!("effects are not applied on the failure path"),
+                }
+            }
+        }
+        report.duration_us = started.elapsed().as_micros() as u64;
+        Ok(())
+    }
+}
+
+enum ApplyError {
+    Store(StoreError),
+    Effect(effects::EffectError),
+}
+
+impl From<StoreError> for ApplyError {
+    fn from(error: StoreError) -> Self {
+        ApplyError::Store(error)
+    }
+}
+
+fn insert_mail(
+    tx: &crate::store::Tx<'_>,
+    report: &Report,
+    parsed: Option<&ParsedMail>,
+    raw: &[u8],
+    status: MailStatus,
+) -> Result<i64, StoreError> {
+    let empty: [String; 0] = [];
+    let message_id = report.message_id.as_deref().unwrap_or_default();
+    let record = match parsed {
+        Some(parsed) => NewMail {
+            message_id,
+            account: &parsed.mail.account,
+            subject: &parsed.mail.subject,
+            sender: parsed.mail.from.as_ref().map(|a| a.email.as_str()),
+            sent_at: parsed.mail.date.as_deref(),
+            in_reply_to: &parsed.mail.in_reply_to,
+            references: &parsed.mail.references,
+            raw,
+            attachments: &parsed.attachments,
+            status,
+            error: report.error.as_deref(),
+        },
+        None => NewMail {
+            message_id,
+            account: "",
+            subject: "",
+            sender: None,
+            sent_at: None,
+            in_reply_to: &empty,
+            references: &empty,
+            raw,
+            attachments: &[],
+            status,
+            error: report.error.as_deref(),
+        },
+    };
+    tx.insert_mail(&record)
+}
+
+fn run_record(report: &Report, started_at: &str, started: Instant) -> RunRecord {
+    RunRecord {
+        id: 0,
+        trigger: report.trigger.clone(),
+        summary: report.summary.clone(),
+        message_id: report.message_id.clone(),
+        outcome: report.outcome.as_str().to_string(),
+        error: report.error.clone(),
+        started_at: started_at.to_string(),
+        duration_us: started.elapsed().as_micros() as u64,
+        trace: serde_json::json!({
+            "source": report.source,
+            "rules": report.trace,
+            "effects": report.effects,
+            "warnings": report.warnings,
+        }),
+    }
+}
+
+fn summarize_mail(mail: &relais_sdk::Mail) -> String {
+    let from = mail.from.as_ref().map(|a| a.email.as_str()).unwrap_or("(no sender)");
+    let subject: String = mail.subject.chars().take(80).collect();
+    format!("mail <{}> from {from} on {}: {subject:?}", mail.message_id, mail.account)
+}
+
+fn summarize_event(event: &Event) -> String {
+    match event {
+        Event::MailReceived(mail) => summarize_mail(mail),
+        Event::RequestSaved(saved) => {
+            let changes: Vec<&str> = saved.changes.iter().map(|c| c.as_str()).collect();
+            format!("request {} saved [{}]", saved.after.number, changes.join(", "))
+        }
+        Event::ContractEvent(contract) => format!("contract {} {}", contract.contract.code, contract.kind),
+        Event::Schedule(fired) => format!("schedule of rule {} at {}", fired.rule, fired.fired_at),
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    const MB: f64 = 1024.0 * 1024.0;
+    if bytes as f64 >= MB { format!("{:.1} MiB", bytes as f64 / MB) } else { format!("{bytes} bytes") }
+}
+
+/// The host queries, answered from the store, with the plugin's logs
+/// collected for the trace.
+struct StoreHost<'a> {
+    store: &'a Store,
+    plugin: &'a str,
+    logs: RefCell<Vec<LogLine>>,
+}
+
+fn host_error(error: StoreError) -> HostError {
+    HostError(error.to_string())
+}
+
+impl Host for StoreHost<'_> {
+    fn request(&self, number: u64) -> Result<Option<Request>, HostError> {
+        self.store.request(number).map_err(host_error)
+    }
+
+    fn request_type(&self, code: &str) -> Result<Option<RequestType>, HostError> {
+        self.store.request_type(code).map_err(host_error)
+    }
+
+    fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, HostError> {
+        self.store.address_owners(email).map_err(host_error)
+    }
+
+    fn settings(&self) -> Result<Settings, HostError> {
+        self.store.settings().map_err(host_error)
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        match level {
+            Level::Debug => tracing::debug!(plugin = %self.plugin, "{message}"),
+            Level::Info => tracing::info!(plugin = %self.plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin = %self.plugin, "{message}"),
+            Level::Error => tracing::error!(plugin = %self.plugin, "{message}"),
+        }
+        self.logs.borrow_mut().push(LogLine {
+            plugin: self.plugin.to_string(),
+            level: level.as_str(),
+            message: message.to_string(),
+        });
+    }
+}

@@ -1,0 +1,135 @@
+//! Applies a plugin's effects to the store, inside the event's transaction.
+//!
+//! Effects are checked as they are applied: an effect naming a request that
+//! does not exist, or posting on a locked conversation, fails the whole
+//! event (the transaction is dropped) with a reason naming the effect.
+
+use relais_sdk::{Effect, Mail, Settings};
+use sha2::{Digest, Sha256};
+
+use crate::store::{OutgoingMail, StoreError, Tx};
+
+/// Settings of outbound mail that effects produce.
+#[derive(Debug, Clone)]
+pub struct MailIdentity {
+    /// Our own address: the `X-Loop` value, and the sender of automatic replies.
+    pub own_address: String,
+    /// Right-hand side of the Message-IDs we generate.
+    pub message_id_domain: String,
+}
+
+impl Default for MailIdentity {
+    fn default() -> Self {
+        MailIdentity { own_address: "relais@localhost".to_string(), message_id_domain: "relais.localhost".to_string() }
+    }
+}
+
+/// An effect that could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[error("effect {index} ({kind}): {source}")]
+pub struct EffectError {
+    /// Its position in the event's effect list, from 1.
+    pub index: usize,
+    /// Its kind.
+    pub kind: &'static str,
+    /// What the store said.
+    #[source]
+    pub source: StoreError,
+}
+
+/// What applying effects needs to know of the event.
+#[derive(Debug)]
+pub struct EffectContext<'a> {
+    /// The run the effects belong to.
+    pub run: i64,
+    /// Global settings at the start of the event.
+    pub settings: Settings,
+    /// The mail being processed, for replies.
+    pub mail: Option<&'a Mail>,
+    /// Outbound mail identity.
+    pub identity: &'a MailIdentity,
+}
+
+/// Applies `effects` in order within `tx`.
+pub fn apply(tx: &Tx<'_>, effects: &[Effect], context: &EffectContext<'_>) -> Result<(), EffectError> {
+    for (index, effect) in effects.iter().enumerate() {
+        apply_one(tx, effect, index, context)
+            .map_err(|source| EffectError { index: index + 1, kind: effect.kind(), source })?;
+    }
+    Ok(())
+}
+
+fn apply_one(tx: &Tx<'_>, effect: &Effect, index: usize, context: &EffectContext<'_>) -> Result<(), StoreError> {
+    let run = Some(context.run);
+    match effect {
+        Effect::PostMessage { request, author, side, source, body, notify_by_email } => {
+            let notify = notify_by_email.unwrap_or(context.settings.notify_by_email_default);
+            tx.post_message(*request, author, *side, *source, body, notify, run)?;
+        }
+        Effect::SendMail { to, subject, body, request } => {
+            if to.is_empty() {
+                return Err(StoreError::Refused("a mail needs at least one recipient".to_string()));
+            }
+            let mail = OutgoingMail {
+                message_id: outbound_id(context, index),
+                kind: "mail".to_string(),
+                to: to.clone(),
+                subject: subject.clone(),
+                body: body.clone(),
+                headers: Vec::new(),
+                request: *request,
+            };
+            tx.queue_mail(&mail, run)?;
+        }
+        Effect::ReplyFailure { to, reason, message, in_reply_to } => {
+            if to.trim().is_empty() {
+                return Err(StoreError::Refused("a failure reply needs a recipient".to_string()));
+            }
+            let original = context.mail.filter(|m| &m.message_id == in_reply_to);
+            let mut references: Vec<String> =
+                original.map(|m| m.references.iter().map(|r| format!("<{r}>")).collect()).unwrap_or_default();
+            references.push(format!("<{in_reply_to}>"));
+            let subject = match original.map(|m| m.subject.trim()) {
+                Some(subject) if !subject.is_empty() => format!("Re: {subject}"),
+                _ => "Re: your message".to_string(),
+            };
+            let mail = OutgoingMail {
+                message_id: outbound_id(context, index),
+                kind: "failure-reply".to_string(),
+                to: vec![to.trim().to_string()],
+                subject,
+                body: format!("{message}\n\n-- \nCode: {reason}\n"),
+                headers: vec![
+                    ("Auto-Submitted".to_string(), "auto-replied".to_string()),
+                    ("In-Reply-To".to_string(), format!("<{in_reply_to}>")),
+                    ("References".to_string(), references.join(" ")),
+                    ("X-Loop".to_string(), context.identity.own_address.clone()),
+                    ("X-Relais-Reason".to_string(), reason.clone()),
+                ],
+                request: None,
+            };
+            tx.queue_mail(&mail, run)?;
+        }
+        Effect::CreateTicket { customer, company, request_type, requester, subject, link_mail } => {
+            let number = tx.create_request(company, customer, requester.as_deref(), subject, request_type)?;
+            if let Some(message_id) = link_mail {
+                tx.link_mail(message_id, number, run)?;
+            }
+        }
+        Effect::LinkMail { message_id, request } => {
+            tx.link_mail(message_id, *request, run)?;
+        }
+    }
+    Ok(())
+}
+
+/// A Message-ID unique to this run and effect, so the outbox never holds
+/// one id twice and a resend after a crash is recognised.
+fn outbound_id(context: &EffectContext<'_>, index: usize) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let salt = Sha256::digest(format!("{}:{index}:{nanos}", context.run));
+    format!("relais.{}.{}.{}@{}", context.run, index + 1, &hex::encode(salt)[..12], context.identity.message_id_domain)
+}

@@ -1,0 +1,20 @@
+//! Relais: an automation engine for support desks.
+//!
+//! Events (a mail received, a request saved, a contract event, a schedule)
+//! flow through the engine in one direction:
+//! [`sources`] → [`rules`] → [`plugins`] → [`effects`] → [`store`],
+//! driven by the [`dispatch`] module. Plugins decide; the host acts.
+
+pub mod directory;
+pub mod dispatch;
+pub mod effects;
+pub mod plugins;
+pub mod rules;
+pub mod sources;
+pub mod store;
+pub mod yaml;
+
+pub use dispatch::{Dispatcher, Options, Outcome, Report};
+pub use plugins::Plugins;
+pub use rules::RuleSet;
+pub use store::Store;

@@ -1,0 +1,350 @@
+//! Rule files: loading, validation and matching.
+//!
+//! `rules/*.yaml` are loaded as one rule set. The whole set is validated
+//! before use, by [`load_dir`]: the same function runs at start-up, on
+//! reload and in `relais check`, and returns every problem found, each with
+//! its `file:line:col`.
+
+mod condition;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use condition::Condition;
+pub use schema::{Mode, RuleFile, RuleId, RuleSpec, Trigger, json_schema};
+
+use crate::yaml::{Diagnostic, Document, Segment, did_you_mean};
+
+/// What a rule needs to know of the plugins when it is checked.
+pub trait PluginCatalog {
+    /// Names of the plugins that can be run.
+    fn names(&self) -> Vec<String>;
+    /// Checks a rule's config against the plugin; `Err` says what is wrong.
+    fn check_config(&self, plugin: &str, config: &serde_json::Value) -> Result<(), String>;
+}
+
+/// A validated rule, ready to match events.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its id.
+    pub id: String,
+    /// What fires it.
+    pub trigger: Trigger,
+    /// What must hold; `None` means always.
+    pub condition: Option<Condition>,
+    /// For `schedule` rules, when.
+    pub cron: Option<cron::Schedule>,
+    /// The plugin it runs.
+    pub plugin: String,
+    /// The plugin's config.
+    pub config: serde_json::Value,
+    /// Concurrency mode.
+    pub mode: Mode,
+    /// Queue or concurrency bound.
+    pub max: u32,
+    /// Where it is defined: `file:line:col`.
+    pub source: String,
+    /// Hash of its definition: unchanged rules keep their state on reload.
+    pub hash: String,
+}
+
+/// A whole, valid rule set.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    /// The rules, in file then definition order (disabled rules left out).
+    pub rules: Vec<Rule>,
+    /// The files they came from.
+    pub files: Vec<PathBuf>,
+    /// Hash of the whole set, to tell versions apart.
+    pub hash: String,
+}
+
+impl RuleSet {
+    /// The enabled rules fired by `trigger`.
+    pub fn for_trigger(&self, trigger: &str) -> impl Iterator<Item = &Rule> {
+        let trigger = trigger.to_string();
+        self.rules.iter().filter(move |rule| rule.trigger.as_str() == trigger)
+    }
+}
+
+/// Default `max` for queued and parallel rules.
+pub const DEFAULT_MAX: u32 = 10;
+
+/// Loads and validates every `*.yaml`/`*.yml` file of `dir` as one rule set.
+pub fn load_dir(dir: &Path, plugins: &dyn PluginCatalog) -> Result<RuleSet, Vec<Diagnostic>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                    && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+            })
+            .collect(),
+        Err(error) => {
+            return Err(vec![Diagnostic::file(dir, format!("cannot read the rules directory: {error}"))]);
+        }
+    };
+    files.sort();
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for file in &files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => sources.push((file.clone(), text)),
+            Err(error) => errors.push(Diagnostic::file(file, format!("cannot read: {error}"))),
+        }
+    }
+    match load_sources(&sources, plugins) {
+        Ok(set) if errors.is_empty() => Ok(set),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            errors.extend(more);
+            Err(errors)
+        }
+    }
+}
+
+/// Validates rule files given as `(path, text)`, as one rule set.
+pub fn load_sources(sources: &[(PathBuf, String)], plugins: &dyn PluginCatalog) -> Result<RuleSet, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut rules = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let known_plugins = plugins.names();
+    let mut set_hash = Sha256::new();
+    for (file, text) in sources {
+        set_hash.update(file.to_string_lossy().as_bytes());
+        set_hash.update([0]);
+        set_hash.update(text.as_bytes());
+        set_hash.update([0]);
+        let doc = match Document::parse(file, text) {
+            Ok(doc) => doc,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        let value = doc.value();
+        if value.is_null() {
+            continue;
+        }
+        let Some(mapping) = value.as_mapping() else {
+            errors.push(doc.diagnostic(&[], "a rule file is a mapping with a `rules` list"));
+            continue;
+        };
+        for key in mapping.keys() {
+            let name = key.as_str().unwrap_or("?");
+            if name != "rules" {
+                let mut message = format!("unknown key `{name}`, expected `rules`");
+                if did_you_mean(name, ["rules"]).is_some() {
+                    message.push_str("; did you mean `rules`?");
+                }
+                errors.push(doc.key_diagnostic(&[Segment::Key(name.to_string())], message));
+            }
+        }
+        let count = match doc.get(&[Segment::Key("rules".into())]) {
+            None => 0,
+            Some(v) if v.is_null() => 0,
+            Some(v) => match v.as_sequence() {
+                Some(list) => list.len(),
+                None => {
+                    errors.push(doc.diagnostic(&[Segment::Key("rules".into())], "`rules` must be a list"));
+                    continue;
+                }
+            },
+        };
+        for index in 0..count {
+            let path = vec![Segment::Key("rules".into()), Segment::Index(index)];
+            let at = |key: &str| {
+                let mut p = path.clone();
+                p.push(Segment::Key(key.to_string()));
+                p
+            };
+            let here = doc.diagnostic(&at("id"), "");
+            let source = format!("{}:{}:{}", here.file.display(), here.line, here.column);
+            // Duplicates are looked for on the raw id, so that a rule with
+            // another error still takes its id.
+            if let Some(id) = doc.get(&at("id")).and_then(|v| v.as_str()) {
+                match seen.get(id) {
+                    Some(first) => errors.push(doc.diagnostic(
+                        &at("id"),
+                        format!("duplicate rule id `{id}` (first defined at {first})"),
+                    )),
+                    None => {
+                        seen.insert(id.to_string(), source.clone());
+                    }
+                }
+            }
+            let spec: RuleSpec = match doc.deserialize_at(&path) {
+                Ok(spec) => spec,
+                Err(error) => {
+                    errors.push(error);
+                    continue;
+                }
+            };
+            let mut run_path = at("run");
+            run_path.push(Segment::Key("plugin".into()));
+            if known_plugins.iter().any(|p| p == &spec.run.plugin) {
+                if let Err(problem) = plugins.check_config(&spec.run.plugin, &spec.run.config) {
+                    let mut config_path = at("run");
+                    config_path.push(Segment::Key("config".into()));
+                    errors.push(doc.diagnostic(
+                        &config_path,
+                        format!("invalid config for plugin `{}`: {problem}", spec.run.plugin),
+                    ));
+                }
+            } else {
+                let mut message = format!("unknown plugin `{}`", spec.run.plugin);
+                match did_you_mean(&spec.run.plugin, known_plugins.iter().map(String::as_str)) {
+                    Some(best) => message.push_str(&format!("; did you mean `{best}`?")),
+                    None if known_plugins.is_empty() => message.push_str(" (no plugin is available)"),
+                    None => message.push_str(&format!(" (available: {})", known_plugins.join(", "))),
+                }
+                errors.push(doc.diagnostic(&run_path, message));
+            }
+            let cron = match (&spec.on, &spec.cron) {
+                (Trigger::Schedule, None) => {
+                    errors.push(doc.key_diagnostic(&at("on"), "a `schedule` rule needs a `cron` expression"));
+                    None
+                }
+                (Trigger::Schedule, Some(expression)) => match expression.parse::<cron::Schedule>() {
+                    Ok(schedule) => Some(schedule),
+                    Err(error) => {
+                        errors.push(doc.diagnostic(&at("cron"), format!("invalid cron expression: {error}")));
+                        None
+                    }
+                },
+                (_, Some(_)) => {
+                    errors.push(doc.key_diagnostic(&at("cron"), "`cron` applies only to `on: schedule` rules"));
+                    None
+                }
+                (_, None) => None,
+            };
+            let max = match (spec.mode, spec.max) {
+                (Mode::Single, Some(_)) => {
+                    errors.push(doc.key_diagnostic(&at("max"), "`max` does not apply to `mode: single`"));
+                    1
+                }
+                (_, Some(0)) => {
+                    errors.push(doc.diagnostic(&at("max"), "`max` must be at least 1"));
+                    1
+                }
+                (Mode::Single, None) => 1,
+                (_, Some(max)) => max,
+                (_, None) => DEFAULT_MAX,
+            };
+            let condition = condition::compile(&spec.when, spec.on, &doc, &at("when"), &mut errors);
+            let condition = match condition {
+                Condition::All(list) if list.is_empty() => None,
+                other => Some(other),
+            };
+            let mut rule_hash = Sha256::new();
+            rule_hash.update(format!("{:?}", doc.get(&path)).as_bytes());
+            if spec.enabled {
+                rules.push(Rule {
+                    id: spec.id.to_string(),
+                    trigger: spec.on,
+                    condition,
+                    cron,
+                    plugin: spec.run.plugin.clone(),
+                    config: spec.run.config.clone(),
+                    mode: spec.mode,
+                    max,
+                    source,
+                    hash: hex::encode(rule_hash.finalize()),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(RuleSet {
+            rules,
+            files: sources.iter().map(|(p, _)| p.clone()).collect(),
+            hash: hex::encode(set_hash.finalize())[..16].to_string(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use relais_sdk::{ChangeKind, Event, Mail, Request, RequestSaved};
+
+    use super::*;
+
+    struct Catalog;
+    impl PluginCatalog for Catalog {
+        fn names(&self) -> Vec<String> {
+            vec!["catchmail".into(), "alert-dispatch".into()]
+        }
+        fn check_config(&self, _: &str, _: &serde_json::Value) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn load(text: &str) -> Result<RuleSet, Vec<String>> {
+        load_sources(&[(PathBuf::from("r.yaml"), text.to_string())], &Catalog)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    }
+
+    fn mail(subject: &str) -> Event {
+        Event::MailReceived(Mail { account: "catchmail".into(), subject: subject.into(), ..Mail::default() })
+    }
+
+    #[test]
+    fn conditions_match_and_say_why_not() {
+        let set = load(
+            "rules:\n  - id: cm\n    on: mail-received\n    when:\n      account: catchmail\n      subject: { contains: \"*message*\", case: insensitive }\n    run: { plugin: catchmail }\n",
+        )
+        .expect("valid");
+        let rule = &set.rules[0];
+        let condition = rule.condition.as_ref().expect("has a condition");
+        assert!(condition.check(&mail("#1 *MESSAGE*")).is_ok());
+        let why = condition.check(&mail("hello")).expect_err("no keyword");
+        assert_eq!(why, "subject: \"hello\" does not satisfy: contains \"*message*\" (any case)");
+        assert_eq!(rule.mode, Mode::Queued);
+        assert_eq!(rule.max, DEFAULT_MAX);
+    }
+
+    #[test]
+    fn change_kinds_and_composition() {
+        let set = load(
+            "rules:\n  - id: a\n    on: request-saved\n    when:\n      change: [opened, closed]\n      not: { state: draft }\n      any: [ { type: INCIDENT }, { customer: { any-of: [C1, C2] } } ]\n    run: { plugin: alert-dispatch }\n",
+        )
+        .expect("valid");
+        let condition = set.rules[0].condition.as_ref().expect("condition");
+        let request = Request { state: "open".into(), request_type: "INCIDENT".into(), ..Request::default() };
+        let saved = |changes: Vec<ChangeKind>| {
+            Event::RequestSaved(RequestSaved { before: None, after: request.clone(), changes })
+        };
+        assert!(condition.check(&saved(vec![ChangeKind::Opened])).is_ok());
+        assert!(condition.check(&saved(vec![ChangeKind::StateChanged])).is_err());
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_position() {
+        let errors = load(
+            "rules:\n  - id: a\n    on: mail-recieved\n    run: { plugin: catchmail }\n  - id: b\n    on: mail-received\n    when: { subjct: x }\n    run: { plugin: catchmale }\n  - id: b\n    on: request-saved\n    when: { state: { matches: \"(\" } }\n    run: { plugin: alert-dispatch }\n",
+        )
+        .expect_err("invalid");
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(errors[0].starts_with("r.yaml:3:9: unknown variant `mail-recieved`"), "{errors:#?}");
+        assert!(errors[0].ends_with("did you mean `mail-received`?"), "{errors:#?}");
+        assert!(errors[1].starts_with("r.yaml:7:13: unknown field `subjct`"), "{errors:#?}");
+        assert!(errors[2].starts_with("r.yaml:9:9: duplicate rule id `b` (first defined at r.yaml:5:9)"), "{errors:#?}");
+        assert!(errors[3].starts_with("r.yaml:11:31: invalid regex"), "{errors:#?}");
+    }
+
+    #[test]
+    fn schedule_rules_need_a_valid_cron() {
+        let errors = load("rules:\n  - id: s\n    on: schedule\n    cron: \"not cron\"\n    run: { plugin: catchmail }\n")
+            .expect_err("bad cron");
+        assert!(errors[0].starts_with("r.yaml:4:11: invalid cron expression"), "{errors:#?}");
+        let set = load("rules:\n  - id: s\n    on: schedule\n    cron: \"0 0 8 * * *\"\n    run: { plugin: catchmail }\n")
+            .expect("valid");
+        assert!(set.rules[0].cron.is_some());
+    }
+}

@@ -1,0 +1,242 @@
+//! Turns raw bytes into the `Mail` a plugin sees, with mail-parser.
+//!
+//! Parsing never fails silently: what could not be read well (an unknown
+//! charset, a body part with an encoding problem, no text at all) is kept as
+//! a warning in the run trace; what is not a mail at all is an error.
+
+use mail_parser::{Address as ParsedAddress, HeaderValue, MessageParser, MimeHeaders, PartType};
+use relais_sdk::{Address, Attachment, Mail};
+
+use crate::store::{NewAttachment, sha256_hex};
+
+/// A raw message that cannot be processed as a mail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// Nothing in it.
+    #[error("empty file: not a mail")]
+    Empty,
+    /// No header could be read: not an RFC 5322 message.
+    #[error("malformed MIME: {0}")]
+    Malformed(String),
+}
+
+/// A parsed mail with what the store keeps apart from it.
+#[derive(Debug, Clone)]
+pub struct ParsedMail {
+    /// The mail as plugins see it.
+    pub mail: Mail,
+    /// Attachment contents, in the order of `mail.attachments`.
+    pub attachments: Vec<NewAttachment>,
+    /// Whether the Message-ID was derived from the content (none in the mail).
+    pub generated_id: bool,
+    /// What could not be read well, for the trace.
+    pub warnings: Vec<String>,
+}
+
+/// The Message-ID given to a mail that has none: stable, derived from its
+/// bytes, so that ingesting the same file twice is still recognised.
+pub fn derived_message_id(raw: &[u8]) -> String {
+    format!("{}@content.relais.invalid", &sha256_hex(raw)[..32])
+}
+
+/// Parses `raw`, received on `account`.
+pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(MailError::Empty);
+    }
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or_else(|| MailError::Malformed("no message could be read".to_string()))?;
+    // mail-parser reads anything leniently; a message none of whose header
+    // names is well formed (printable ASCII, no space or colon) is not a mail.
+    let well_formed = |name: &str| !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+    if !message.headers().iter().any(|h| well_formed(h.name.as_str())) {
+        return Err(MailError::Malformed(
+            "no header fields found (a mail starts with `Name: value` lines)".to_string(),
+        ));
+    }
+    let mut warnings = Vec::new();
+
+    let (message_id, generated_id) = match message.message_id().map(clean_id).filter(|id| !id.is_empty()) {
+        Some(id) => (id, false),
+        None => {
+            warnings.push("no Message-ID: one was derived from the content".to_string());
+            (derived_message_id(raw), true)
+        }
+    };
+
+    let text = match message.body_text(0) {
+        Some(text) => text.into_owned(),
+        None => {
+            warnings.push("no text body: neither a text nor an HTML part".to_string());
+            String::new()
+        }
+    };
+
+    for part in &message.parts {
+        if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset")) {
+            if mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_none()
+                && !is_builtin_charset(charset)
+            {
+                warnings.push(format!("unknown charset `{charset}`: decoded as UTF-8, invalid bytes replaced"));
+            }
+        }
+        if part.is_encoding_problem {
+            warnings.push("a body part could not be decoded as declared; kept as found".to_string());
+        }
+    }
+
+    let mut attachments = Vec::new();
+    let mut metadata = Vec::new();
+    for part in message.attachments() {
+        let content: Vec<u8> = match &part.body {
+            PartType::Message(inner) => inner.raw_message.to_vec(),
+            _ => part.contents().to_vec(),
+        };
+        let content_type = part
+            .content_type()
+            .map(|ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".to_string());
+        let filename = part.attachment_name().map(str::to_string);
+        metadata.push(Attachment {
+            filename: filename.clone(),
+            content_type: content_type.clone(),
+            size: content.len() as u64,
+            sha256: sha256_hex(&content),
+        });
+        attachments.push(NewAttachment { filename, content_type, content });
+    }
+
+    // Read raw: mail-parser reports the null sender `<>` as no value at all.
+    let return_path = message
+        .headers_raw()
+        .find(|(name, _)| name.eq_ignore_ascii_case("Return-Path"))
+        .map(|(_, value)| clean_id(value));
+    let header_text = |name: &str| message.header(name).and_then(HeaderValue::as_text).map(str::to_string);
+    let mail = Mail {
+        account: account.to_string(),
+        message_id,
+        subject: message.subject().unwrap_or("").to_string(),
+        from: message.from().and_then(|a| addresses(a).into_iter().next()),
+        return_path,
+        to: message.to().map(addresses).unwrap_or_default(),
+        cc: message.cc().map(addresses).unwrap_or_default(),
+        reply_to: message.reply_to().map(addresses).unwrap_or_default(),
+        date: message.date().map(|d| d.to_rfc3339()),
+        in_reply_to: ids(message.in_reply_to()),
+        references: ids(message.references()),
+        auto_submitted: header_text("Auto-Submitted"),
+        precedence: header_text("Precedence"),
+        list_headers: message
+            .headers()
+            .iter()
+            .map(|h| h.name.as_str().to_string())
+            .filter(|name| name.to_ascii_lowercase().starts_with("list-"))
+            .collect(),
+        x_loop: message
+            .header_values("X-Loop")
+            .filter_map(|v| v.as_text().map(str::to_string))
+            .collect(),
+        text,
+        attachments: metadata,
+        size: raw.len() as u64,
+    };
+    Ok(ParsedMail { mail, attachments, generated_id, warnings })
+}
+
+/// Charsets mail-parser decodes without its table.
+fn is_builtin_charset(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "utf-8" | "utf8" | "us-ascii" | "ascii" | "iso-8859-1" | "latin1" | "utf-16" | "utf-7"
+    )
+}
+
+fn clean_id(id: &str) -> String {
+    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
+}
+
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => vec![clean_id(id)],
+        HeaderValue::TextList(list) => list.iter().map(|id| clean_id(id)).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|id| !id.is_empty())
+    .collect()
+}
+
+fn addresses(address: &ParsedAddress<'_>) -> Vec<Address> {
+    address
+        .iter()
+        .filter_map(|a| {
+            let email = a.address()?.trim().to_string();
+            Some(Address { name: a.name().map(str::to_string), email })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_fields_plugins_need() {
+        let raw = b"Return-Path: <jeanne@dupont.example>\r\n\
+From: =?utf-8?q?Jeanne_Martin?= <Jeanne@Dupont.example>\r\n\
+To: catchmail@acme.example\r\n\
+Subject: =?utf-8?q?Validation_qualit=C3=A9?= #23010203 *message*\r\n\
+Message-ID: <abc@dupont.example>\r\n\
+In-Reply-To: <prev@acme.example>\r\n\
+References: <first@acme.example> <prev@acme.example>\r\n\
+Auto-Submitted: no\r\n\
+\r\n\
+Bonjour\r\n";
+        let parsed = parse(raw, "catchmail").expect("parses");
+        let mail = parsed.mail;
+        assert_eq!(mail.message_id, "abc@dupont.example");
+        assert_eq!(mail.subject, "Validation qualité #23010203 *message*");
+        assert_eq!(mail.from.as_ref().map(|a| a.email.as_str()), Some("Jeanne@Dupont.example"));
+        assert_eq!(mail.return_path.as_deref(), Some("jeanne@dupont.example"));
+        assert_eq!(mail.references, ["first@acme.example", "prev@acme.example"]);
+        assert_eq!(mail.in_reply_to, ["prev@acme.example"]);
+        assert_eq!(mail.text.trim(), "Bonjour");
+        assert!(mail.automatic_reason(&[]).is_none());
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    }
+
+    #[test]
+    fn html_only_becomes_text() {
+        let raw = b"From: a@b.example\r\nMessage-ID: <h@b>\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>world</b></p>\r\n";
+        let mail = parse(raw, "cli").expect("parses").mail;
+        assert!(mail.text.contains("Hello world"), "{:?}", mail.text);
+    }
+
+    #[test]
+    fn empty_and_headerless_input_are_errors() {
+        assert_eq!(parse(b"", "cli").expect_err("empty"), MailError::Empty);
+        assert_eq!(parse(b"  \n", "cli").expect_err("blank"), MailError::Empty);
+        assert!(matches!(parse(b"\x00\x01\x02 not a mail", "cli"), Err(MailError::Malformed(_))));
+    }
+
+    #[test]
+    fn missing_message_id_is_derived_and_stable() {
+        let raw = b"From: a@b.example\r\nSubject: x\r\n\r\nbody\r\n";
+        let first = parse(raw, "cli").expect("parses");
+        let second = parse(raw, "cli").expect("parses");
+        assert!(first.generated_id);
+        assert_eq!(first.mail.message_id, second.mail.message_id);
+    }
+
+    #[test]
+    fn null_return_path_is_empty() {
+        let raw = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@x.example\r\nMessage-ID: <b@x>\r\n\r\nbounce\r\n";
+        let mail = parse(raw, "cli").expect("parses").mail;
+        assert_eq!(mail.return_path.as_deref(), Some(""));
+        assert!(mail.automatic_reason(&[]).is_some());
+    }
+}

@@ -1,0 +1,5 @@
+//! Where events come from. For mail: files, directories of `.eml` files
+//! and Maildir folders (`relais ingest`), parsed by [`mail`].
+
+pub mod files;
+pub mod mail;

@@ -1,0 +1,397 @@
+//! Directory records: import (upsert) and the read queries plugins use.
+
+use relais_sdk::{AddressOwner, PartyKind, Request, RequestType, Settings, User, UserKind};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError, from_json, now, to_json};
+use crate::directory::{DirectoryFile, Existing, Kind, UserKindSpec};
+
+/// How many records of each kind an import wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DirectoryCounts {
+    /// Companies.
+    pub companies: usize,
+    /// Customers.
+    pub customers: usize,
+    /// Contacts.
+    pub contacts: usize,
+    /// Collaborators.
+    pub collaborators: usize,
+    /// Users.
+    pub users: usize,
+    /// Request types.
+    pub request_types: usize,
+    /// Contracts.
+    pub contracts: usize,
+    /// Requests.
+    pub requests: usize,
+}
+
+const SETTING_MESSAGES: &str = "direct-messages-enabled";
+const SETTING_NOTIFY: &str = "notify-by-email-default";
+
+impl Store {
+    /// Writes a checked import file in one transaction. Records are upserted
+    /// by code, id, login or number, so importing the same file twice
+    /// changes nothing the second time.
+    pub fn import_directory(&mut self, data: &DirectoryFile) -> Result<DirectoryCounts, StoreError> {
+        let tx = self.conn.transaction()?;
+        let stamp = now();
+        let set = |key: &str, value: Option<bool>| -> Result<(), StoreError> {
+            if let Some(value) = value {
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, value.to_string()],
+                )?;
+            }
+            Ok(())
+        };
+        set(SETTING_MESSAGES, data.settings.direct_messages_enabled)?;
+        set(SETTING_NOTIFY, data.settings.notify_by_email_default)?;
+        for company in &data.companies {
+            tx.execute(
+                "INSERT INTO companies (code, name) VALUES (?1, ?2)
+                 ON CONFLICT (code) DO UPDATE SET name = excluded.name",
+                params![company.code, company.name],
+            )?;
+        }
+        for customer in &data.customers {
+            tx.execute(
+                "INSERT INTO customers (code, name, company) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, company = excluded.company",
+                params![customer.code, customer.name, customer.company],
+            )?;
+            for site in &customer.sites {
+                tx.execute(
+                    "INSERT INTO sites (customer, code, name, main) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (customer, code) DO UPDATE SET name = excluded.name, main = excluded.main",
+                    params![customer.code, site.code, site.name, site.main],
+                )?;
+            }
+            for (kind, format) in customer.alert_formats.entries() {
+                tx.execute(
+                    "INSERT INTO alert_formats (customer, kind, keyword, template) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (customer, kind) DO UPDATE SET keyword = excluded.keyword, template = excluded.template",
+                    params![customer.code, kind.as_str(), format.keyword, format.template],
+                )?;
+            }
+        }
+        for contact in &data.contacts {
+            tx.execute(
+                "INSERT INTO contacts (id, name, customer, site, email, email2, reception, fax, alerts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, customer = excluded.customer,
+                   site = excluded.site, email = excluded.email, email2 = excluded.email2,
+                   reception = excluded.reception, fax = excluded.fax, alerts = excluded.alerts",
+                params![
+                    contact.id,
+                    contact.name,
+                    contact.customer,
+                    contact.site,
+                    contact.email,
+                    contact.email2,
+                    contact.reception.as_str(),
+                    contact.fax,
+                    to_json(&contact.alerts)?
+                ],
+            )?;
+        }
+        for collaborator in &data.collaborators {
+            tx.execute(
+                "INSERT INTO collaborators (id, name, email, email2, alerts) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email,
+                   email2 = excluded.email2, alerts = excluded.alerts",
+                params![
+                    collaborator.id,
+                    collaborator.name,
+                    collaborator.email,
+                    collaborator.email2,
+                    to_json(&collaborator.alerts)?
+                ],
+            )?;
+        }
+        for user in &data.users {
+            let kind = match user.kind {
+                UserKindSpec::Internal => "internal",
+                UserKindSpec::Extranet => "extranet",
+            };
+            tx.execute(
+                "INSERT INTO users (login, kind, collaborator, contact, rights, catchmail, companies)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (login) DO UPDATE SET kind = excluded.kind, collaborator = excluded.collaborator,
+                   contact = excluded.contact, rights = excluded.rights, catchmail = excluded.catchmail,
+                   companies = excluded.companies",
+                params![
+                    user.login,
+                    kind,
+                    user.collaborator,
+                    user.contact,
+                    to_json(&user.rights)?,
+                    user.catchmail,
+                    to_json(&user.companies)?
+                ],
+            )?;
+        }
+        for request_type in &data.request_types {
+            tx.execute(
+                "INSERT INTO request_types (code, name, catchmail) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, catchmail = excluded.catchmail",
+                params![request_type.code, request_type.name, request_type.catchmail],
+            )?;
+        }
+        for contract in &data.contracts {
+            tx.execute(
+                "INSERT INTO contracts (code, customer, alerts, recipients) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (code) DO UPDATE SET customer = excluded.customer, alerts = excluded.alerts,
+                   recipients = excluded.recipients",
+                params![
+                    contract.code,
+                    contract.customer,
+                    to_json(&contract.alerts)?,
+                    to_json(&contract.recipients)?
+                ],
+            )?;
+        }
+        for request in &data.requests {
+            tx.execute(
+                "INSERT INTO requests (number, company, customer, type, requester, state, publishable,
+                   conversation_locked, contract, subject, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+                 ON CONFLICT (number) DO UPDATE SET company = excluded.company, customer = excluded.customer,
+                   type = excluded.type, requester = excluded.requester, state = excluded.state,
+                   publishable = excluded.publishable, conversation_locked = excluded.conversation_locked,
+                   contract = excluded.contract, subject = excluded.subject,
+                   updated_at = CASE WHEN requests.state IS excluded.state AND requests.company IS excluded.company
+                       AND requests.customer IS excluded.customer AND requests.type IS excluded.type
+                       AND requests.requester IS excluded.requester AND requests.publishable IS excluded.publishable
+                       AND requests.conversation_locked IS excluded.conversation_locked
+                       AND requests.contract IS excluded.contract AND requests.subject IS excluded.subject
+                     THEN requests.updated_at ELSE excluded.updated_at END",
+                params![
+                    request.number as i64,
+                    request.company,
+                    request.customer,
+                    request.request_type,
+                    request.requester,
+                    request.state,
+                    request.publishable,
+                    request.conversation_locked,
+                    request.contract,
+                    request.subject,
+                    stamp
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(DirectoryCounts {
+            companies: data.companies.len(),
+            customers: data.customers.len(),
+            contacts: data.contacts.len(),
+            collaborators: data.collaborators.len(),
+            users: data.users.len(),
+            request_types: data.request_types.len(),
+            contracts: data.contracts.len(),
+            requests: data.requests.len(),
+        })
+    }
+
+    /// How many records of each kind the directory holds.
+    pub fn directory_counts(&self) -> Result<DirectoryCounts, StoreError> {
+        let count = |table: &str| -> Result<usize, StoreError> {
+            let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            Ok(n as usize)
+        };
+        Ok(DirectoryCounts {
+            companies: count("companies")?,
+            customers: count("customers")?,
+            contacts: count("contacts")?,
+            collaborators: count("collaborators")?,
+            users: count("users")?,
+            request_types: count("request_types")?,
+            contracts: count("contracts")?,
+            requests: count("requests")?,
+        })
+    }
+
+    /// The global settings (defaults for those never imported).
+    pub fn settings(&self) -> Result<Settings, StoreError> {
+        let get = |key: &str| -> Result<Option<bool>, StoreError> {
+            let value: Option<String> = self
+                .conn
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?;
+            Ok(value.map(|v| v == "true"))
+        };
+        let defaults = Settings::default();
+        Ok(Settings {
+            direct_messages_enabled: get(SETTING_MESSAGES)?.unwrap_or(defaults.direct_messages_enabled),
+            notify_by_email_default: get(SETTING_NOTIFY)?.unwrap_or(defaults.notify_by_email_default),
+        })
+    }
+
+    /// The request with this number.
+    pub fn request(&self, number: u64) -> Result<Option<Request>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT number, company, customer, type, requester, state, publishable,
+                        conversation_locked, contract, subject
+                 FROM requests WHERE number = ?1",
+                [number as i64],
+                request_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The request type with this code.
+    pub fn request_type(&self, code: &str) -> Result<Option<RequestType>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT code, catchmail FROM request_types WHERE code = ?1", [code], |row| {
+                Ok(RequestType { code: row.get(0)?, catchmail: row.get(1)? })
+            })
+            .optional()?)
+    }
+
+    /// Collaborators and contacts whose `email` or `email2` is `email`
+    /// (case-insensitive), each with its linked users.
+    pub fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, StoreError> {
+        let email = email.trim();
+        let mut owners = Vec::new();
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, name FROM collaborators
+             WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE ORDER BY id",
+        )?;
+        let collaborators: Vec<(String, String)> =
+            statement.query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        for (id, name) in collaborators {
+            let users = self.users_of("collaborator", &id)?;
+            owners.push(AddressOwner { kind: PartyKind::Collaborator, id, name, customer: None, users });
+        }
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, name, customer FROM contacts
+             WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE ORDER BY id",
+        )?;
+        let contacts: Vec<(String, String, String)> = statement
+            .query_map([email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, name, customer) in contacts {
+            let users = self.users_of("contact", &id)?;
+            owners.push(AddressOwner { kind: PartyKind::Contact, id, name, customer: Some(customer), users });
+        }
+        Ok(owners)
+    }
+
+    fn users_of(&self, column: &str, id: &str) -> Result<Vec<User>, StoreError> {
+        let sql = format!(
+            "SELECT login, kind, rights, catchmail, companies FROM users WHERE {column} = ?1 ORDER BY login"
+        );
+        let mut statement = self.conn.prepare_cached(&sql)?;
+        let rows: Vec<(String, String, String, bool, String)> = statement
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(login, kind, rights, catchmail, companies)| {
+                Ok(User {
+                    login,
+                    kind: if kind == "internal" { UserKind::Internal } else { UserKind::Extranet },
+                    rights: from_json(&rights)?,
+                    catchmail,
+                    companies: from_json(&companies)?,
+                })
+            })
+            .collect()
+    }
+
+    fn exists_in(&self, kind: Kind, id: &str) -> Result<bool, StoreError> {
+        let sql = match kind {
+            Kind::Company => "SELECT 1 FROM companies WHERE code = ?1",
+            Kind::Customer => "SELECT 1 FROM customers WHERE code = ?1",
+            Kind::Contact => "SELECT 1 FROM contacts WHERE id = ?1",
+            Kind::Collaborator => "SELECT 1 FROM collaborators WHERE id = ?1",
+            Kind::RequestType => "SELECT 1 FROM request_types WHERE code = ?1",
+            Kind::Contract => "SELECT 1 FROM contracts WHERE code = ?1",
+        };
+        Ok(self.conn.query_row(sql, [id], |_| Ok(())).optional()?.is_some())
+    }
+}
+
+/// Reference checks of an import look at the stored directory through this.
+impl Existing for Store {
+    fn exists(&self, kind: Kind, id: &str) -> bool {
+        // A store error here surfaces again, with context, when the import
+        // writes; treating the record as missing only adds a diagnostic.
+        self.exists_in(kind, id).unwrap_or(false)
+    }
+
+    fn site_exists(&self, customer: &str, site: &str) -> bool {
+        self.conn
+            .query_row("SELECT 1 FROM sites WHERE customer = ?1 AND code = ?2", [customer, site], |_| Ok(()))
+            .optional()
+            .map(|found| found.is_some())
+            .unwrap_or(false)
+    }
+}
+
+pub(super) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
+    Ok(Request {
+        number: row.get::<_, i64>(0)? as u64,
+        company: row.get(1)?,
+        customer: row.get(2)?,
+        request_type: row.get(3)?,
+        requester: row.get(4)?,
+        state: row.get(5)?,
+        publishable: row.get(6)?,
+        conversation_locked: row.get(7)?,
+        contract: row.get(8)?,
+        subject: row.get(9)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const SAMPLE: &str = "companies: [ { code: A, name: Acme } ]\n\
+        customers: [ { code: C1, name: Dupont, company: A, sites: [ { code: MAIN, main: true } ] } ]\n\
+        contacts: [ { id: ct1, name: Jeanne, customer: C1, site: MAIN, email: Jeanne@Dupont.example } ]\n\
+        users: [ { login: j, kind: extranet, contact: ct1, rights: [147012], catchmail: true } ]\n\
+        request-types: [ { code: INC, catchmail: true } ]\n\
+        requests: [ { number: 7, company: A, customer: C1, type: INC, requester: ct1, state: open } ]\n";
+
+    fn import(store: &mut Store, text: &str) -> DirectoryCounts {
+        let data = crate::directory::parse(Path::new("d.yaml"), text, store).expect("valid");
+        store.import_directory(&data).expect("import")
+    }
+
+    #[test]
+    fn import_twice_is_idempotent() {
+        let mut store = Store::open_in_memory().expect("store");
+        import(&mut store, SAMPLE);
+        let first = store.directory_counts().expect("counts");
+        import(&mut store, SAMPLE);
+        assert_eq!(store.directory_counts().expect("counts"), first);
+        assert_eq!(first.requests, 1);
+    }
+
+    #[test]
+    fn owners_are_found_case_insensitively_with_their_users() {
+        let mut store = Store::open_in_memory().expect("store");
+        import(&mut store, SAMPLE);
+        let owners = store.address_owners("jeanne@dupont.EXAMPLE").expect("query");
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].id, "ct1");
+        assert_eq!(owners[0].users[0].rights, vec![147012]);
+    }
+
+    #[test]
+    fn a_later_file_may_reference_stored_records() {
+        let mut store = Store::open_in_memory().expect("store");
+        import(&mut store, SAMPLE);
+        import(&mut store, "requests: [ { number: 8, company: A, customer: C1, type: INC, state: open } ]\n");
+        assert_eq!(store.request(8).expect("query").map(|r| r.customer), Some("C1".to_string()));
+    }
+}

@@ -1,0 +1,293 @@
+//! The mail store: each mail once, by Message-ID; the raw message and the
+//! attachments kept as content-addressed blobs.
+
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::{Store, StoreError, Tx, from_json, now, to_json};
+
+/// What became of a stored mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailStatus {
+    /// Rules ran and their effects were applied (or nothing matched).
+    Processed,
+    /// A plugin or an effect failed; the mail waits for a retry.
+    Failed,
+    /// Kept but not processed: larger than the configured limit.
+    TooLarge,
+    /// Kept but not processed: not a readable MIME message.
+    Malformed,
+}
+
+impl MailStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailStatus::Processed => "processed",
+            MailStatus::Failed => "failed",
+            MailStatus::TooLarge => "too-large",
+            MailStatus::Malformed => "malformed",
+        }
+    }
+}
+
+/// An attachment to store with its mail.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    /// File name, if any.
+    pub filename: Option<String>,
+    /// MIME type.
+    pub content_type: String,
+    /// Decoded content.
+    pub content: Vec<u8>,
+}
+
+/// A mail to store.
+#[derive(Debug, Clone)]
+pub struct NewMail<'a> {
+    /// Message-ID (without angle brackets).
+    pub message_id: &'a str,
+    /// Account it came from.
+    pub account: &'a str,
+    /// Decoded subject.
+    pub subject: &'a str,
+    /// From address.
+    pub sender: Option<&'a str>,
+    /// Date header, RFC 3339.
+    pub sent_at: Option<&'a str>,
+    /// In-Reply-To ids.
+    pub in_reply_to: &'a [String],
+    /// References ids.
+    pub references: &'a [String],
+    /// The raw message, as received.
+    pub raw: &'a [u8],
+    /// Attachments (decoded).
+    pub attachments: &'a [NewAttachment],
+    /// What became of it.
+    pub status: MailStatus,
+    /// Why it was not processed, if it was not.
+    pub error: Option<&'a str>,
+}
+
+/// A stored mail, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MailRecord {
+    /// Message-ID.
+    pub message_id: String,
+    /// Account it came from.
+    pub account: String,
+    /// Subject.
+    pub subject: String,
+    /// From address.
+    pub sender: Option<String>,
+    /// In-Reply-To ids.
+    pub in_reply_to: Vec<String>,
+    /// References ids.
+    pub references: Vec<String>,
+    /// Raw size in bytes.
+    pub size: u64,
+    /// Stored status name.
+    pub status: String,
+    /// Why it was not processed.
+    pub error: Option<String>,
+    /// The ticket it is linked to, if any.
+    pub ticket: Option<u64>,
+}
+
+/// SHA-256 of `bytes`, lowercase hex: the key of a blob.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Store {
+    /// Whether a mail with this Message-ID is stored.
+    pub fn mail_exists(&self, message_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM mails WHERE message_id = ?1", [message_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// A stored mail by Message-ID.
+    pub fn mail(&self, message_id: &str) -> Result<Option<MailRecord>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT m.message_id, m.account, m.subject, m.sender, m.in_reply_to, m.refs, m.size,
+                        m.status, m.error, l.request
+                 FROM mails m LEFT JOIN mail_links l ON l.mail = m.id WHERE m.message_id = ?1",
+                [message_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, String>(7)?,
+                        r.get::<_, Option<String>>(8)?,
+                        r.get::<_, Option<i64>>(9)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(message_id, account, subject, sender, irt, refs, size, status, error, ticket)| {
+            Ok(MailRecord {
+                message_id,
+                account,
+                subject,
+                sender,
+                in_reply_to: from_json(&irt)?,
+                references: from_json(&refs)?,
+                size: size as u64,
+                status,
+                error,
+                ticket: ticket.map(|t| t as u64),
+            })
+        })
+        .transpose()
+    }
+
+    /// The raw message of a stored mail.
+    pub fn raw_mail(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT b.content FROM mails m JOIN blobs b ON b.sha256 = m.raw WHERE m.message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// How many blobs (raw messages and attachment contents) are stored.
+    pub fn blob_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+impl Tx<'_> {
+    fn put_blob(&self, content: &[u8]) -> Result<String, StoreError> {
+        let key = sha256_hex(content);
+        self.tx.execute(
+            "INSERT INTO blobs (sha256, size, content) VALUES (?1, ?2, ?3) ON CONFLICT (sha256) DO NOTHING",
+            params![key, content.len() as i64, content],
+        )?;
+        Ok(key)
+    }
+
+    /// Stores a mail with its raw message and attachments. A mail whose
+    /// Message-ID is already stored is refused: each mail is stored once.
+    pub fn insert_mail(&self, mail: &NewMail<'_>) -> Result<i64, StoreError> {
+        let raw = self.put_blob(mail.raw)?;
+        let inserted = self.tx.execute(
+            "INSERT INTO mails (message_id, account, subject, sender, sent_at, in_reply_to, refs, raw,
+                                size, status, error, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (message_id) DO NOTHING",
+            params![
+                mail.message_id,
+                mail.account,
+                mail.subject,
+                mail.sender,
+                mail.sent_at,
+                to_json(&mail.in_reply_to)?,
+                to_json(&mail.references)?,
+                raw,
+                mail.raw.len() as i64,
+                mail.status.as_str(),
+                mail.error,
+                now()
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Refused(format!("mail <{}> is already stored", mail.message_id)));
+        }
+        let id = self.tx.last_insert_rowid();
+        for (position, attachment) in mail.attachments.iter().enumerate() {
+            let key = self.put_blob(&attachment.content)?;
+            self.tx.execute(
+                "INSERT INTO mail_attachments (mail, position, filename, content_type, size, sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    id,
+                    position as i64,
+                    attachment.filename,
+                    attachment.content_type,
+                    attachment.content.len() as i64,
+                    key
+                ],
+            )?;
+        }
+        Ok(id)
+    }
+
+    /// Links a stored mail to a ticket. A mail links to at most one ticket:
+    /// linking it again to the same ticket is a no-op, to another is refused.
+    pub fn link_mail(&self, message_id: &str, request: u64, run: Option<i64>) -> Result<(), StoreError> {
+        let mail: Option<i64> = self
+            .tx
+            .query_row("SELECT id FROM mails WHERE message_id = ?1", [message_id], |r| r.get(0))
+            .optional()?;
+        let Some(mail) = mail else {
+            return Err(StoreError::Refused(format!("no stored mail <{message_id}>")));
+        };
+        self.require_request(request)?;
+        let current: Option<i64> = self
+            .tx
+            .query_row("SELECT request FROM mail_links WHERE mail = ?1", [mail], |r| r.get(0))
+            .optional()?;
+        match current {
+            Some(existing) if existing as u64 == request => Ok(()),
+            Some(existing) => Err(StoreError::Refused(format!(
+                "mail <{message_id}> is already linked to ticket {existing}"
+            ))),
+            None => {
+                self.tx.execute(
+                    "INSERT INTO mail_links (mail, request, linked_at, run) VALUES (?1, ?2, ?3, ?4)",
+                    params![mail, request as i64, now(), run],
+                )?;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail<'a>(id: &'a str, raw: &'a [u8], attachments: &'a [NewAttachment]) -> NewMail<'a> {
+        NewMail {
+            message_id: id,
+            account: "cli",
+            subject: "s",
+            sender: None,
+            sent_at: None,
+            in_reply_to: &[],
+            references: &[],
+            raw,
+            attachments,
+            status: MailStatus::Processed,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn each_mail_once_and_attachments_shared() {
+        let mut store = Store::open_in_memory().expect("store");
+        let pdf = [NewAttachment { filename: Some("a.pdf".into()), content_type: "application/pdf".into(), content: b"%PDF".to_vec() }];
+        let tx = store.begin().expect("tx");
+        tx.insert_mail(&mail("a@x", b"raw a", &pdf)).expect("first");
+        tx.insert_mail(&mail("b@x", b"raw b", &pdf)).expect("second");
+        let again = tx.insert_mail(&mail("a@x", b"raw a", &pdf)).expect_err("duplicate");
+        assert!(again.to_string().contains("already stored"));
+        tx.commit().expect("commit");
+        // two raw messages and one shared attachment
+        assert_eq!(store.blob_count().expect("count"), 3);
+        assert_eq!(store.raw_mail("b@x").expect("raw"), Some(b"raw b".to_vec()));
+    }
+}

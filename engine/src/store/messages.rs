@@ -1,0 +1,151 @@
+//! Direct messages on a request's activity thread.
+
+use relais_sdk::{Author, MessageSource, Side};
+use rusqlite::params;
+
+use super::{Store, StoreError, Tx, now};
+
+/// A direct message as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageRecord {
+    /// Its id.
+    pub id: i64,
+    /// The request it is on.
+    pub request: u64,
+    /// `collaborator` or `contact`.
+    pub author_kind: String,
+    /// The author's id.
+    pub author_id: String,
+    /// `staff` or `customer`.
+    pub side: String,
+    /// `catchmail`, `portal`, `desktop` or `plugin`.
+    pub source: String,
+    /// The text.
+    pub body: String,
+    /// Whether the other side read it.
+    pub read: bool,
+    /// Whether the other side is notified by mail.
+    pub notify_by_email: bool,
+    /// When it was posted.
+    pub created_at: String,
+}
+
+fn name<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    match serde_json::to_value(value)? {
+        serde_json::Value::String(text) => Ok(text),
+        other => Ok(other.to_string()),
+    }
+}
+
+impl Store {
+    /// The direct messages on a request, oldest first.
+    pub fn messages(&self, request: u64) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, request, author_kind, author_id, side, source, body, read, notify_by_email, created_at
+             FROM messages WHERE request = ?1 ORDER BY id",
+        )?;
+        let rows = statement.query_map([request as i64], |r| {
+            Ok(MessageRecord {
+                id: r.get(0)?,
+                request: r.get::<_, i64>(1)? as u64,
+                author_kind: r.get(2)?,
+                author_id: r.get(3)?,
+                side: r.get(4)?,
+                source: r.get(5)?,
+                body: r.get(6)?,
+                read: r.get(7)?,
+                notify_by_email: r.get(8)?,
+                created_at: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many direct messages are stored in all.
+    pub fn message_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+impl Tx<'_> {
+    pub(super) fn require_request(&self, request: u64) -> Result<relais_sdk::Request, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.tx
+            .query_row(
+                "SELECT number, company, customer, type, requester, state, publishable,
+                        conversation_locked, contract, subject
+                 FROM requests WHERE number = ?1",
+                [request as i64],
+                super::directory::request_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::Refused(format!("request {request} does not exist")))
+    }
+
+    /// Posts a direct message. Refused when the request does not exist or
+    /// its conversation is locked (its messages stay visible, none is added).
+    pub fn post_message(
+        &self,
+        request: u64,
+        author: &Author,
+        side: Side,
+        source: MessageSource,
+        body: &str,
+        notify_by_email: bool,
+        run: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let found = self.require_request(request)?;
+        if found.conversation_locked {
+            return Err(StoreError::Refused(format!(
+                "request {request}: the conversation is locked, no new message is accepted"
+            )));
+        }
+        self.tx.execute(
+            "INSERT INTO messages (request, author_kind, author_id, side, source, body, notify_by_email,
+                                   created_at, run)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                request as i64,
+                name(&author.kind)?,
+                author.id,
+                name(&side)?,
+                name(&source)?,
+                body,
+                notify_by_email,
+                now(),
+                run
+            ],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Creates a ticket (support request) with the next free number.
+    pub fn create_request(
+        &self,
+        company: &str,
+        customer: &str,
+        requester: Option<&str>,
+        subject: &str,
+        request_type: &str,
+    ) -> Result<u64, StoreError> {
+        let next: i64 =
+            self.tx.query_row("SELECT coalesce(max(number), 0) + 1 FROM requests", [], |r| r.get(0))?;
+        let stamp = now();
+        self.tx
+            .execute(
+                "INSERT INTO requests (number, company, customer, type, requester, state, publishable,
+                   conversation_locked, contract, subject, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', 1, 0, NULL, ?6, ?7, ?7)",
+                params![next, company, customer, request_type, requester, subject, stamp],
+            )
+            .map_err(|error| match error {
+                rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    StoreError::Refused(format!(
+                        "cannot create a ticket: company `{company}`, customer `{customer}`, type `{request_type}` or requester must exist"
+                    ))
+                }
+                other => other.into(),
+            })?;
+        Ok(next as u64)
+    }
+}

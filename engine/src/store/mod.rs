@@ -1,0 +1,178 @@
+//! The store: everything Relais keeps, in one SQLite file (WAL, versioned
+//! migrations). Nothing outside this module writes SQL; the rest of the
+//! engine speaks to it through the narrow API below, so that a server
+//! database can stand in later.
+
+mod directory;
+mod mail;
+mod messages;
+mod outbox;
+mod runs;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use directory::DirectoryCounts;
+pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
+pub use messages::MessageRecord;
+pub use outbox::{OutboxRecord, OutgoingMail};
+pub use runs::{RunRecord, RunSummary};
+
+/// A store failure, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or migrated.
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer Relais.
+    #[error("the store {path} has schema version {found}, newer than this Relais ({supported}); upgrade Relais")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
+        /// Latest version this build knows.
+        supported: i64,
+    },
+    /// An SQLite error.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON column did not decode.
+    #[error("store: corrupt JSON column: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A write that the data does not allow (an unknown request, a locked
+    /// conversation, a second ticket for one mail...).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Migrations, in order; the store's `user_version` is how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+/// Handle on the store. One writer at a time; readers see committed data.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings its schema
+    /// up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open = || -> Result<Connection, rusqlite::Error> {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        Self::setup(conn, path)
+    }
+
+    /// A store in memory, for tests and dry runs.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        Self::setup(conn, Path::new(":memory:"))
+    }
+
+    fn setup(conn: Connection, path: &Path) -> Result<Store, StoreError> {
+        // FULL: a commit survives power loss, since a mail is acknowledged
+        // to its server only after its processing committed.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { conn };
+        store.migrate(path)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<(), StoreError> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, supported });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The schema version of the store.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+
+    /// Starts the one transaction in which an event's mail, effects and run
+    /// trace are written. Dropped without [`Tx::commit`], it writes nothing.
+    pub fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
+        Ok(Tx { tx: self.conn.transaction()? })
+    }
+}
+
+/// A write transaction: everything one event changes, or nothing.
+#[derive(Debug)]
+pub struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl Tx<'_> {
+    /// Makes every write of this transaction durable.
+    pub fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit()?)
+    }
+}
+
+/// The current time, RFC 3339 in UTC with milliseconds.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    Ok(serde_json::to_string(value)?)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    Ok(serde_json::from_str(text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("relais.db");
+        let store = Store::open(&path).expect("open");
+        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len() as i64);
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("relais.db");
+        drop(Store::open(&path).expect("open"));
+        let conn = Connection::open(&path).expect("raw open");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        drop(conn);
+        let error = Store::open(&path).expect_err("too new");
+        assert!(error.to_string().contains("schema version 99"), "{error}");
+    }
+}

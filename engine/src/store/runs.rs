@@ -1,0 +1,137 @@
+//! Run traces: what each event did and why.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, Tx, from_json};
+
+/// A run trace to record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunRecord {
+    /// The run's id (0 before it is recorded).
+    pub id: i64,
+    /// Trigger name (`mail-received`, ...).
+    pub trigger: String,
+    /// One line saying what the event was.
+    pub summary: String,
+    /// The mail's Message-ID, for mail events.
+    pub message_id: Option<String>,
+    /// `applied`, `no-match`, `failed`, `rejected`, `duplicate`, `dry-run`.
+    pub outcome: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// When it started, RFC 3339.
+    pub started_at: String,
+    /// How long it took, in microseconds.
+    pub duration_us: u64,
+    /// The full trace: rules matched and not, effects, plugin logs.
+    pub trace: serde_json::Value,
+}
+
+/// A run as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunSummary {
+    /// The run's id.
+    pub id: i64,
+    /// Trigger name.
+    pub trigger: String,
+    /// What the event was.
+    pub summary: String,
+    /// Its outcome.
+    pub outcome: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it started.
+    pub started_at: String,
+    /// How long it took, in microseconds.
+    pub duration_us: u64,
+}
+
+impl Store {
+    /// The most recent runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, trigger, summary, outcome, error, started_at, duration_us
+             FROM runs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = statement.query_map([limit as i64], |r| {
+            Ok(RunSummary {
+                id: r.get(0)?,
+                trigger: r.get(1)?,
+                summary: r.get(2)?,
+                outcome: r.get(3)?,
+                error: r.get(4)?,
+                started_at: r.get(5)?,
+                duration_us: r.get::<_, i64>(6)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One run with its full trace.
+    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, trigger, summary, message_id, outcome, error, started_at, duration_us, trace
+                 FROM runs WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, i64>(7)?,
+                        r.get::<_, String>(8)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(id, trigger, summary, message_id, outcome, error, started_at, duration, trace)| {
+            Ok(RunRecord {
+                id,
+                trigger,
+                summary,
+                message_id,
+                outcome,
+                error,
+                started_at,
+                duration_us: duration as u64,
+                trace: from_json(&trace)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Runs of one mail, newest first.
+    pub fn runs_of_mail(&self, message_id: &str) -> Result<Vec<i64>, StoreError> {
+        let mut statement =
+            self.conn.prepare_cached("SELECT id FROM runs WHERE message_id = ?1 ORDER BY id DESC")?;
+        let rows = statement.query_map([message_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Tx<'_> {
+    /// Records a run trace; returns its id.
+    pub fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
+        self.tx.execute(
+            "INSERT INTO runs (trigger, summary, message_id, outcome, error, started_at, duration_us, trace)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                run.trigger,
+                run.summary,
+                run.message_id,
+                run.outcome,
+                run.error,
+                run.started_at,
+                run.duration_us as i64,
+                serde_json::to_string(&run.trace)?
+            ],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+}

@@ -1,0 +1,117 @@
+//! Directory records as plugins read them through the host's queries.
+
+use serde::{Deserialize, Serialize};
+
+/// A support request (a ticket).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Request {
+    /// The request number, e.g. `23010203`.
+    pub number: u64,
+    /// Code of the company (partition) the request belongs to.
+    pub company: String,
+    /// Code of the customer.
+    pub customer: String,
+    /// Code of the request type.
+    #[serde(rename = "type")]
+    pub request_type: String,
+    /// Id of the requesting contact, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+    /// Current state, e.g. `open`, `resolved`, `closed`.
+    pub state: String,
+    /// Whether the request may be shown to the customer.
+    pub publishable: bool,
+    /// Whether the conversation is locked (messages visible, none accepted).
+    pub conversation_locked: bool,
+    /// Code of the commitment contract, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+    /// Subject line, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// A request type and whether CatchMail is enabled for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestType {
+    /// Type code, e.g. `INCIDENT`.
+    pub code: String,
+    /// Whether mails may post messages on requests of this type.
+    pub catchmail: bool,
+}
+
+/// A commitment contract, as carried by contract events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    /// Contract code, e.g. `K-2026-001`.
+    pub code: String,
+    /// Code of the customer holding it.
+    pub customer: String,
+}
+
+/// Global settings of the support desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The global switch for direct messages on requests.
+    pub direct_messages_enabled: bool,
+    /// Whether a new direct message notifies the other side by mail by default.
+    pub notify_by_email_default: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { direct_messages_enabled: true, notify_by_email_default: false }
+    }
+}
+
+/// Whether a party is staff (collaborator) or customer side (contact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartyKind {
+    /// A collaborator of the support company (staff side).
+    Collaborator,
+    /// A contact of a customer (customer side).
+    Contact,
+}
+
+/// Whether a user logs in on the desktop (staff) or the extranet (customer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UserKind {
+    /// Staff user, linked to a collaborator.
+    Internal,
+    /// Customer user, linked to a contact.
+    Extranet,
+}
+
+/// A user account linked to a collaborator or a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login name.
+    pub login: String,
+    /// Internal or extranet.
+    pub kind: UserKind,
+    /// Rights codes the user holds, e.g. `141341`.
+    pub rights: Vec<u32>,
+    /// Whether the user may post messages by mail (CatchMail flag).
+    pub catchmail: bool,
+    /// Companies the user may act on (partitioning); internal users only.
+    pub companies: Vec<String>,
+}
+
+/// A collaborator or contact owning a mail address (as `email` or `email2`),
+/// with the users linked to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressOwner {
+    /// Collaborator or contact.
+    pub kind: PartyKind,
+    /// Its id, e.g. `ct-jeanne`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The customer a contact belongs to; `None` for collaborators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// Users linked to this collaborator or contact.
+    pub users: Vec<User>,
+}

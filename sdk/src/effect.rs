@@ -1,0 +1,124 @@
+//! Effects: what a plugin asks the host to do.
+
+use serde::{Deserialize, Serialize};
+
+use crate::directory::PartyKind;
+
+/// One thing a plugin asks the host to do. The host applies all effects of
+/// one event in one store transaction; `kind` names the variant in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Effect {
+    /// Post a direct message on a request's activity thread.
+    PostMessage {
+        /// The request number.
+        request: u64,
+        /// Who wrote it.
+        author: Author,
+        /// Which side it comes from.
+        side: Side,
+        /// Where it was written.
+        source: MessageSource,
+        /// The message text.
+        body: String,
+        /// Whether to notify the other side by mail; `None` means the
+        /// global default setting.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notify_by_email: Option<bool>,
+    },
+    /// Send a mail (queued in the outbox in the same transaction).
+    SendMail {
+        /// Recipient addresses.
+        to: Vec<String>,
+        /// Subject line.
+        subject: String,
+        /// Plain-text body.
+        body: String,
+        /// The request the mail is about, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<u64>,
+    },
+    /// Answer the mail being processed with a failure notice. The host sends
+    /// it to the sender as an automatic reply (RFC 3834), rate-limited.
+    ReplyFailure {
+        /// Recipient: the sender of the mail being answered.
+        to: String,
+        /// Stable reason code, e.g. `request-not-found`.
+        reason: String,
+        /// A sentence a person can read, saying why.
+        message: String,
+        /// Message-ID of the mail being answered.
+        in_reply_to: String,
+    },
+    /// Create a new ticket (support request).
+    CreateTicket {
+        /// Customer code.
+        customer: String,
+        /// Company code.
+        company: String,
+        /// Request type code.
+        #[serde(rename = "type")]
+        request_type: String,
+        /// Requesting contact id, if known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requester: Option<String>,
+        /// Subject of the new ticket.
+        subject: String,
+        /// Message-ID of a mail to link to the new ticket.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link_mail: Option<String>,
+    },
+    /// Link a stored mail to an existing ticket.
+    LinkMail {
+        /// Message-ID of the mail.
+        message_id: String,
+        /// The ticket's request number.
+        request: u64,
+    },
+}
+
+impl Effect {
+    /// The effect's kind as written in JSON (`post-message`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Effect::PostMessage { .. } => "post-message",
+            Effect::SendMail { .. } => "send-mail",
+            Effect::ReplyFailure { .. } => "reply-failure",
+            Effect::CreateTicket { .. } => "create-ticket",
+            Effect::LinkMail { .. } => "link-mail",
+        }
+    }
+}
+
+/// The author of a direct message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    /// Collaborator or contact.
+    pub kind: PartyKind,
+    /// Its id.
+    pub id: String,
+}
+
+/// Which side of the support relationship a message comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    /// The customer's side (a contact wrote it).
+    Customer,
+    /// The support staff's side (a collaborator wrote it).
+    Staff,
+}
+
+/// Where a direct message was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageSource {
+    /// The customer portal (extranet).
+    Portal,
+    /// The staff desktop application.
+    Desktop,
+    /// A mail caught by CatchMail.
+    Catchmail,
+    /// Another plugin.
+    Plugin,
+}

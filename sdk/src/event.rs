@@ -1,0 +1,216 @@
+//! The events that fire rules, one per trigger.
+
+use serde::{Deserialize, Serialize};
+
+use crate::directory::{Contract, Request};
+
+/// An event as a plugin sees it; `trigger` names the variant in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "trigger", rename_all = "kebab-case")]
+pub enum Event {
+    /// A mail arrived on an account (IMAP, spool folder or `relais ingest`).
+    MailReceived(Mail),
+    /// A support request was created or updated.
+    RequestSaved(RequestSaved),
+    /// Something happened to a commitment contract.
+    ContractEvent(ContractEvent),
+    /// A scheduled rule's cron expression fired.
+    Schedule(ScheduleFired),
+}
+
+impl Event {
+    /// The trigger name, as written in rule files (`mail-received`, ...).
+    pub fn trigger(&self) -> &'static str {
+        match self {
+            Event::MailReceived(_) => "mail-received",
+            Event::RequestSaved(_) => "request-saved",
+            Event::ContractEvent(_) => "contract-event",
+            Event::Schedule(_) => "schedule",
+        }
+    }
+}
+
+/// A mail address with its optional display name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// Display name, decoded (`Jeanne Martin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The address itself (`jeanne@dupont.example`).
+    pub email: String,
+}
+
+/// Metadata of one attachment; the content stays in the host's store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// File name as the sender gave it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// MIME type, e.g. `application/pdf`.
+    pub content_type: String,
+    /// Size of the decoded content, in bytes.
+    pub size: u64,
+    /// SHA-256 of the decoded content (lowercase hex): its key in the store.
+    pub sha256: String,
+}
+
+/// A received mail, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Mail {
+    /// The account it came from (an IMAP account name, `spool` or `cli`).
+    pub account: String,
+    /// Message-ID without angle brackets; generated from the content when
+    /// the mail has none.
+    pub message_id: String,
+    /// Subject, decoded (RFC 2047); empty when absent.
+    pub subject: String,
+    /// The `From` header address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Address>,
+    /// The envelope sender from `Return-Path`: `None` when the header is
+    /// absent, `Some("")` for the null sender `<>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_path: Option<String>,
+    /// `To` addresses.
+    #[serde(default)]
+    pub to: Vec<Address>,
+    /// `Cc` addresses.
+    #[serde(default)]
+    pub cc: Vec<Address>,
+    /// `Reply-To` addresses.
+    #[serde(default)]
+    pub reply_to: Vec<Address>,
+    /// `Date` header as RFC 3339, if present and valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// `In-Reply-To` ids, without angle brackets.
+    #[serde(default)]
+    pub in_reply_to: Vec<String>,
+    /// `References` ids, oldest first, without angle brackets.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// `Auto-Submitted` header value (RFC 3834), if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_submitted: Option<String>,
+    /// `Precedence` header value, if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precedence: Option<String>,
+    /// Names of the `List-*` headers present (`List-Id`, ...).
+    #[serde(default)]
+    pub list_headers: Vec<String>,
+    /// Values of every `X-Loop` header.
+    #[serde(default)]
+    pub x_loop: Vec<String>,
+    /// The text body: the first text part, or the HTML part turned into text
+    /// when there is no text part; empty when the mail has neither.
+    pub text: String,
+    /// Attachments, metadata only.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// Size of the raw message in bytes.
+    pub size: u64,
+}
+
+impl Mail {
+    /// Why this mail is automatic and must never be answered, or `None`
+    /// when a person sent it. Follows RFC 3834 and common practice:
+    /// `Auto-Submitted` other than `no`, `Precedence: bulk/junk/list`,
+    /// `List-*` headers, the null envelope sender, mailer-daemon/postmaster
+    /// senders, and a `X-Loop` naming one of `own_addresses`.
+    pub fn automatic_reason(&self, own_addresses: &[&str]) -> Option<String> {
+        if let Some(value) = &self.auto_submitted {
+            let keyword = value.split(';').next().unwrap_or("").trim();
+            if !keyword.eq_ignore_ascii_case("no") {
+                return Some(format!("Auto-Submitted: {value}"));
+            }
+        }
+        if let Some(value) = &self.precedence {
+            let value = value.trim();
+            if ["bulk", "junk", "list"].iter().any(|p| value.eq_ignore_ascii_case(p)) {
+                return Some(format!("Precedence: {value}"));
+            }
+        }
+        if let Some(name) = self.list_headers.first() {
+            return Some(format!("{name} header (mailing list)"));
+        }
+        if let Some(path) = &self.return_path {
+            if path.trim().is_empty() {
+                return Some("empty Return-Path (null envelope sender)".to_string());
+            }
+        }
+        if let Some(from) = &self.from {
+            let local = from.email.split('@').next().unwrap_or("");
+            if local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster")
+            {
+                return Some(format!("sender {} is a mail system", from.email));
+            }
+        }
+        for value in &self.x_loop {
+            let value = value.trim();
+            if own_addresses.iter().any(|own| value.eq_ignore_ascii_case(own)) {
+                return Some(format!("X-Loop: {value} (our own mail)"));
+            }
+        }
+        None
+    }
+}
+
+/// The kinds of change a request save can carry; one save may carry several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// The request was created.
+    Opened,
+    /// The request entered a resolved state.
+    Resolved,
+    /// The request entered a closed state.
+    Closed,
+    /// The request's state changed.
+    StateChanged,
+}
+
+impl ChangeKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [ChangeKind; 4] =
+        [ChangeKind::Opened, ChangeKind::Resolved, ChangeKind::Closed, ChangeKind::StateChanged];
+
+    /// The name used in rule files and import files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Opened => "opened",
+            ChangeKind::Resolved => "resolved",
+            ChangeKind::Closed => "closed",
+            ChangeKind::StateChanged => "state-changed",
+        }
+    }
+}
+
+/// A request save: the request before (absent on creation) and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSaved {
+    /// The request as it was, `None` when it was just created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Request>,
+    /// The request as saved.
+    pub after: Request,
+    /// The change kinds the host derived from `before` and `after`.
+    pub changes: Vec<ChangeKind>,
+}
+
+/// An event on a commitment contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractEvent {
+    /// The event kind, e.g. `expiring` or `alert-settings-changed`.
+    pub kind: String,
+    /// The contract it concerns.
+    pub contract: Contract,
+}
+
+/// A scheduled rule fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleFired {
+    /// The id of the rule whose schedule fired.
+    pub rule: String,
+    /// When it fired, RFC 3339.
+    pub fired_at: String,
+}
