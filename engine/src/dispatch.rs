@@ -210,6 +210,32 @@ impl Dispatcher<'_> {
         self.finish(report, Some(&parsed), raw, status, started, started_at, dry_run)
     }
 
+    /// Records that an input could not even be read (an unreadable file):
+    /// a rejected run with the reason, so the trace shows it.
+    pub fn reject_input(&mut self, source: &str, error: String, dry_run: bool) -> Result<Report, StoreError> {
+        let started = Instant::now();
+        let started_at = crate::store::now();
+        let mut report = Report {
+            run: None,
+            trigger: "mail-received".to_string(),
+            source: Some(source.to_string()),
+            message_id: None,
+            summary: format!("unreadable input {source}"),
+            rules: Vec::new(),
+            effects: Vec::new(),
+            outcome: Outcome::Rejected,
+            error: Some(error),
+            warnings: Vec::new(),
+            trace: Vec::new(),
+            duration_us: 0,
+        };
+        if !dry_run {
+            self.commit(&mut report, None, started, started_at, None)?;
+        }
+        report.duration_us = started.elapsed().as_micros() as u64;
+        Ok(report)
+    }
+
     /// Processes an event that carries no mail (request saved, contract
     /// event, schedule).
     pub fn handle_event(&mut self, event: &Event, dry_run: bool) -> Result<Report, StoreError> {

@@ -1,0 +1,349 @@
+//! Command-line glue: parses arguments, calls the library, prints results.
+
+mod demo;
+mod output;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use relais::yaml::Diagnostic;
+use relais::{Dispatcher, Options, Outcome, Plugins, RuleSet, Store};
+
+/// Relais: an automation engine for support desks.
+#[derive(Debug, Parser)]
+#[command(name = "relais", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    paths: Paths,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the embedded set-up lives; every default is relative to the
+/// current directory.
+#[derive(Debug, Args)]
+struct Paths {
+    /// SQLite store file.
+    #[arg(long, global = true, env = "RELAIS_DB", default_value = "relais.db")]
+    db: PathBuf,
+    /// Directory of rule files (`*.yaml`).
+    #[arg(long, global = true, env = "RELAIS_RULES", default_value = "rules")]
+    rules: PathBuf,
+    /// Directory of customer plugins; bundled plugins are always available.
+    #[arg(long, global = true, env = "RELAIS_PLUGINS", default_value = "plugins")]
+    plugins: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import directory data (companies, customers, contacts, users, requests...).
+    Import {
+        /// Import files, each written in one transaction.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate the rule set and the plugins it names. Exit 0 when valid, 1 when not.
+    Check,
+    /// Print the JSON Schema of rule files.
+    Schema,
+    /// Process mails from `.eml` files, directories of them, or Maildir folders.
+    Ingest {
+        /// Show what would happen, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per mail, one per line.
+        #[arg(long)]
+        json: bool,
+        /// The account the mails are taken as received on (rules can match it).
+        #[arg(long, default_value = "cli")]
+        account: String,
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List recent runs, or show one trace in full.
+    Runs {
+        #[command(subcommand)]
+        show: Option<RunsCommand>,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the direct messages on a request.
+    Messages {
+        /// Request number.
+        request: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List outbound mail (queued, sent, failed).
+    Outbox {
+        /// Only this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// How many to list.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the plugins rules can run.
+    Plugins {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set up a demo in DIR (store, rules, sample directory and mails) and process its mails.
+    Demo {
+        /// Where to set up the demo; its store is recreated each time.
+        #[arg(long, default_value = "relais-demo")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// Show one run's trace.
+    Show {
+        /// Run id.
+        id: i64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the command line; exit 0 on success, 1 on failure (invalid input,
+/// a mail that failed), 2 on usage errors (from clap).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let paths = &cli.paths;
+    match cli.command {
+        Command::Import { files } => import(paths, &files),
+        Command::Check => check(paths),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&relais::rules::json_schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { dry_run, json, account, paths: inputs } => {
+            ingest(paths, &inputs, &account, dry_run, json)
+        }
+        Command::Runs { show: Some(RunsCommand::Show { id, json }), .. } => {
+            let store = open_store(&paths.db)?;
+            let run = store.run(id)?.with_context(|| format!("no run {id}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&run)?);
+            } else {
+                output::print_run(&run);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs { show: None, limit, json } => {
+            let store = open_store(&paths.db)?;
+            let runs = store.runs(limit)?;
+            if json {
+                for run in &runs {
+                    println!("{}", serde_json::to_string(run)?);
+                }
+            } else {
+                output::print_runs(&runs);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Messages { request, json } => {
+            let store = open_store(&paths.db)?;
+            store.request(request)?.with_context(|| format!("no request {request}"))?;
+            let messages = store.messages(request)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&messages)?);
+            } else {
+                output::print_messages(request, &messages);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Outbox { status, limit, json } => {
+            let store = open_store(&paths.db)?;
+            let mails = store.outbox(status.as_deref(), limit)?;
+            if json {
+                for mail in &mails {
+                    println!("{}", serde_json::to_string(mail)?);
+                }
+            } else {
+                output::print_outbox(&mails);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugins { json } => {
+            let plugins = Plugins::load(&paths.plugins)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plugins.infos())?);
+            } else {
+                for info in plugins.infos() {
+                    let origin = match &info.origin {
+                        relais::plugins::Origin::Bundled => "bundled".to_string(),
+                        relais::plugins::Origin::File(path) => path.display().to_string(),
+                    };
+                    println!("{:<16} {:<8} {:<10} {}", info.name, info.version, origin, info.capabilities.join(", "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { dir } => demo::run(&dir),
+    }
+}
+
+fn open_store(path: &Path) -> Result<Store> {
+    Ok(Store::open(path)?)
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    for diagnostic in diagnostics {
+        let _ = writeln!(err, "{diagnostic}");
+    }
+    let n = diagnostics.len();
+    let _ = writeln!(err, "{n} error{}", if n == 1 { "" } else { "s" });
+}
+
+/// Imports each file in its own transaction; stops at the first invalid one.
+fn import(paths: &Paths, files: &[PathBuf]) -> Result<ExitCode> {
+    let mut store = open_store(&paths.db)?;
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        match relais::directory::parse(file, &text, &store) {
+            Ok(data) => {
+                let counts = store.import_directory(&data)?;
+                println!(
+                    "{}: imported {} companies, {} customers, {} contacts, {} collaborators, {} users, {} request types, {} contracts, {} requests",
+                    file.display(),
+                    counts.companies,
+                    counts.customers,
+                    counts.contacts,
+                    counts.collaborators,
+                    counts.users,
+                    counts.request_types,
+                    counts.contracts,
+                    counts.requests
+                );
+            }
+            Err(diagnostics) => {
+                print_diagnostics(&diagnostics);
+                eprintln!("{}: nothing imported", file.display());
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads plugins and rules; every problem as a diagnostic.
+fn load_config(paths: &Paths) -> Result<(Plugins, RuleSet), Vec<Diagnostic>> {
+    let plugins = Plugins::load(&paths.plugins).map_err(|error| {
+        let file = match &error {
+            relais::plugins::PluginLoadError::Unloadable { path, .. } => path.clone(),
+            relais::plugins::PluginLoadError::Directory { path, .. } => path.clone(),
+        };
+        vec![Diagnostic::file(&file, error.to_string())]
+    })?;
+    let rules = relais::rules::load_dir(&paths.rules, &plugins)?;
+    Ok((plugins, rules))
+}
+
+fn check(paths: &Paths) -> Result<ExitCode> {
+    match load_config(paths) {
+        Ok((_, rules)) => {
+            let n = rules.rules.len();
+            println!(
+                "ok: {n} rule{} in {} file{} (rule set {})",
+                if n == 1 { "" } else { "s" },
+                rules.files.len(),
+                if rules.files.len() == 1 { "" } else { "s" },
+                rules.hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn ingest(paths: &Paths, inputs: &[PathBuf], account: &str, dry_run: bool, json: bool) -> Result<ExitCode> {
+    let (plugins, rules) = match load_config(paths) {
+        Ok(loaded) => loaded,
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            eprintln!("the rule set is invalid: no mail processed");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut store = open_store(&paths.db)?;
+    let options = Options::default();
+    let files = relais::sources::files::list(inputs);
+    let reports = process_files(&mut store, &rules, &plugins, &options, &files, account, dry_run, json)?;
+    let bad = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Rejected)).count();
+    if !json {
+        output::print_ingest_summary(&reports);
+    }
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Processes mail files one by one, printing a line each as it goes.
+#[allow(clippy::too_many_arguments)]
+fn process_files(
+    store: &mut Store,
+    rules: &RuleSet,
+    plugins: &Plugins,
+    options: &Options,
+    files: &[relais::sources::files::MailFile],
+    account: &str,
+    dry_run: bool,
+    json: bool,
+) -> Result<Vec<relais::Report>> {
+    let progress = if files.len() > 1 && std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(files.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut dispatcher = Dispatcher { store, rules, plugins, options };
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        let source = file.path.display().to_string();
+        let report = match file.read() {
+            Ok(raw) => dispatcher.handle_mail(&raw, account, Some(&source), dry_run)?,
+            Err(error) => dispatcher.reject_input(&source, error, dry_run)?,
+        };
+        let line = if json { serde_json::to_string(&output::ingest_json(&report))? } else { output::ingest_line(&report) };
+        progress.suspend(|| println!("{line}"));
+        progress.inc(1);
+        reports.push(report);
+    }
+    progress.finish_and_clear();
+    Ok(reports)
+}
+

@@ -1,0 +1,178 @@
+//! How the CLI prints reports, runs, messages and the outbox.
+
+use relais::Report;
+use relais::store::{MessageRecord, OutboxRecord, RunRecord, RunSummary};
+use relais_sdk::Effect;
+
+/// One effect in a few words.
+pub fn describe(effect: &Effect) -> String {
+    match effect {
+        Effect::PostMessage { request, author, side, .. } => {
+            let side = serde_json::to_value(side).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            format!("post-message on request {request} by {} ({side} side)", author.id)
+        }
+        Effect::SendMail { to, subject, .. } => format!("send-mail to {} {subject:?}", to.join(", ")),
+        Effect::ReplyFailure { to, reason, .. } => format!("reply-failure to {to}: {reason}"),
+        Effect::CreateTicket { customer, subject, .. } => format!("create-ticket for {customer} {subject:?}"),
+        Effect::LinkMail { message_id, request } => format!("link-mail <{message_id}> to request {request}"),
+    }
+}
+
+/// One line for a processed mail.
+pub fn ingest_line(report: &Report) -> String {
+    let what = report.source.clone().or_else(|| report.message_id.clone()).unwrap_or_default();
+    let mut line = format!("{what}: {}", report.outcome.as_str());
+    if !report.rules.is_empty() {
+        line.push_str(&format!(" [{}]", report.rules.join(", ")));
+    }
+    for effect in &report.effects {
+        line.push_str(&format!("\n    {}", describe(effect)));
+    }
+    if let Some(error) = &report.error {
+        line.push_str(&format!("\n    error: {error}"));
+    }
+    for warning in &report.warnings {
+        line.push_str(&format!("\n    warning: {warning}"));
+    }
+    if report.effects.is_empty() && report.error.is_none() {
+        for rule in report.trace.iter().filter(|r| r.matched) {
+            for log in &rule.logs {
+                line.push_str(&format!("\n    {}: {}", log.plugin, log.message));
+            }
+        }
+    }
+    line
+}
+
+/// The JSON object printed per mail by `relais ingest --json`.
+pub fn ingest_json(report: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "message_id": report.message_id,
+        "source": report.source,
+        "run": report.run,
+        "rules": report.rules,
+        "effects": report.effects,
+        "outcome": report.outcome,
+        "error": report.error,
+        "warnings": report.warnings,
+    })
+}
+
+/// Totals after an ingest.
+pub fn print_ingest_summary(reports: &[Report]) {
+    use relais::Outcome::*;
+    let count = |outcome| reports.iter().filter(|r| r.outcome == outcome).count();
+    println!(
+        "{} mail{}: {} applied, {} no match, {} duplicate, {} failed, {} rejected{}",
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" },
+        count(Applied) + count(DryRun),
+        count(NoMatch),
+        count(Duplicate),
+        count(Failed),
+        count(Rejected),
+        if count(DryRun) > 0 { " (dry run: nothing written)" } else { "" }
+    );
+}
+
+/// The runs table.
+pub fn print_runs(runs: &[RunSummary]) {
+    println!("{:>6}  {:<24}  {:<9}  {:>8}  summary", "run", "started", "outcome", "µs");
+    for run in runs {
+        println!(
+            "{:>6}  {:<24}  {:<9}  {:>8}  {}{}",
+            run.id,
+            run.started_at,
+            run.outcome,
+            run.duration_us,
+            run.summary,
+            run.error.as_ref().map(|e| format!("\n{:>52}error: {e}", "")).unwrap_or_default()
+        );
+    }
+}
+
+/// One run's trace, readable.
+pub fn print_run(run: &RunRecord) {
+    println!("run {}: {} ({} µs)", run.id, run.outcome, run.duration_us);
+    println!("  trigger:  {}", run.trigger);
+    println!("  event:    {}", run.summary);
+    println!("  started:  {}", run.started_at);
+    if let Some(error) = &run.error {
+        println!("  error:    {error}");
+    }
+    if let Some(source) = run.trace.get("source").and_then(|s| s.as_str()) {
+        println!("  source:   {source}");
+    }
+    for warning in run.trace.get("warnings").and_then(|w| w.as_array()).into_iter().flatten() {
+        println!("  warning:  {}", warning.as_str().unwrap_or_default());
+    }
+    let rules = run.trace.get("rules").and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    if rules.is_empty() {
+        println!("  rules:    none for this trigger");
+    }
+    for rule in rules {
+        let id = rule.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+        let source = rule.get("source").and_then(|v| v.as_str()).unwrap_or("");
+        if rule.get("matched").and_then(|v| v.as_bool()) == Some(true) {
+            let plugin = rule.get("plugin").and_then(|v| v.as_str()).unwrap_or("?");
+            println!("  rule {id} ({source}): matched, ran {plugin}");
+        } else {
+            let reason = rule.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+            println!("  rule {id} ({source}): not matched: {reason}");
+        }
+        for log in rule.get("logs").and_then(|l| l.as_array()).into_iter().flatten() {
+            println!(
+                "    log {} {}: {}",
+                log.get("level").and_then(|v| v.as_str()).unwrap_or(""),
+                log.get("plugin").and_then(|v| v.as_str()).unwrap_or(""),
+                log.get("message").and_then(|v| v.as_str()).unwrap_or("")
+            );
+        }
+        if let Some(error) = rule.get("error").and_then(|v| v.as_str()) {
+            println!("    error: {error}");
+        }
+    }
+    let effects: Vec<Effect> = run
+        .trace
+        .get("effects")
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
+        .unwrap_or_default();
+    for effect in &effects {
+        println!("  effect:   {}", describe(effect));
+    }
+}
+
+/// A request's activity thread.
+pub fn print_messages(request: u64, messages: &[MessageRecord]) {
+    println!("request {request}: {} direct message{}", messages.len(), if messages.len() == 1 { "" } else { "s" });
+    for message in messages {
+        println!(
+            "  #{} {} {} {} ({} side, via {}){}",
+            message.id,
+            message.created_at,
+            message.author_kind,
+            message.author_id,
+            message.side,
+            message.source,
+            if message.read { "" } else { " unread" }
+        );
+        for line in message.body.lines() {
+            println!("      {line}");
+        }
+    }
+}
+
+/// The outbox table.
+pub fn print_outbox(mails: &[OutboxRecord]) {
+    println!("{:>5}  {:<7}  {:<13}  {:<28}  subject", "id", "status", "kind", "to");
+    for mail in mails {
+        println!(
+            "{:>5}  {:<7}  {:<13}  {:<28}  {}",
+            mail.id,
+            mail.status,
+            mail.mail.kind,
+            mail.mail.to.join(", "),
+            mail.mail.subject
+        );
+    }
+}
