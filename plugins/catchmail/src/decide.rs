@@ -119,6 +119,23 @@ fn check(mail: &Mail, config: &Config, host: &dyn Host) -> Result<Accepted, Stop
     let number = parse_subject(&mail.subject).map_err(Refusal::new)?;
     let refused = |reason| Stop::Refused(Refusal::on(reason, number));
 
+    // The sender is identified before anything is said about the request,
+    // so that a stranger cannot learn whether a request number exists, is
+    // publishable or locked.
+    let from = mail
+        .from
+        .as_ref()
+        .map(|from| from.email.trim())
+        .filter(|from| !from.is_empty());
+    let Some(from) = from else {
+        return Err(refused(Reason::UnknownSender));
+    };
+    let owners = host.address_owners(from)?;
+    if owners.is_empty() {
+        return Err(refused(Reason::UnknownSender));
+    }
+    let (owner, user) = identify(&owners).map_err(refused)?;
+
     let request = host
         .request(number)?
         .ok_or_else(|| refused(Reason::RequestNotFound))?;
@@ -149,19 +166,7 @@ fn check(mail: &Mail, config: &Config, host: &dyn Host) -> Result<Accepted, Stop
         return Err(refusal.into());
     }
 
-    let from = mail
-        .from
-        .as_ref()
-        .map(|from| from.email.trim())
-        .filter(|from| !from.is_empty());
-    let Some(from) = from else {
-        return Err(refused(Reason::UnknownSender));
-    };
-    let owners = host.address_owners(from)?;
-    if owners.is_empty() {
-        return Err(refused(Reason::UnknownSender));
-    }
-    let (owner, user) = authorise(&owners, &request).map_err(refused)?;
+    may_post(owner, user, &request).map_err(refused)?;
     Ok(Accepted {
         request: number,
         author: Author {
@@ -173,16 +178,13 @@ fn check(mail: &Mail, config: &Config, host: &dyn Host) -> Result<Accepted, Stop
     })
 }
 
-/// The one (owner, user) pair allowed to post on `request`.
+/// The one (owner, user) pair that may use CatchMail from this address.
 ///
 /// Every owner of the address counts (collaborators and contacts may share
 /// one), and every user linked to each. Exactly one user may hold the
 /// rights and the CatchMail flag: with none there is nobody to act, with
 /// several the desk could not tell who wrote.
-fn authorise<'a>(
-    owners: &'a [AddressOwner],
-    request: &Request,
-) -> Result<(&'a AddressOwner, &'a User), Reason> {
+fn identify(owners: &[AddressOwner]) -> Result<(&AddressOwner, &User), Reason> {
     let mut qualified: Vec<(&AddressOwner, &User)> = Vec::new();
     for owner in owners {
         for user in owner.users.iter().filter(|user| qualifies(owner, user)) {
@@ -196,11 +198,16 @@ fn authorise<'a>(
             }
         }
     }
-    let (owner, user) = match qualified.as_slice() {
-        [] => return Err(Reason::SenderNotAuthorized),
-        [one] => *one,
-        _ => return Err(Reason::SenderAmbiguous),
-    };
+    match qualified.as_slice() {
+        [] => Err(Reason::SenderNotAuthorized),
+        [one] => Ok(*one),
+        _ => Err(Reason::SenderAmbiguous),
+    }
+}
+
+/// Whether the identified user may post on this request: partitioning for
+/// staff, requester rules for customers.
+fn may_post(owner: &AddressOwner, user: &User, request: &Request) -> Result<(), Reason> {
     match owner.kind {
         PartyKind::Collaborator => {
             // An empty list gives access to no company: partitioning is a
@@ -221,7 +228,7 @@ fn authorise<'a>(
             }
         }
     }
-    Ok((owner, user))
+    Ok(())
 }
 
 /// Whether `user` may use CatchMail at all: the flag, a user kind matching

@@ -18,25 +18,17 @@
 //!
 //! # Checks, in order
 //!
-//! The first check a mail fails is the one reported; the order is that of
-//! the design table:
+//! The first check a mail fails is the one reported. The order is that of
+//! the design table, except that the sender is identified right after the
+//! subject: a stranger must not learn whether a request number exists, is
+//! publishable or locked.
 //!
 //! 1. the subject ([`parse_subject`]): `subject-several-numbers`,
 //!    `subject-missing-number`, `subject-missing-keyword`;
-//! 2. `request-not-found`: the host knows no request with that number;
-//! 3. `messages-disabled`: the global "direct messages on requests" setting
-//!    is off;
-//! 4. `request-type-not-enabled`: the request's type is unknown to the host
-//!    or not set up for CatchMail;
-//! 5. `request-not-publishable`;
-//! 6. `conversation-locked`;
-//! 7. `body-empty` / `body-too-long`, on the body as [`message_body`]
-//!    extracts it (signature and quoted history removed), counted in
-//!    characters, not bytes, against `max-body-chars` (4,000 by default);
-//! 8. `unknown-sender`: no `From` address, or the host finds no
+//! 2. `unknown-sender`: no `From` address, or the host finds no
 //!    collaborator and no contact with it (as `email` or `email2`; the host
 //!    compares case-insensitively);
-//! 9. `sender-not-authorized` / `sender-ambiguous`: over **all** owners of
+//! 3. `sender-not-authorized` / `sender-ambiguous`: over **all** owners of
 //!    the address, the users that have the CatchMail flag and the rights of
 //!    their kind (internal users linked to a collaborator: 141341 and/or
 //!    260107; extranet users linked to a contact: 147012). None qualifies:
@@ -44,6 +36,16 @@
 //!    qualify for the author to be known. Users without the rights or the
 //!    flag do not count, so an address shared by several collaborators or
 //!    contacts is fine as long as one user qualifies.
+//! 4. `request-not-found`: the host knows no request with that number;
+//! 5. `messages-disabled`: the global "direct messages on requests" setting
+//!    is off;
+//! 6. `request-type-not-enabled`: the request's type is unknown to the host
+//!    or not set up for CatchMail;
+//! 7. `request-not-publishable`;
+//! 8. `conversation-locked`;
+//! 9. `body-empty` / `body-too-long`, on the body as [`message_body`]
+//!    extracts it (signature and quoted history removed), counted in
+//!    characters, not bytes, against `max-body-chars` (4,000 by default);
 //! 10. `company-not-accessible`: the qualifying user is internal and its
 //!     partitioning (`companies`) does not include the request's company;
 //!     an empty list gives access to none;

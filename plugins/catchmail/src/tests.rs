@@ -719,36 +719,31 @@ fn not_requester_of_another_customer_even_with_147001() {
 // ------------------------------------------------- order, routing, config
 
 #[test]
-fn first_broken_rule_in_table_order_is_reported() {
+fn first_broken_rule_in_documented_order_is_reported() {
     let mut host = directory();
     host.request_mut(REQ).conversation_locked = true;
     host.request_mut(REQ).publishable = false;
-    // Unknown sender, empty body, locked, not publishable: publishable comes first.
+    // A stranger learns nothing of the request: the sender comes first.
     let effects = run(
         &host,
         mail("stranger@elsewhere.example", "#23010203 *message*", ""),
     );
-    assert_refused(
-        &effects,
-        "request-not-publishable",
-        "stranger@elsewhere.example",
+    assert_refused(&effects, "unknown-sender", "stranger@elsewhere.example");
+    let effects = run(
+        &host,
+        mail("stranger@elsewhere.example", "#99999999 *message*", ""),
     );
+    assert_refused(&effects, "unknown-sender", "stranger@elsewhere.example");
+    // A known sender: empty body, locked, not publishable: publishable first.
+    let jeanne = "jeanne@dupont.example";
+    let effects = run(&host, mail(jeanne, "#23010203 *message*", ""));
+    assert_refused(&effects, "request-not-publishable", jeanne);
     host.request_mut(REQ).publishable = true;
-    let effects = run(
-        &host,
-        mail("stranger@elsewhere.example", "#23010203 *message*", ""),
-    );
-    assert_refused(
-        &effects,
-        "conversation-locked",
-        "stranger@elsewhere.example",
-    );
+    let effects = run(&host, mail(jeanne, "#23010203 *message*", ""));
+    assert_refused(&effects, "conversation-locked", jeanne);
     host.request_mut(REQ).conversation_locked = false;
-    let effects = run(
-        &host,
-        mail("stranger@elsewhere.example", "#23010203 *message*", ""),
-    );
-    assert_refused(&effects, "body-empty", "stranger@elsewhere.example");
+    let effects = run(&host, mail(jeanne, "#23010203 *message*", ""));
+    assert_refused(&effects, "body-empty", jeanne);
 }
 
 #[test]
