@@ -394,11 +394,18 @@ pub trait Existing {
 
 /// Parses and checks an import file. Every problem is returned, each with
 /// its position; on success the data is ready to be written in one go.
-pub fn parse(file: &Path, text: &str, existing: &dyn Existing) -> Result<DirectoryFile, Vec<Diagnostic>> {
+pub fn parse(
+    file: &Path,
+    text: &str,
+    existing: &dyn Existing,
+) -> Result<DirectoryFile, Vec<Diagnostic>> {
     let doc = Document::parse(file, text).map_err(|d| vec![d])?;
     let mut errors = Vec::new();
     if !doc.value().is_mapping() && !doc.value().is_null() {
-        return Err(vec![doc.diagnostic(&[], "an import file is a mapping of sections (companies, customers, ...)")]);
+        return Err(vec![doc.diagnostic(
+            &[],
+            "an import file is a mapping of sections (companies, customers, ...)",
+        )]);
     }
     // Each item on its own, so that one bad record does not hide the next.
     let mut data = DirectoryFile::default();
@@ -434,7 +441,11 @@ pub fn parse(file: &Path, text: &str, existing: &dyn Existing) -> Result<Directo
     if errors.is_empty() {
         References::new(&doc, &data, existing, &mut errors).check();
     }
-    if errors.is_empty() { Ok(data) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(data)
+    } else {
+        Err(errors)
+    }
 }
 
 const SECTIONS: [&str; 9] = [
@@ -459,7 +470,9 @@ fn section<T: serde::de::DeserializeOwned>(
     out: &mut Vec<T>,
     errors: &mut Vec<Diagnostic>,
 ) {
-    let Some(value) = doc.get(&[key(name)]) else { return };
+    let Some(value) = doc.get(&[key(name)]) else {
+        return;
+    };
     if value.is_null() {
         return;
     }
@@ -494,17 +507,42 @@ impl<'a> References<'a> {
     ) -> Self {
         let mut in_file: std::collections::HashMap<Kind, HashSet<&'a str>> = Default::default();
         let mut add = |kind, ids: Vec<&'a str>| in_file.entry(kind).or_default().extend(ids);
-        add(Kind::Company, data.companies.iter().map(|c| c.code.as_str()).collect());
-        add(Kind::Customer, data.customers.iter().map(|c| c.code.as_str()).collect());
-        add(Kind::Contact, data.contacts.iter().map(|c| c.id.as_str()).collect());
-        add(Kind::Collaborator, data.collaborators.iter().map(|c| c.id.as_str()).collect());
-        add(Kind::RequestType, data.request_types.iter().map(|t| t.code.as_str()).collect());
-        add(Kind::Contract, data.contracts.iter().map(|c| c.code.as_str()).collect());
-        References { doc, data, existing, errors, in_file }
+        add(
+            Kind::Company,
+            data.companies.iter().map(|c| c.code.as_str()).collect(),
+        );
+        add(
+            Kind::Customer,
+            data.customers.iter().map(|c| c.code.as_str()).collect(),
+        );
+        add(
+            Kind::Contact,
+            data.contacts.iter().map(|c| c.id.as_str()).collect(),
+        );
+        add(
+            Kind::Collaborator,
+            data.collaborators.iter().map(|c| c.id.as_str()).collect(),
+        );
+        add(
+            Kind::RequestType,
+            data.request_types.iter().map(|t| t.code.as_str()).collect(),
+        );
+        add(
+            Kind::Contract,
+            data.contracts.iter().map(|c| c.code.as_str()).collect(),
+        );
+        References {
+            doc,
+            data,
+            existing,
+            errors,
+            in_file,
+        }
     }
 
     fn known(&self, kind: Kind, id: &str) -> bool {
-        self.in_file.get(&kind).is_some_and(|ids| ids.contains(id)) || self.existing.exists(kind, id)
+        self.in_file.get(&kind).is_some_and(|ids| ids.contains(id))
+            || self.existing.exists(kind, id)
     }
 
     fn require(&mut self, kind: Kind, id: &str, path: &[Segment]) {
@@ -531,8 +569,12 @@ impl<'a> References<'a> {
         for (index, item) in items.iter().enumerate() {
             let value = id(item);
             if let Some(first) = seen.insert(value.clone(), index) {
-                let message = format!("`{value}` appears twice in `{name}` (first at {name}[{first}])");
-                self.errors.push(self.doc.diagnostic(&[key(name), Segment::Index(index)], message));
+                let message =
+                    format!("`{value}` appears twice in `{name}` (first at {name}[{first}])");
+                self.errors.push(
+                    self.doc
+                        .diagnostic(&[key(name), Segment::Index(index)], message),
+                );
             }
         }
     }
@@ -553,7 +595,10 @@ impl<'a> References<'a> {
             self.require(Kind::Company, &customer.company, &at("company"));
             let mains = customer.sites.iter().filter(|s| s.main).count();
             if mains > 1 {
-                let message = format!("customer `{}` has {mains} main sites; at most one", customer.code);
+                let message = format!(
+                    "customer `{}` has {mains} main sites; at most one",
+                    customer.code
+                );
                 self.errors.push(self.doc.diagnostic(&at("sites"), message));
             }
         }
@@ -575,8 +620,12 @@ impl<'a> References<'a> {
                 }
             }
             if contact.reception == Reception::Fax && contact.fax.is_none() {
-                let message = format!("contact `{}` receives alerts by fax but has no `fax` number", contact.id);
-                self.errors.push(self.doc.diagnostic(&at("reception"), message));
+                let message = format!(
+                    "contact `{}` receives alerts by fax but has no `fax` number",
+                    contact.id
+                );
+                self.errors
+                    .push(self.doc.diagnostic(&at("reception"), message));
             }
         }
         for (i, user) in data.users.iter().enumerate() {
@@ -589,11 +638,17 @@ impl<'a> References<'a> {
                     self.require(Kind::Contact, contact, &at("contact"));
                 }
                 (UserKindSpec::Internal, _, _) => {
-                    let message = format!("internal user `{}` must link a `collaborator` (and no `contact`)", user.login);
+                    let message = format!(
+                        "internal user `{}` must link a `collaborator` (and no `contact`)",
+                        user.login
+                    );
                     self.errors.push(self.doc.diagnostic(&at("kind"), message));
                 }
                 (UserKindSpec::Extranet, _, _) => {
-                    let message = format!("extranet user `{}` must link a `contact` (and no `collaborator`)", user.login);
+                    let message = format!(
+                        "extranet user `{}` must link a `contact` (and no `collaborator`)",
+                        user.login
+                    );
                     self.errors.push(self.doc.diagnostic(&at("kind"), message));
                 }
             }
@@ -603,15 +658,40 @@ impl<'a> References<'a> {
             let at = |field: &str| vec![key("contracts"), Segment::Index(i), key(field)];
             self.require(Kind::Customer, &contract.customer, &at("customer"));
             let group = |name: &str| {
-                vec![key("contracts"), Segment::Index(i), key("recipients"), key(name)]
+                vec![
+                    key("contracts"),
+                    Segment::Index(i),
+                    key("recipients"),
+                    key(name),
+                ]
             };
             let r = &contract.recipients;
-            self.require_all(Kind::Contact, &r.contract_contacts, &group("contract-contacts"));
+            self.require_all(
+                Kind::Contact,
+                &r.contract_contacts,
+                &group("contract-contacts"),
+            );
             self.require_all(Kind::Contact, &r.site_contacts, &group("site-contacts"));
-            self.require_all(Kind::Contact, &r.customer_contacts, &group("customer-contacts"));
-            self.require_all(Kind::Contact, &r.product_contacts, &group("product-contacts"));
-            self.require_all(Kind::Collaborator, &r.product_collaborators, &group("product-collaborators"));
-            self.require_all(Kind::Contact, &r.service_contacts, &group("service-contacts"));
+            self.require_all(
+                Kind::Contact,
+                &r.customer_contacts,
+                &group("customer-contacts"),
+            );
+            self.require_all(
+                Kind::Contact,
+                &r.product_contacts,
+                &group("product-contacts"),
+            );
+            self.require_all(
+                Kind::Collaborator,
+                &r.product_collaborators,
+                &group("product-collaborators"),
+            );
+            self.require_all(
+                Kind::Contact,
+                &r.service_contacts,
+                &group("service-contacts"),
+            );
         }
         for (i, request) in data.requests.iter().enumerate() {
             let at = |field: &str| vec![key("requests"), Segment::Index(i), key(field)];
@@ -648,7 +728,9 @@ mod tests {
         let errors = parse(Path::new("d.yaml"), text, &Nothing).expect_err("dangling");
         assert_eq!(
             errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            ["d.yaml:6:14: customers[0].company: unknown company `B` (not in this file nor in the stored directory)"]
+            [
+                "d.yaml:6:14: customers[0].company: unknown company `B` (not in this file nor in the stored directory)"
+            ]
         );
     }
 
@@ -658,7 +740,10 @@ mod tests {
         let errors = parse(Path::new("d.yaml"), text, &Nothing).expect_err("bad");
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(lines.len(), 3, "{lines:#?}");
-        assert!(lines[0].starts_with("d.yaml:4:1: unknown section `requets`; did you mean `requests`?"), "{lines:#?}");
+        assert!(
+            lines[0].starts_with("d.yaml:4:1: unknown section `requets`; did you mean `requests`?"),
+            "{lines:#?}"
+        );
         assert!(lines[1].contains("did you mean `name`?"), "{lines:#?}");
         assert!(lines[2].contains("missing field `name`"), "{lines:#?}");
     }

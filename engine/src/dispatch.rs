@@ -9,7 +9,9 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
-use relais_sdk::{AddressOwner, Effect, Event, Host, HostError, Level, Request, RequestType, Settings};
+use relais_sdk::{
+    AddressOwner, Effect, Event, Host, HostError, Level, Request, RequestType, Settings,
+};
 use serde::Serialize;
 
 use crate::effects::{self, EffectContext, MailIdentity};
@@ -31,7 +33,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_mail_bytes: 25 * 1024 * 1024, identity: MailIdentity::default() }
+        Options {
+            max_mail_bytes: 25 * 1024 * 1024,
+            identity: MailIdentity::default(),
+        }
     }
 }
 
@@ -154,7 +159,13 @@ pub struct Dispatcher<'a> {
 impl Dispatcher<'_> {
     /// Processes one raw mail received on `account`. `source` names where it
     /// came from (a file), for the report.
-    pub fn handle_mail(&mut self, raw: &[u8], account: &str, source: Option<&str>, dry_run: bool) -> Result<Report, StoreError> {
+    pub fn handle_mail(
+        &mut self,
+        raw: &[u8],
+        account: &str,
+        source: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
         let mut report = Report {
@@ -175,7 +186,10 @@ impl Dispatcher<'_> {
             Ok(parsed) => parsed,
             Err(error) => {
                 report.error = Some(error.to_string());
-                report.summary = format!("unreadable mail{}", source.map(|s| format!(" from {s}")).unwrap_or_default());
+                report.summary = format!(
+                    "unreadable mail{}",
+                    source.map(|s| format!(" from {s}")).unwrap_or_default()
+                );
                 if let MailError::Malformed(_) = error {
                     // Keep what was received: nothing is lost, even unreadable.
                     let id = derived_message_id(raw);
@@ -185,7 +199,15 @@ impl Dispatcher<'_> {
                         report.error = None;
                     }
                 }
-                return self.finish(report, None, raw, MailStatus::Malformed, started, started_at, dry_run);
+                return self.finish(
+                    report,
+                    None,
+                    raw,
+                    MailStatus::Malformed,
+                    started,
+                    started_at,
+                    dry_run,
+                );
             }
         };
         let mail = &parsed.mail;
@@ -194,7 +216,15 @@ impl Dispatcher<'_> {
         report.summary = summarize_mail(mail);
         if !dry_run && self.store.mail_exists(&mail.message_id)? {
             report.outcome = Outcome::Duplicate;
-            return self.finish(report, Some(&parsed), raw, MailStatus::Processed, started, started_at, dry_run);
+            return self.finish(
+                report,
+                Some(&parsed),
+                raw,
+                MailStatus::Processed,
+                started,
+                started_at,
+                dry_run,
+            );
         }
         if raw.len() as u64 > self.options.max_mail_bytes {
             report.error = Some(format!(
@@ -202,17 +232,42 @@ impl Dispatcher<'_> {
                 human_size(raw.len() as u64),
                 human_size(self.options.max_mail_bytes)
             ));
-            return self.finish(report, Some(&parsed), raw, MailStatus::TooLarge, started, started_at, dry_run);
+            return self.finish(
+                report,
+                Some(&parsed),
+                raw,
+                MailStatus::TooLarge,
+                started,
+                started_at,
+                dry_run,
+            );
         }
         let event = Event::MailReceived(parsed.mail.clone());
         self.run_rules(&event, &mut report)?;
-        let status = if report.outcome == Outcome::Failed { MailStatus::Failed } else { MailStatus::Processed };
-        self.finish(report, Some(&parsed), raw, status, started, started_at, dry_run)
+        let status = if report.outcome == Outcome::Failed {
+            MailStatus::Failed
+        } else {
+            MailStatus::Processed
+        };
+        self.finish(
+            report,
+            Some(&parsed),
+            raw,
+            status,
+            started,
+            started_at,
+            dry_run,
+        )
     }
 
     /// Records that an input could not even be read (an unreadable file):
     /// a rejected run with the reason, so the trace shows it.
-    pub fn reject_input(&mut self, source: &str, error: String, dry_run: bool) -> Result<Report, StoreError> {
+    pub fn reject_input(
+        &mut self,
+        source: &str,
+        error: String,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
         let mut report = Report {
@@ -283,13 +338,13 @@ impl Dispatcher<'_> {
                 error: None,
                 duration_us: None,
             };
-            if let Some(condition) = &rule.condition {
-                if let Err(reason) = condition.check(event) {
-                    trace.matched = false;
-                    trace.reason = Some(reason);
-                    report.trace.push(trace);
-                    continue;
-                }
+            if let Some(condition) = &rule.condition
+                && let Err(reason) = condition.check(event)
+            {
+                trace.matched = false;
+                trace.reason = Some(reason);
+                report.trace.push(trace);
+                continue;
             }
             report.rules.push(rule.id.clone());
             trace.plugin = Some(rule.plugin.clone());
@@ -300,7 +355,11 @@ impl Dispatcher<'_> {
                 report.trace.push(trace);
                 continue;
             };
-            let host = StoreHost { store: self.store, plugin: &rule.plugin, logs: RefCell::new(Vec::new()) };
+            let host = StoreHost {
+                store: self.store,
+                plugin: &rule.plugin,
+                logs: RefCell::new(Vec::new()),
+            };
             let started = Instant::now();
             let result = plugin.handle(event, &rule.config, &host);
             trace.duration_us = Some(started.elapsed().as_micros() as u64);
@@ -313,7 +372,10 @@ impl Dispatcher<'_> {
                 Err(error) => {
                     tracing::warn!(rule = %rule.id, plugin = %rule.plugin, error = %error, "plugin failed");
                     trace.error = Some(error.to_string());
-                    failed.get_or_insert(format!("rule `{}`: plugin `{}` failed: {error}", rule.id, rule.plugin));
+                    failed.get_or_insert(format!(
+                        "rule `{}`: plugin `{}` failed: {error}",
+                        rule.id, rule.plugin
+                    ));
                 }
             }
             report.trace.push(trace);
@@ -348,9 +410,16 @@ impl Dispatcher<'_> {
             report.duration_us = started.elapsed().as_micros() as u64;
             return Ok(report);
         }
-        let keep_mail = report.outcome != Outcome::Duplicate && !raw.is_empty() && report.message_id.is_some();
+        let keep_mail =
+            report.outcome != Outcome::Duplicate && !raw.is_empty() && report.message_id.is_some();
         let mail = keep_mail.then_some((parsed, raw, status));
-        self.commit(&mut report, mail, started, started_at, parsed.map(|p| &p.mail))?;
+        self.commit(
+            &mut report,
+            mail,
+            started,
+            started_at,
+            parsed.map(|p| &p.mail),
+        )?;
         Ok(report)
     }
 
@@ -366,14 +435,23 @@ impl Dispatcher<'_> {
     ) -> Result<(), StoreError> {
         let settings = self.store.settings()?;
         let identity = self.options.identity.clone();
-        let attempt = |store: &mut Store, report: &Report, status: MailStatus, apply: bool| -> Result<i64, ApplyError> {
+        let attempt = |store: &mut Store,
+                       report: &Report,
+                       status: MailStatus,
+                       apply: bool|
+         -> Result<i64, ApplyError> {
             let tx = store.begin()?;
             if let Some((parsed, raw, _)) = &mail {
                 insert_mail(&tx, report, *parsed, raw, status)?;
             }
             let run = tx.record_run(&run_record(report, &started_at, started))?;
             if apply {
-                let context = EffectContext { run, settings, mail: event_mail, identity: &identity };
+                let context = EffectContext {
+                    run,
+                    settings,
+                    mail: event_mail,
+                    identity: &identity,
+                };
                 effects::apply(&tx, &report.effects, &context).map_err(ApplyError::Effect)?;
             }
             tx.commit()?;
@@ -391,7 +469,9 @@ impl Dispatcher<'_> {
                 match attempt(self.store, report, MailStatus::Failed, false) {
                     Ok(run) => report.run = Some(run),
                     Err(ApplyError::Store(error)) => return Err(error),
-                    Err(ApplyError::Effect(_)) => unreachable!("effects are not applied on the failure path"),
+                    Err(ApplyError::Effect(_)) => {
+                        unreachable!("effects are not applied on the failure path")
+                    }
                 }
             }
         }
@@ -471,9 +551,16 @@ fn run_record(report: &Report, started_at: &str, started: Instant) -> RunRecord 
 }
 
 fn summarize_mail(mail: &relais_sdk::Mail) -> String {
-    let from = mail.from.as_ref().map(|a| a.email.as_str()).unwrap_or("(no sender)");
+    let from = mail
+        .from
+        .as_ref()
+        .map(|a| a.email.as_str())
+        .unwrap_or("(no sender)");
     let subject: String = mail.subject.chars().take(80).collect();
-    format!("mail <{}> from {from} on {}: {subject:?}", mail.message_id, mail.account)
+    format!(
+        "mail <{}> from {from} on {}: {subject:?}",
+        mail.message_id, mail.account
+    )
 }
 
 fn summarize_event(event: &Event) -> String {
@@ -481,16 +568,26 @@ fn summarize_event(event: &Event) -> String {
         Event::MailReceived(mail) => summarize_mail(mail),
         Event::RequestSaved(saved) => {
             let changes: Vec<&str> = saved.changes.iter().map(|c| c.as_str()).collect();
-            format!("request {} saved [{}]", saved.after.number, changes.join(", "))
+            format!(
+                "request {} saved [{}]",
+                saved.after.number,
+                changes.join(", ")
+            )
         }
-        Event::ContractEvent(contract) => format!("contract {} {}", contract.contract.code, contract.kind),
+        Event::ContractEvent(contract) => {
+            format!("contract {} {}", contract.contract.code, contract.kind)
+        }
         Event::Schedule(fired) => format!("schedule of rule {} at {}", fired.rule, fired.fired_at),
     }
 }
 
 fn human_size(bytes: u64) -> String {
     const MB: f64 = 1024.0 * 1024.0;
-    if bytes as f64 >= MB { format!("{:.1} MiB", bytes as f64 / MB) } else { format!("{bytes} bytes") }
+    if bytes as f64 >= MB {
+        format!("{:.1} MiB", bytes as f64 / MB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// The host queries, answered from the store, with the plugin's logs

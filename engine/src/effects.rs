@@ -7,7 +7,7 @@
 use relais_sdk::{Effect, Mail, Settings};
 use sha2::{Digest, Sha256};
 
-use crate::store::{OutgoingMail, StoreError, Tx};
+use crate::store::{NewMessage, OutgoingMail, StoreError, Tx};
 
 /// Settings of outbound mail that effects produce.
 #[derive(Debug, Clone)]
@@ -20,7 +20,10 @@ pub struct MailIdentity {
 
 impl Default for MailIdentity {
     fn default() -> Self {
-        MailIdentity { own_address: "relais@localhost".to_string(), message_id_domain: "relais.localhost".to_string() }
+        MailIdentity {
+            own_address: "relais@localhost".to_string(),
+            message_id_domain: "relais.localhost".to_string(),
+        }
     }
 }
 
@@ -51,24 +54,58 @@ pub struct EffectContext<'a> {
 }
 
 /// Applies `effects` in order within `tx`.
-pub fn apply(tx: &Tx<'_>, effects: &[Effect], context: &EffectContext<'_>) -> Result<(), EffectError> {
+pub fn apply(
+    tx: &Tx<'_>,
+    effects: &[Effect],
+    context: &EffectContext<'_>,
+) -> Result<(), EffectError> {
     for (index, effect) in effects.iter().enumerate() {
-        apply_one(tx, effect, index, context)
-            .map_err(|source| EffectError { index: index + 1, kind: effect.kind(), source })?;
+        apply_one(tx, effect, index, context).map_err(|source| EffectError {
+            index: index + 1,
+            kind: effect.kind(),
+            source,
+        })?;
     }
     Ok(())
 }
 
-fn apply_one(tx: &Tx<'_>, effect: &Effect, index: usize, context: &EffectContext<'_>) -> Result<(), StoreError> {
+fn apply_one(
+    tx: &Tx<'_>,
+    effect: &Effect,
+    index: usize,
+    context: &EffectContext<'_>,
+) -> Result<(), StoreError> {
     let run = Some(context.run);
     match effect {
-        Effect::PostMessage { request, author, side, source, body, notify_by_email } => {
+        Effect::PostMessage {
+            request,
+            author,
+            side,
+            source,
+            body,
+            notify_by_email,
+        } => {
             let notify = notify_by_email.unwrap_or(context.settings.notify_by_email_default);
-            tx.post_message(*request, author, *side, *source, body, notify, run)?;
+            let message = NewMessage {
+                request: *request,
+                author,
+                side: *side,
+                source: *source,
+                body,
+                notify_by_email: notify,
+            };
+            tx.post_message(&message, run)?;
         }
-        Effect::SendMail { to, subject, body, request } => {
+        Effect::SendMail {
+            to,
+            subject,
+            body,
+            request,
+        } => {
             if to.is_empty() {
-                return Err(StoreError::Refused("a mail needs at least one recipient".to_string()));
+                return Err(StoreError::Refused(
+                    "a mail needs at least one recipient".to_string(),
+                ));
             }
             let mail = OutgoingMail {
                 message_id: outbound_id(context, index),
@@ -81,13 +118,21 @@ fn apply_one(tx: &Tx<'_>, effect: &Effect, index: usize, context: &EffectContext
             };
             tx.queue_mail(&mail, run)?;
         }
-        Effect::ReplyFailure { to, reason, message, in_reply_to } => {
+        Effect::ReplyFailure {
+            to,
+            reason,
+            message,
+            in_reply_to,
+        } => {
             if to.trim().is_empty() {
-                return Err(StoreError::Refused("a failure reply needs a recipient".to_string()));
+                return Err(StoreError::Refused(
+                    "a failure reply needs a recipient".to_string(),
+                ));
             }
             let original = context.mail.filter(|m| &m.message_id == in_reply_to);
-            let mut references: Vec<String> =
-                original.map(|m| m.references.iter().map(|r| format!("<{r}>")).collect()).unwrap_or_default();
+            let mut references: Vec<String> = original
+                .map(|m| m.references.iter().map(|r| format!("<{r}>")).collect())
+                .unwrap_or_default();
             references.push(format!("<{in_reply_to}>"));
             let subject = match original.map(|m| m.subject.trim()) {
                 Some(subject) if !subject.is_empty() => format!("Re: {subject}"),
@@ -110,13 +155,29 @@ fn apply_one(tx: &Tx<'_>, effect: &Effect, index: usize, context: &EffectContext
             };
             tx.queue_mail(&mail, run)?;
         }
-        Effect::CreateTicket { customer, company, request_type, requester, subject, link_mail } => {
-            let number = tx.create_request(company, customer, requester.as_deref(), subject, request_type)?;
+        Effect::CreateTicket {
+            customer,
+            company,
+            request_type,
+            requester,
+            subject,
+            link_mail,
+        } => {
+            let number = tx.create_request(
+                company,
+                customer,
+                requester.as_deref(),
+                subject,
+                request_type,
+            )?;
             if let Some(message_id) = link_mail {
                 tx.link_mail(message_id, number, run)?;
             }
         }
-        Effect::LinkMail { message_id, request } => {
+        Effect::LinkMail {
+            message_id,
+            request,
+        } => {
             tx.link_mail(message_id, *request, run)?;
         }
     }
@@ -131,5 +192,11 @@ fn outbound_id(context: &EffectContext<'_>, index: usize) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let salt = Sha256::digest(format!("{}:{index}:{nanos}", context.run));
-    format!("relais.{}.{}.{}@{}", context.run, index + 1, &hex::encode(salt)[..12], context.identity.message_id_domain)
+    format!(
+        "relais.{}.{}.{}@{}",
+        context.run,
+        index + 1,
+        &hex::encode(salt)[..12],
+        context.identity.message_id_domain
+    )
 }

@@ -30,14 +30,26 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
 impl Diagnostic {
     /// A diagnostic for a whole file (line 1, column 1).
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.to_path_buf(), line: 1, column: 1, message: message.into() }
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: message.into(),
+        }
     }
 }
 
@@ -95,8 +107,10 @@ impl Document {
     /// position.
     pub fn parse(file: &Path, text: &str) -> Result<Document, Diagnostic> {
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|error| {
-            let (line, column) =
-                error.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let (line, column) = error
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
             Diagnostic {
                 file: file.to_path_buf(),
                 line,
@@ -105,7 +119,11 @@ impl Document {
             }
         })?;
         let spans = scan_spans(text);
-        Ok(Document { file: file.to_path_buf(), value, spans })
+        Ok(Document {
+            file: file.to_path_buf(),
+            value,
+            spans,
+        })
     }
 
     /// The file this document was read from.
@@ -208,8 +226,14 @@ impl Document {
 }
 
 enum Frame {
-    Mapping { path: YamlPath, key: Option<String> },
-    Sequence { path: YamlPath, next: usize },
+    Mapping {
+        path: YamlPath,
+        key: Option<String>,
+    },
+    Sequence {
+        path: YamlPath,
+        next: usize,
+    },
     /// A complex key (a mapping or sequence used as a key): not addressable.
     Ignored,
 }
@@ -222,12 +246,17 @@ fn scan_spans(text: &str) -> Spans {
     let mut stack: Vec<Frame> = Vec::new();
     let mut parser = Parser::new_from_str(text);
     // yaml-rust2 counts columns from 0 and lines from 1.
-    let position =
-        |marker: yaml_rust2::scanner::Marker| Position { line: marker.line(), column: marker.col() + 1 };
+    let position = |marker: yaml_rust2::scanner::Marker| Position {
+        line: marker.line(),
+        column: marker.col() + 1,
+    };
     while let Ok((event, marker)) = parser.next_token() {
         let is_node = matches!(
             event,
-            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(..)
+            Event::Scalar(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+                | Event::Alias(..)
         );
         if is_node {
             // Where is this node: a key, a value under a key, or an item?
@@ -298,16 +327,17 @@ fn strip_location(message: &str) -> String {
 }
 
 /// The name serde complained about in `unknown field `x`` or
-/// `unknown variant `x``.
-fn unknown_name(message: &str) -> Option<String> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("unknown variant `"))?;
+/// `unknown variant `x``, wherever it sits in the message.
+pub fn unknown_name(message: &str) -> Option<String> {
+    let start = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|prefix| message.find(prefix).map(|at| at + prefix.len()))?;
+    let rest = &message[start..];
     Some(rest[..rest.find('`')?].to_string())
 }
 
 /// Adds "did you mean `y`?" to serde's unknown field/variant messages.
-fn with_suggestion(message: &str) -> String {
+pub fn with_suggestion(message: &str) -> String {
     let Some(name) = unknown_name(message) else {
         return message.to_string();
     };
@@ -323,7 +353,10 @@ fn with_suggestion(message: &str) -> String {
 }
 
 /// The closest candidate to `name`, when one is close enough to be a typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
@@ -382,7 +415,10 @@ mod tests {
 
     #[test]
     fn suggestion_needs_a_close_name() {
-        assert_eq!(did_you_mean("acount", ["account", "subject"]), Some("account"));
+        assert_eq!(
+            did_you_mean("acount", ["account", "subject"]),
+            Some("account")
+        );
         assert_eq!(did_you_mean("zzz", ["account", "subject"]), None);
     }
 }

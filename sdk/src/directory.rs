@@ -60,7 +60,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { direct_messages_enabled: true, notify_by_email_default: false }
+        Settings {
+            direct_messages_enabled: true,
+            notify_by_email_default: false,
+        }
     }
 }
 

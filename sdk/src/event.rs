@@ -126,28 +126,37 @@ impl Mail {
         }
         if let Some(value) = &self.precedence {
             let value = value.trim();
-            if ["bulk", "junk", "list"].iter().any(|p| value.eq_ignore_ascii_case(p)) {
+            if ["bulk", "junk", "list"]
+                .iter()
+                .any(|p| value.eq_ignore_ascii_case(p))
+            {
                 return Some(format!("Precedence: {value}"));
             }
         }
         if let Some(name) = self.list_headers.first() {
             return Some(format!("{name} header (mailing list)"));
         }
-        if let Some(path) = &self.return_path {
-            if path.trim().is_empty() {
-                return Some("empty Return-Path (null envelope sender)".to_string());
-            }
+        if self
+            .return_path
+            .as_ref()
+            .is_some_and(|path| path.trim().is_empty())
+        {
+            return Some("empty Return-Path (null envelope sender)".to_string());
         }
         if let Some(from) = &self.from {
             let local = from.email.split('@').next().unwrap_or("");
-            if local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster")
+            if local.eq_ignore_ascii_case("mailer-daemon")
+                || local.eq_ignore_ascii_case("postmaster")
             {
                 return Some(format!("sender {} is a mail system", from.email));
             }
         }
         for value in &self.x_loop {
             let value = value.trim();
-            if own_addresses.iter().any(|own| value.eq_ignore_ascii_case(own)) {
+            if own_addresses
+                .iter()
+                .any(|own| value.eq_ignore_ascii_case(own))
+            {
                 return Some(format!("X-Loop: {value} (our own mail)"));
             }
         }
@@ -171,8 +180,12 @@ pub enum ChangeKind {
 
 impl ChangeKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ChangeKind; 4] =
-        [ChangeKind::Opened, ChangeKind::Resolved, ChangeKind::Closed, ChangeKind::StateChanged];
+    pub const ALL: [ChangeKind; 4] = [
+        ChangeKind::Opened,
+        ChangeKind::Resolved,
+        ChangeKind::Closed,
+        ChangeKind::StateChanged,
+    ];
 
     /// The name used in rule files and import files.
     pub fn as_str(self) -> &'static str {

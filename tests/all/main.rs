@@ -1,1 +1,9 @@
-//! Integration tests, one binary.
+//! Integration tests: the `relais` binary against real SQLite files, real
+//! rule files and fixture mails. One test binary (see `support` for the
+//! helpers every module shares).
+
+mod check;
+mod demo;
+mod import;
+mod ingest;
+mod support;

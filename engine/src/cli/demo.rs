@@ -9,22 +9,50 @@ use anyhow::{Context, Result};
 use relais::{Options, Plugins, Store};
 
 const DIRECTORY: &str = include_str!("../../../demo/directory.yaml");
-const RULES: &[(&str, &str)] = &[("catchmail.yaml", include_str!("../../../rules/catchmail.yaml"))];
+const RULES: &[(&str, &str)] = &[(
+    "catchmail.yaml",
+    include_str!("../../../rules/catchmail.yaml"),
+)];
 const MAILS: &[(&str, &[u8])] = &[
-    ("01-contact-message.eml", include_bytes!("../../../demo/mails/01-contact-message.eml")),
-    ("02-staff-message.eml", include_bytes!("../../../demo/mails/02-staff-message.eml")),
-    ("03-locked-conversation.eml", include_bytes!("../../../demo/mails/03-locked-conversation.eml")),
-    ("04-unknown-sender.eml", include_bytes!("../../../demo/mails/04-unknown-sender.eml")),
-    ("05-missing-keyword.eml", include_bytes!("../../../demo/mails/05-missing-keyword.eml")),
-    ("06-out-of-office.eml", include_bytes!("../../../demo/mails/06-out-of-office.eml")),
-    ("07-not-requester.eml", include_bytes!("../../../demo/mails/07-not-requester.eml")),
-    ("08-other-address.eml", include_bytes!("../../../demo/mails/08-other-address.eml")),
+    (
+        "01-contact-message.eml",
+        include_bytes!("../../../demo/mails/01-contact-message.eml"),
+    ),
+    (
+        "02-staff-message.eml",
+        include_bytes!("../../../demo/mails/02-staff-message.eml"),
+    ),
+    (
+        "03-locked-conversation.eml",
+        include_bytes!("../../../demo/mails/03-locked-conversation.eml"),
+    ),
+    (
+        "04-unknown-sender.eml",
+        include_bytes!("../../../demo/mails/04-unknown-sender.eml"),
+    ),
+    (
+        "05-missing-keyword.eml",
+        include_bytes!("../../../demo/mails/05-missing-keyword.eml"),
+    ),
+    (
+        "06-out-of-office.eml",
+        include_bytes!("../../../demo/mails/06-out-of-office.eml"),
+    ),
+    (
+        "07-not-requester.eml",
+        include_bytes!("../../../demo/mails/07-not-requester.eml"),
+    ),
+    (
+        "08-other-address.eml",
+        include_bytes!("../../../demo/mails/08-other-address.eml"),
+    ),
 ];
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
     let write = |path: &Path, bytes: &[u8]| -> Result<()> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
     };
@@ -59,12 +87,21 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     let plugins = Plugins::bundled();
     let rules = relais::rules::load_dir(&dir.join("rules"), &plugins)
         .map_err(|errors| anyhow::anyhow!("demo rules: {}", errors[0]))?;
-    println!("2. loaded {} rule(s) from {}", rules.rules.len(), dir.join("rules").display());
+    println!(
+        "2. loaded {} rule(s) from {}",
+        rules.rules.len(),
+        dir.join("rules").display()
+    );
 
-    println!("3. processing the mails of {}:\n", dir.join("spool").display());
+    println!(
+        "3. processing the mails of {}:\n",
+        dir.join("spool").display()
+    );
     let files = relais::sources::files::list(&[dir.join("spool")]);
     let options = Options::default();
-    let reports = super::process_files(&mut store, &rules, &plugins, &options, &files, "spool", false, false)?;
+    let reports = super::process_files(
+        &mut store, &rules, &plugins, &options, &files, "spool", false, false,
+    )?;
     println!();
     super::output::print_ingest_summary(&reports);
 

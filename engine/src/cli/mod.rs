@@ -127,7 +127,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -146,13 +147,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import { files } => import(paths, &files),
         Command::Check => check(paths),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&relais::rules::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&relais::rules::json_schema())?
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { dry_run, json, account, paths: inputs } => {
-            ingest(paths, &inputs, &account, dry_run, json)
-        }
-        Command::Runs { show: Some(RunsCommand::Show { id, json }), .. } => {
+        Command::Ingest {
+            dry_run,
+            json,
+            account,
+            paths: inputs,
+        } => ingest(paths, &inputs, &account, dry_run, json),
+        Command::Runs {
+            show: Some(RunsCommand::Show { id, json }),
+            ..
+        } => {
             let store = open_store(&paths.db)?;
             let run = store.run(id)?.with_context(|| format!("no run {id}"))?;
             if json {
@@ -162,7 +172,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Runs { show: None, limit, json } => {
+        Command::Runs {
+            show: None,
+            limit,
+            json,
+        } => {
             let store = open_store(&paths.db)?;
             let runs = store.runs(limit)?;
             if json {
@@ -176,7 +190,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Messages { request, json } => {
             let store = open_store(&paths.db)?;
-            store.request(request)?.with_context(|| format!("no request {request}"))?;
+            store
+                .request(request)?
+                .with_context(|| format!("no request {request}"))?;
             let messages = store.messages(request)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&messages)?);
@@ -185,7 +201,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Outbox { status, limit, json } => {
+        Command::Outbox {
+            status,
+            limit,
+            json,
+        } => {
             let store = open_store(&paths.db)?;
             let mails = store.outbox(status.as_deref(), limit)?;
             if json {
@@ -207,7 +227,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         relais::plugins::Origin::Bundled => "bundled".to_string(),
                         relais::plugins::Origin::File(path) => path.display().to_string(),
                     };
-                    println!("{:<16} {:<8} {:<10} {}", info.name, info.version, origin, info.capabilities.join(", "));
+                    println!(
+                        "{:<16} {:<8} {:<10} {}",
+                        info.name,
+                        info.version,
+                        origin,
+                        info.capabilities.join(", ")
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -233,7 +259,8 @@ fn print_diagnostics(diagnostics: &[Diagnostic]) {
 fn import(paths: &Paths, files: &[PathBuf]) -> Result<ExitCode> {
     let mut store = open_store(&paths.db)?;
     for file in files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         match relais::directory::parse(file, &text, &store) {
             Ok(data) => {
                 let counts = store.import_directory(&data)?;
@@ -293,7 +320,13 @@ fn check(paths: &Paths) -> Result<ExitCode> {
     }
 }
 
-fn ingest(paths: &Paths, inputs: &[PathBuf], account: &str, dry_run: bool, json: bool) -> Result<ExitCode> {
+fn ingest(
+    paths: &Paths,
+    inputs: &[PathBuf],
+    account: &str,
+    dry_run: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let (plugins, rules) = match load_config(paths) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
@@ -305,12 +338,21 @@ fn ingest(paths: &Paths, inputs: &[PathBuf], account: &str, dry_run: bool, json:
     let mut store = open_store(&paths.db)?;
     let options = Options::default();
     let files = relais::sources::files::list(inputs);
-    let reports = process_files(&mut store, &rules, &plugins, &options, &files, account, dry_run, json)?;
-    let bad = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Rejected)).count();
+    let reports = process_files(
+        &mut store, &rules, &plugins, &options, &files, account, dry_run, json,
+    )?;
+    let bad = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Rejected))
+        .count();
     if !json {
         output::print_ingest_summary(&reports);
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Processes mail files one by one, printing a line each as it goes.
@@ -330,7 +372,12 @@ fn process_files(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut dispatcher = Dispatcher { store, rules, plugins, options };
+    let mut dispatcher = Dispatcher {
+        store,
+        rules,
+        plugins,
+        options,
+    };
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
         let source = file.path.display().to_string();
@@ -338,7 +385,11 @@ fn process_files(
             Ok(raw) => dispatcher.handle_mail(&raw, account, Some(&source), dry_run)?,
             Err(error) => dispatcher.reject_input(&source, error, dry_run)?,
         };
-        let line = if json { serde_json::to_string(&output::ingest_json(&report))? } else { output::ingest_line(&report) };
+        let line = if json {
+            serde_json::to_string(&output::ingest_json(&report))?
+        } else {
+            output::ingest_line(&report)
+        };
         progress.suspend(|| println!("{line}"));
         progress.inc(1);
         reports.push(report);
@@ -346,4 +397,3 @@ fn process_files(
     progress.finish_and_clear();
     Ok(reports)
 }
-

@@ -7,20 +7,42 @@ use relais_sdk::Effect;
 /// One effect in a few words.
 pub fn describe(effect: &Effect) -> String {
     match effect {
-        Effect::PostMessage { request, author, side, .. } => {
-            let side = serde_json::to_value(side).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            format!("post-message on request {request} by {} ({side} side)", author.id)
+        Effect::PostMessage {
+            request,
+            author,
+            side,
+            ..
+        } => {
+            let side = serde_json::to_value(side)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!(
+                "post-message on request {request} by {} ({side} side)",
+                author.id
+            )
         }
-        Effect::SendMail { to, subject, .. } => format!("send-mail to {} {subject:?}", to.join(", ")),
+        Effect::SendMail { to, subject, .. } => {
+            format!("send-mail to {} {subject:?}", to.join(", "))
+        }
         Effect::ReplyFailure { to, reason, .. } => format!("reply-failure to {to}: {reason}"),
-        Effect::CreateTicket { customer, subject, .. } => format!("create-ticket for {customer} {subject:?}"),
-        Effect::LinkMail { message_id, request } => format!("link-mail <{message_id}> to request {request}"),
+        Effect::CreateTicket {
+            customer, subject, ..
+        } => format!("create-ticket for {customer} {subject:?}"),
+        Effect::LinkMail {
+            message_id,
+            request,
+        } => format!("link-mail <{message_id}> to request {request}"),
     }
 }
 
 /// One line for a processed mail.
 pub fn ingest_line(report: &Report) -> String {
-    let what = report.source.clone().or_else(|| report.message_id.clone()).unwrap_or_default();
+    let what = report
+        .source
+        .clone()
+        .or_else(|| report.message_id.clone())
+        .unwrap_or_default();
     let mut line = format!("{what}: {}", report.outcome.as_str());
     if !report.rules.is_empty() {
         line.push_str(&format!(" [{}]", report.rules.join(", ")));
@@ -71,13 +93,20 @@ pub fn print_ingest_summary(reports: &[Report]) {
         count(Duplicate),
         count(Failed),
         count(Rejected),
-        if count(DryRun) > 0 { " (dry run: nothing written)" } else { "" }
+        if count(DryRun) > 0 {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
     );
 }
 
 /// The runs table.
 pub fn print_runs(runs: &[RunSummary]) {
-    println!("{:>6}  {:<24}  {:<9}  {:>8}  summary", "run", "started", "outcome", "µs");
+    println!(
+        "{:>6}  {:<24}  {:<9}  {:>8}  summary",
+        "run", "started", "outcome", "µs"
+    );
     for run in runs {
         println!(
             "{:>6}  {:<24}  {:<9}  {:>8}  {}{}",
@@ -86,7 +115,10 @@ pub fn print_runs(runs: &[RunSummary]) {
             run.outcome,
             run.duration_us,
             run.summary,
-            run.error.as_ref().map(|e| format!("\n{:>52}error: {e}", "")).unwrap_or_default()
+            run.error
+                .as_ref()
+                .map(|e| format!("\n{:>52}error: {e}", ""))
+                .unwrap_or_default()
         );
     }
 }
@@ -103,10 +135,21 @@ pub fn print_run(run: &RunRecord) {
     if let Some(source) = run.trace.get("source").and_then(|s| s.as_str()) {
         println!("  source:   {source}");
     }
-    for warning in run.trace.get("warnings").and_then(|w| w.as_array()).into_iter().flatten() {
+    for warning in run
+        .trace
+        .get("warnings")
+        .and_then(|w| w.as_array())
+        .into_iter()
+        .flatten()
+    {
         println!("  warning:  {}", warning.as_str().unwrap_or_default());
     }
-    let rules = run.trace.get("rules").and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    let rules = run
+        .trace
+        .get("rules")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
     if rules.is_empty() {
         println!("  rules:    none for this trigger");
     }
@@ -120,7 +163,12 @@ pub fn print_run(run: &RunRecord) {
             let reason = rule.get("reason").and_then(|v| v.as_str()).unwrap_or("");
             println!("  rule {id} ({source}): not matched: {reason}");
         }
-        for log in rule.get("logs").and_then(|l| l.as_array()).into_iter().flatten() {
+        for log in rule
+            .get("logs")
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+        {
             println!(
                 "    log {} {}: {}",
                 log.get("level").and_then(|v| v.as_str()).unwrap_or(""),
@@ -144,7 +192,11 @@ pub fn print_run(run: &RunRecord) {
 
 /// A request's activity thread.
 pub fn print_messages(request: u64, messages: &[MessageRecord]) {
-    println!("request {request}: {} direct message{}", messages.len(), if messages.len() == 1 { "" } else { "s" });
+    println!(
+        "request {request}: {} direct message{}",
+        messages.len(),
+        if messages.len() == 1 { "" } else { "s" }
+    );
     for message in messages {
         println!(
             "  #{} {} {} {} ({} side, via {}){}",
@@ -164,7 +216,10 @@ pub fn print_messages(request: u64, messages: &[MessageRecord]) {
 
 /// The outbox table.
 pub fn print_outbox(mails: &[OutboxRecord]) {
-    println!("{:>5}  {:<7}  {:<13}  {:<28}  subject", "id", "status", "kind", "to");
+    println!(
+        "{:>5}  {:<7}  {:<13}  {:<28}  subject",
+        "id", "status", "kind", "to"
+    );
     for mail in mails {
         println!(
             "{:>5}  {:<7}  {:<13}  {:<28}  {}",

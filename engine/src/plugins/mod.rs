@@ -43,7 +43,12 @@ pub trait Plugin: Send + Sync {
     /// Checks a rule's config before the rule set goes live.
     fn check_config(&self, config: &serde_json::Value) -> Result<(), String>;
     /// Decides what to do about `event`.
-    fn handle(&self, event: &Event, config: &serde_json::Value, host: &dyn Host) -> Result<Vec<Effect>, PluginError>;
+    fn handle(
+        &self,
+        event: &Event,
+        config: &serde_json::Value,
+        host: &dyn Host,
+    ) -> Result<Vec<Effect>, PluginError>;
 }
 
 /// Failure to load the plugins directory.
@@ -94,11 +99,19 @@ impl Plugins {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(plugins),
-            Err(source) => return Err(PluginLoadError::Directory { path: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(PluginLoadError::Directory {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
         };
         let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         files.sort();
-        if let Some(path) = files.into_iter().find(|p| p.extension().is_some_and(|e| e == "wasm")) {
+        if let Some(path) = files
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "wasm"))
+        {
             return Err(PluginLoadError::Unloadable {
                 path,
                 reason: "WebAssembly plugins are not supported by this build of Relais".to_string(),
@@ -154,7 +167,12 @@ mod bundled {
                     name: relais_plugin_catchmail::NAME.to_string(),
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     origin: Origin::Bundled,
-                    capabilities: vec!["requests".into(), "directory".into(), "settings".into(), "log".into()],
+                    capabilities: vec![
+                        "requests".into(),
+                        "directory".into(),
+                        "settings".into(),
+                        "log".into(),
+                    ],
                 },
             }
         }
@@ -166,10 +184,17 @@ mod bundled {
         }
 
         fn check_config(&self, config: &serde_json::Value) -> Result<(), String> {
-            relais_plugin_catchmail::Config::from_value(config).map(|_| ()).map_err(|e| e.to_string())
+            relais_plugin_catchmail::Config::from_value(config)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
 
-        fn handle(&self, event: &Event, config: &serde_json::Value, host: &dyn Host) -> Result<Vec<Effect>, PluginError> {
+        fn handle(
+            &self,
+            event: &Event,
+            config: &serde_json::Value,
+            host: &dyn Host,
+        ) -> Result<Vec<Effect>, PluginError> {
             relais_plugin_catchmail::decide(event, config, host)
         }
     }

@@ -7,7 +7,7 @@ use regex::{Regex, RegexBuilder};
 use relais_sdk::{ChangeKind, Event};
 
 use super::schema::{Case, Matcher, Trigger, When};
-use crate::yaml::{Document, Segment, YamlPath, Diagnostic};
+use crate::yaml::{Diagnostic, Document, Segment, YamlPath};
 
 /// A field of an event that conditions can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,9 @@ impl Field {
     fn applies_to(self, trigger: Trigger) -> bool {
         use Field::*;
         match trigger {
-            Trigger::MailReceived => matches!(self, Account | From | To | Cc | Recipient | Subject | Body),
+            Trigger::MailReceived => {
+                matches!(self, Account | From | To | Cc | Recipient | Subject | Body)
+            }
             Trigger::RequestSaved => matches!(self, State | Type | Company | Customer | Contract),
             Trigger::ContractEvent => matches!(self, Customer | Contract | Kind),
             Trigger::Schedule => false,
@@ -73,7 +75,9 @@ impl Field {
     fn values(self, event: &Event) -> Vec<String> {
         match event {
             Event::MailReceived(mail) => {
-                let emails = |list: &[relais_sdk::Address]| list.iter().map(|a| a.email.clone()).collect::<Vec<_>>();
+                let emails = |list: &[relais_sdk::Address]| {
+                    list.iter().map(|a| a.email.clone()).collect::<Vec<_>>()
+                };
                 match self {
                     Field::Account => vec![mail.account.clone()],
                     Field::From => mail.from.iter().map(|a| a.email.clone()).collect(),
@@ -136,7 +140,9 @@ impl Test {
         match self {
             Test::Equals(expected, case) => same(value, expected, *case),
             Test::Contains(part, Case::Sensitive) => value.contains(part.as_str()),
-            Test::Contains(part, Case::Insensitive) => value.to_lowercase().contains(&part.to_lowercase()),
+            Test::Contains(part, Case::Insensitive) => {
+                value.to_lowercase().contains(&part.to_lowercase())
+            }
             Test::Matches(regex) => regex.is_match(value),
             Test::AnyOf(options, case) => options.iter().any(|o| same(value, o, *case)),
         }
@@ -145,7 +151,13 @@ impl Test {
 
 impl fmt::Display for Test {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let case = |case: &Case| if *case == Case::Insensitive { " (any case)" } else { "" };
+        let case = |case: &Case| {
+            if *case == Case::Insensitive {
+                " (any case)"
+            } else {
+                ""
+            }
+        };
         match self {
             Test::Equals(v, c) => write!(f, "equals {v:?}{}", case(c)),
             Test::Contains(v, c) => write!(f, "contains {v:?}{}", case(c)),
@@ -182,7 +194,12 @@ impl Condition {
                     Err(format!("{}: (none) {}", field.name(), negate(test)))
                 } else {
                     let shown: Vec<String> = values.iter().map(|v| short(v)).collect();
-                    Err(format!("{}: {} {}", field.name(), shown.join(", "), negate(test)))
+                    Err(format!(
+                        "{}: {} {}",
+                        field.name(),
+                        shown.join(", "),
+                        negate(test)
+                    ))
                 }
             }
             Condition::Change(kinds) => {
@@ -194,7 +211,11 @@ impl Condition {
                 } else {
                     let carried: Vec<&str> = saved.changes.iter().map(|c| c.as_str()).collect();
                     let wanted: Vec<&str> = kinds.iter().map(|c| c.as_str()).collect();
-                    Err(format!("change: [{}] has none of [{}]", carried.join(", "), wanted.join(", ")))
+                    Err(format!(
+                        "change: [{}] has none of [{}]",
+                        carried.join(", "),
+                        wanted.join(", ")
+                    ))
                 }
             }
             Condition::All(all) => all.iter().try_for_each(|c| c.check(event)),
@@ -259,7 +280,9 @@ pub fn compile(
         ("kind", Field::Kind, &when.kind),
     ];
     for (key, field, matcher) in fields {
-        let Some(Matcher(spec)) = matcher else { continue };
+        let Some(Matcher(spec)) = matcher else {
+            continue;
+        };
         if !field.applies_to(trigger) {
             let usable: Vec<&str> = fields
                 .iter()
@@ -267,7 +290,10 @@ pub fn compile(
                 .map(|(k, _, _)| *k)
                 .collect();
             let message = if usable.is_empty() {
-                format!("`{key}` does not apply to `{}` rules, which take no field conditions", trigger.as_str())
+                format!(
+                    "`{key}` does not apply to `{}` rules, which take no field conditions",
+                    trigger.as_str()
+                )
             } else {
                 format!(
                     "`{key}` does not apply to `{}` rules; their fields are: {}",
@@ -285,14 +311,25 @@ pub fn compile(
         } else if let Some(values) = &spec.any_of {
             Test::AnyOf(values.clone(), spec.case)
         } else if let Some(pattern) = &spec.matches {
-            match RegexBuilder::new(pattern).case_insensitive(spec.case == Case::Insensitive).build() {
+            match RegexBuilder::new(pattern)
+                .case_insensitive(spec.case == Case::Insensitive)
+                .build()
+            {
                 Ok(regex) => Test::Matches(regex),
                 Err(error) => {
                     let mut p = at(key);
                     p.push(Segment::Key("matches".to_string()));
-                    let last = error.to_string().lines().last().unwrap_or_default().trim().to_string();
+                    let last = error
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
                     let first = last.trim_start_matches("error: ").to_string();
-                    errors.push(doc.diagnostic(&p, format!("invalid regex in `{key}.matches`: {first}")));
+                    errors.push(
+                        doc.diagnostic(&p, format!("invalid regex in `{key}.matches`: {first}")),
+                    );
                     continue;
                 }
             }
@@ -307,7 +344,10 @@ pub fn compile(
         } else {
             errors.push(doc.key_diagnostic(
                 &at("change"),
-                format!("`change` applies only to `request-saved` rules, not `{}`", trigger.as_str()),
+                format!(
+                    "`change` applies only to `request-saved` rules, not `{}`",
+                    trigger.as_str()
+                ),
             ));
         }
     }

@@ -66,7 +66,9 @@ impl RuleSet {
     /// The enabled rules fired by `trigger`.
     pub fn for_trigger(&self, trigger: &str) -> impl Iterator<Item = &Rule> {
         let trigger = trigger.to_string();
-        self.rules.iter().filter(move |rule| rule.trigger.as_str() == trigger)
+        self.rules
+            .iter()
+            .filter(move |rule| rule.trigger.as_str() == trigger)
     }
 }
 
@@ -81,11 +83,17 @@ pub fn load_dir(dir: &Path, plugins: &dyn PluginCatalog) -> Result<RuleSet, Vec<
             .map(|e| e.path())
             .filter(|p| {
                 matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-                    && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+                    && !p
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'))
             })
             .collect(),
         Err(error) => {
-            return Err(vec![Diagnostic::file(dir, format!("cannot read the rules directory: {error}"))]);
+            return Err(vec![Diagnostic::file(
+                dir,
+                format!("cannot read the rules directory: {error}"),
+            )]);
         }
     };
     files.sort();
@@ -108,7 +116,10 @@ pub fn load_dir(dir: &Path, plugins: &dyn PluginCatalog) -> Result<RuleSet, Vec<
 }
 
 /// Validates rule files given as `(path, text)`, as one rule set.
-pub fn load_sources(sources: &[(PathBuf, String)], plugins: &dyn PluginCatalog) -> Result<RuleSet, Vec<Diagnostic>> {
+pub fn load_sources(
+    sources: &[(PathBuf, String)],
+    plugins: &dyn PluginCatalog,
+) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
@@ -150,7 +161,9 @@ pub fn load_sources(sources: &[(PathBuf, String)], plugins: &dyn PluginCatalog) 
             Some(v) => match v.as_sequence() {
                 Some(list) => list.len(),
                 None => {
-                    errors.push(doc.diagnostic(&[Segment::Key("rules".into())], "`rules` must be a list"));
+                    errors.push(
+                        doc.diagnostic(&[Segment::Key("rules".into())], "`rules` must be a list"),
+                    );
                     continue;
                 }
             },
@@ -190,41 +203,72 @@ pub fn load_sources(sources: &[(PathBuf, String)], plugins: &dyn PluginCatalog) 
                 if let Err(problem) = plugins.check_config(&spec.run.plugin, &spec.run.config) {
                     let mut config_path = at("run");
                     config_path.push(Segment::Key("config".into()));
-                    errors.push(doc.diagnostic(
-                        &config_path,
-                        format!("invalid config for plugin `{}`: {problem}", spec.run.plugin),
-                    ));
+                    let message = format!(
+                        "invalid config for plugin `{}`: {}",
+                        spec.run.plugin,
+                        crate::yaml::with_suggestion(&problem)
+                    );
+                    // Point at the unknown key when that is the problem.
+                    let unknown = crate::yaml::unknown_name(&problem).map(|name| {
+                        let mut key_path = config_path.clone();
+                        key_path.push(Segment::Key(name));
+                        key_path
+                    });
+                    errors.push(match unknown {
+                        Some(key_path) if doc.get(&key_path).is_some() => {
+                            doc.key_diagnostic(&key_path, message)
+                        }
+                        _ => doc.diagnostic(&config_path, message),
+                    });
                 }
             } else {
                 let mut message = format!("unknown plugin `{}`", spec.run.plugin);
                 match did_you_mean(&spec.run.plugin, known_plugins.iter().map(String::as_str)) {
                     Some(best) => message.push_str(&format!("; did you mean `{best}`?")),
-                    None if known_plugins.is_empty() => message.push_str(" (no plugin is available)"),
-                    None => message.push_str(&format!(" (available: {})", known_plugins.join(", "))),
+                    None if known_plugins.is_empty() => {
+                        message.push_str(" (no plugin is available)")
+                    }
+                    None => {
+                        message.push_str(&format!(" (available: {})", known_plugins.join(", ")))
+                    }
                 }
                 errors.push(doc.diagnostic(&run_path, message));
             }
-            let cron = match (&spec.on, &spec.cron) {
-                (Trigger::Schedule, None) => {
-                    errors.push(doc.key_diagnostic(&at("on"), "a `schedule` rule needs a `cron` expression"));
-                    None
-                }
-                (Trigger::Schedule, Some(expression)) => match expression.parse::<cron::Schedule>() {
-                    Ok(schedule) => Some(schedule),
-                    Err(error) => {
-                        errors.push(doc.diagnostic(&at("cron"), format!("invalid cron expression: {error}")));
+            let cron =
+                match (&spec.on, &spec.cron) {
+                    (Trigger::Schedule, None) => {
+                        errors.push(doc.key_diagnostic(
+                            &at("on"),
+                            "a `schedule` rule needs a `cron` expression",
+                        ));
                         None
                     }
-                },
-                (_, Some(_)) => {
-                    errors.push(doc.key_diagnostic(&at("cron"), "`cron` applies only to `on: schedule` rules"));
-                    None
-                }
-                (_, None) => None,
-            };
+                    (Trigger::Schedule, Some(expression)) => {
+                        match expression.parse::<cron::Schedule>() {
+                            Ok(schedule) => Some(schedule),
+                            Err(error) => {
+                                errors.push(doc.diagnostic(
+                                    &at("cron"),
+                                    format!("invalid cron expression: {error}"),
+                                ));
+                                None
+                            }
+                        }
+                    }
+                    (_, Some(_)) => {
+                        errors.push(doc.key_diagnostic(
+                            &at("cron"),
+                            "`cron` applies only to `on: schedule` rules",
+                        ));
+                        None
+                    }
+                    (_, None) => None,
+                };
             let max = match (spec.mode, spec.max) {
                 (Mode::Single, Some(_)) => {
-                    errors.push(doc.key_diagnostic(&at("max"), "`max` does not apply to `mode: single`"));
+                    errors.push(
+                        doc.key_diagnostic(&at("max"), "`max` does not apply to `mode: single`"),
+                    );
                     1
                 }
                 (_, Some(0)) => {
@@ -259,14 +303,15 @@ pub fn load_sources(sources: &[(PathBuf, String)], plugins: &dyn PluginCatalog) 
         }
     }
     if errors.is_empty() {
-        Ok(RuleSet {
+        return Ok(RuleSet {
             rules,
             files: sources.iter().map(|(p, _)| p.clone()).collect(),
             hash: hex::encode(set_hash.finalize())[..16].to_string(),
-        })
-    } else {
-        Err(errors)
+        });
     }
+    // Files in order, each in reading order.
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    Err(errors)
 }
 
 #[cfg(test)]
@@ -291,7 +336,11 @@ mod tests {
     }
 
     fn mail(subject: &str) -> Event {
-        Event::MailReceived(Mail { account: "catchmail".into(), subject: subject.into(), ..Mail::default() })
+        Event::MailReceived(Mail {
+            account: "catchmail".into(),
+            subject: subject.into(),
+            ..Mail::default()
+        })
     }
 
     #[test]
@@ -304,7 +353,10 @@ mod tests {
         let condition = rule.condition.as_ref().expect("has a condition");
         assert!(condition.check(&mail("#1 *MESSAGE*")).is_ok());
         let why = condition.check(&mail("hello")).expect_err("no keyword");
-        assert_eq!(why, "subject: \"hello\" does not satisfy: contains \"*message*\" (any case)");
+        assert_eq!(
+            why,
+            "subject: \"hello\" does not satisfy: contains \"*message*\" (any case)"
+        );
         assert_eq!(rule.mode, Mode::Queued);
         assert_eq!(rule.max, DEFAULT_MAX);
     }
@@ -316,12 +368,24 @@ mod tests {
         )
         .expect("valid");
         let condition = set.rules[0].condition.as_ref().expect("condition");
-        let request = Request { state: "open".into(), request_type: "INCIDENT".into(), ..Request::default() };
+        let request = Request {
+            state: "open".into(),
+            request_type: "INCIDENT".into(),
+            ..Request::default()
+        };
         let saved = |changes: Vec<ChangeKind>| {
-            Event::RequestSaved(RequestSaved { before: None, after: request.clone(), changes })
+            Event::RequestSaved(RequestSaved {
+                before: None,
+                after: request.clone(),
+                changes,
+            })
         };
         assert!(condition.check(&saved(vec![ChangeKind::Opened])).is_ok());
-        assert!(condition.check(&saved(vec![ChangeKind::StateChanged])).is_err());
+        assert!(
+            condition
+                .check(&saved(vec![ChangeKind::StateChanged]))
+                .is_err()
+        );
     }
 
     #[test]
@@ -331,18 +395,37 @@ mod tests {
         )
         .expect_err("invalid");
         assert_eq!(errors.len(), 4, "{errors:#?}");
-        assert!(errors[0].starts_with("r.yaml:3:9: unknown variant `mail-recieved`"), "{errors:#?}");
-        assert!(errors[0].ends_with("did you mean `mail-received`?"), "{errors:#?}");
-        assert!(errors[1].starts_with("r.yaml:7:13: unknown field `subjct`"), "{errors:#?}");
-        assert!(errors[2].starts_with("r.yaml:9:9: duplicate rule id `b` (first defined at r.yaml:5:9)"), "{errors:#?}");
-        assert!(errors[3].starts_with("r.yaml:11:31: invalid regex"), "{errors:#?}");
+        assert!(
+            errors[0].starts_with("r.yaml:3:9: unknown variant `mail-recieved`"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[0].ends_with("did you mean `mail-received`?"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].starts_with("r.yaml:7:13: unknown field `subjct`"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[2]
+                .starts_with("r.yaml:9:9: duplicate rule id `b` (first defined at r.yaml:5:9)"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[3].starts_with("r.yaml:11:31: invalid regex"),
+            "{errors:#?}"
+        );
     }
 
     #[test]
     fn schedule_rules_need_a_valid_cron() {
         let errors = load("rules:\n  - id: s\n    on: schedule\n    cron: \"not cron\"\n    run: { plugin: catchmail }\n")
             .expect_err("bad cron");
-        assert!(errors[0].starts_with("r.yaml:4:11: invalid cron expression"), "{errors:#?}");
+        assert!(
+            errors[0].starts_with("r.yaml:4:11: invalid cron expression"),
+            "{errors:#?}"
+        );
         let set = load("rules:\n  - id: s\n    on: schedule\n    cron: \"0 0 8 * * *\"\n    run: { plugin: catchmail }\n")
             .expect("valid");
         assert!(set.rules[0].cron.is_some());

@@ -225,7 +225,10 @@ impl<'de> Deserialize<'de> for Matcher {
                 f.write_str("a value to equal, or a mapping with one of `equals`, `contains`, `matches`, `any-of`")
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<Matcher, E> {
-                Ok(Matcher(MatcherSpec { equals: Some(value.to_string()), ..MatcherSpec::default() }))
+                Ok(Matcher(MatcherSpec {
+                    equals: Some(value.to_string()),
+                    ..MatcherSpec::default()
+                }))
             }
             fn visit_bool<E: de::Error>(self, value: bool) -> Result<Matcher, E> {
                 self.visit_str(&value.to_string())
@@ -241,10 +244,15 @@ impl<'de> Deserialize<'de> for Matcher {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Matcher, A::Error> {
                 let spec = MatcherSpec::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                let given = [spec.equals.is_some(), spec.contains.is_some(), spec.matches.is_some(), spec.any_of.is_some()]
-                    .iter()
-                    .filter(|given| **given)
-                    .count();
+                let given = [
+                    spec.equals.is_some(),
+                    spec.contains.is_some(),
+                    spec.matches.is_some(),
+                    spec.any_of.is_some(),
+                ]
+                .iter()
+                .filter(|given| **given)
+                .count();
                 if given != 1 {
                     return Err(de::Error::custom(
                         "a matcher takes exactly one of `equals`, `contains`, `matches`, `any-of`",
@@ -288,7 +296,8 @@ impl<'de> Deserialize<'de> for Changes {
                 Ok(Changes(vec![kind]))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Changes, A::Error> {
-                let kinds = Vec::<ChangeKind>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                let kinds =
+                    Vec::<ChangeKind>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
                 if kinds.is_empty() {
                     return Err(de::Error::custom("`change` needs at least one change kind"));
                 }

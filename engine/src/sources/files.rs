@@ -17,7 +17,8 @@ impl MailFile {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
-        std::fs::read(&self.path).map_err(|error| format!("cannot read {}: {error}", self.path.display()))
+        std::fs::read(&self.path)
+            .map_err(|error| format!("cannot read {}: {error}", self.path.display()))
     }
 }
 
@@ -41,7 +42,10 @@ pub fn list(paths: &[PathBuf]) -> Vec<MailFile> {
                 list_dir(path, true, &mut out);
             }
         } else {
-            out.push(MailFile { path: path.clone(), error: None });
+            out.push(MailFile {
+                path: path.clone(),
+                error: None,
+            });
         }
     }
     out
@@ -52,7 +56,10 @@ fn list_dir(dir: &Path, only_eml: bool, out: &mut Vec<MailFile>) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && !only_eml => return,
         Err(error) => {
-            out.push(MailFile { path: dir.to_path_buf(), error: Some(format!("cannot list {}: {error}", dir.display())) });
+            out.push(MailFile {
+                path: dir.to_path_buf(),
+                error: Some(format!("cannot list {}: {error}", dir.display())),
+            });
             return;
         }
     };

@@ -49,15 +49,24 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
         .ok_or_else(|| MailError::Malformed("no message could be read".to_string()))?;
     // mail-parser reads anything leniently; a message none of whose header
     // names is well formed (printable ASCII, no space or colon) is not a mail.
-    let well_formed = |name: &str| !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
-    if !message.headers().iter().any(|h| well_formed(h.name.as_str())) {
+    let well_formed =
+        |name: &str| !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+    if !message
+        .headers()
+        .iter()
+        .any(|h| well_formed(h.name.as_str()))
+    {
         return Err(MailError::Malformed(
             "no header fields found (a mail starts with `Name: value` lines)".to_string(),
         ));
     }
     let mut warnings = Vec::new();
 
-    let (message_id, generated_id) = match message.message_id().map(clean_id).filter(|id| !id.is_empty()) {
+    let (message_id, generated_id) = match message
+        .message_id()
+        .map(clean_id)
+        .filter(|id| !id.is_empty())
+    {
         Some(id) => (id, false),
         None => {
             warnings.push("no Message-ID: one was derived from the content".to_string());
@@ -74,15 +83,17 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
     };
 
     for part in &message.parts {
-        if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset")) {
-            if mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_none()
-                && !is_builtin_charset(charset)
-            {
-                warnings.push(format!("unknown charset `{charset}`: decoded as UTF-8, invalid bytes replaced"));
-            }
+        if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset"))
+            && mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_none()
+            && !is_builtin_charset(charset)
+        {
+            warnings.push(format!(
+                "unknown charset `{charset}`: decoded as UTF-8, invalid bytes replaced"
+            ));
         }
         if part.is_encoding_problem {
-            warnings.push("a body part could not be decoded as declared; kept as found".to_string());
+            warnings
+                .push("a body part could not be decoded as declared; kept as found".to_string());
         }
     }
 
@@ -107,7 +118,11 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
             size: content.len() as u64,
             sha256: sha256_hex(&content),
         });
-        attachments.push(NewAttachment { filename, content_type, content });
+        attachments.push(NewAttachment {
+            filename,
+            content_type,
+            content,
+        });
     }
 
     // Read raw: mail-parser reports the null sender `<>` as no value at all.
@@ -115,7 +130,12 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
         .headers_raw()
         .find(|(name, _)| name.eq_ignore_ascii_case("Return-Path"))
         .map(|(_, value)| clean_id(value));
-    let header_text = |name: &str| message.header(name).and_then(HeaderValue::as_text).map(str::to_string);
+    let header_text = |name: &str| {
+        message
+            .header(name)
+            .and_then(HeaderValue::as_text)
+            .map(str::to_string)
+    };
     let mail = Mail {
         account: account.to_string(),
         message_id,
@@ -144,7 +164,12 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
         attachments: metadata,
         size: raw.len() as u64,
     };
-    Ok(ParsedMail { mail, attachments, generated_id, warnings })
+    Ok(ParsedMail {
+        mail,
+        attachments,
+        generated_id,
+        warnings,
+    })
 }
 
 /// Charsets mail-parser decodes without its table.
@@ -156,7 +181,11 @@ fn is_builtin_charset(name: &str) -> bool {
 }
 
 fn clean_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
 }
 
 fn ids(value: &HeaderValue<'_>) -> Vec<String> {
@@ -175,7 +204,10 @@ fn addresses(address: &ParsedAddress<'_>) -> Vec<Address> {
         .iter()
         .filter_map(|a| {
             let email = a.address()?.trim().to_string();
-            Some(Address { name: a.name().map(str::to_string), email })
+            Some(Address {
+                name: a.name().map(str::to_string),
+                email,
+            })
         })
         .collect()
 }
@@ -200,7 +232,10 @@ Bonjour\r\n";
         let mail = parsed.mail;
         assert_eq!(mail.message_id, "abc@dupont.example");
         assert_eq!(mail.subject, "Validation qualité #23010203 *message*");
-        assert_eq!(mail.from.as_ref().map(|a| a.email.as_str()), Some("Jeanne@Dupont.example"));
+        assert_eq!(
+            mail.from.as_ref().map(|a| a.email.as_str()),
+            Some("Jeanne@Dupont.example")
+        );
         assert_eq!(mail.return_path.as_deref(), Some("jeanne@dupont.example"));
         assert_eq!(mail.references, ["first@acme.example", "prev@acme.example"]);
         assert_eq!(mail.in_reply_to, ["prev@acme.example"]);
@@ -220,7 +255,10 @@ Bonjour\r\n";
     fn empty_and_headerless_input_are_errors() {
         assert_eq!(parse(b"", "cli").expect_err("empty"), MailError::Empty);
         assert_eq!(parse(b"  \n", "cli").expect_err("blank"), MailError::Empty);
-        assert!(matches!(parse(b"\x00\x01\x02 not a mail", "cli"), Err(MailError::Malformed(_))));
+        assert!(matches!(
+            parse(b"\x00\x01\x02 not a mail", "cli"),
+            Err(MailError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -34,7 +34,10 @@ impl Store {
     /// Writes a checked import file in one transaction. Records are upserted
     /// by code, id, login or number, so importing the same file twice
     /// changes nothing the second time.
-    pub fn import_directory(&mut self, data: &DirectoryFile) -> Result<DirectoryCounts, StoreError> {
+    pub fn import_directory(
+        &mut self,
+        data: &DirectoryFile,
+    ) -> Result<DirectoryCounts, StoreError> {
         let tx = self.conn.transaction()?;
         let stamp = now();
         let set = |key: &str, value: Option<bool>| -> Result<(), StoreError> {
@@ -199,7 +202,9 @@ impl Store {
     /// How many records of each kind the directory holds.
     pub fn directory_counts(&self) -> Result<DirectoryCounts, StoreError> {
         let count = |table: &str| -> Result<usize, StoreError> {
-            let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            let n: i64 =
+                self.conn
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
             Ok(n as usize)
         };
         Ok(DirectoryCounts {
@@ -219,14 +224,18 @@ impl Store {
         let get = |key: &str| -> Result<Option<bool>, StoreError> {
             let value: Option<String> = self
                 .conn
-                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             Ok(value.map(|v| v == "true"))
         };
         let defaults = Settings::default();
         Ok(Settings {
-            direct_messages_enabled: get(SETTING_MESSAGES)?.unwrap_or(defaults.direct_messages_enabled),
-            notify_by_email_default: get(SETTING_NOTIFY)?.unwrap_or(defaults.notify_by_email_default),
+            direct_messages_enabled: get(SETTING_MESSAGES)?
+                .unwrap_or(defaults.direct_messages_enabled),
+            notify_by_email_default: get(SETTING_NOTIFY)?
+                .unwrap_or(defaults.notify_by_email_default),
         })
     }
 
@@ -248,9 +257,16 @@ impl Store {
     pub fn request_type(&self, code: &str) -> Result<Option<RequestType>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT code, catchmail FROM request_types WHERE code = ?1", [code], |row| {
-                Ok(RequestType { code: row.get(0)?, catchmail: row.get(1)? })
-            })
+            .query_row(
+                "SELECT code, catchmail FROM request_types WHERE code = ?1",
+                [code],
+                |row| {
+                    Ok(RequestType {
+                        code: row.get(0)?,
+                        catchmail: row.get(1)?,
+                    })
+                },
+            )
             .optional()?)
     }
 
@@ -263,11 +279,18 @@ impl Store {
             "SELECT id, name FROM collaborators
              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE ORDER BY id",
         )?;
-        let collaborators: Vec<(String, String)> =
-            statement.query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let collaborators: Vec<(String, String)> = statement
+            .query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         for (id, name) in collaborators {
             let users = self.users_of("collaborator", &id)?;
-            owners.push(AddressOwner { kind: PartyKind::Collaborator, id, name, customer: None, users });
+            owners.push(AddressOwner {
+                kind: PartyKind::Collaborator,
+                id,
+                name,
+                customer: None,
+                users,
+            });
         }
         let mut statement = self.conn.prepare_cached(
             "SELECT id, name, customer FROM contacts
@@ -278,7 +301,13 @@ impl Store {
             .collect::<Result<_, _>>()?;
         for (id, name, customer) in contacts {
             let users = self.users_of("contact", &id)?;
-            owners.push(AddressOwner { kind: PartyKind::Contact, id, name, customer: Some(customer), users });
+            owners.push(AddressOwner {
+                kind: PartyKind::Contact,
+                id,
+                name,
+                customer: Some(customer),
+                users,
+            });
         }
         Ok(owners)
     }
@@ -289,13 +318,19 @@ impl Store {
         );
         let mut statement = self.conn.prepare_cached(&sql)?;
         let rows: Vec<(String, String, String, bool, String)> = statement
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .query_map([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
             .collect::<Result<_, _>>()?;
         rows.into_iter()
             .map(|(login, kind, rights, catchmail, companies)| {
                 Ok(User {
                     login,
-                    kind: if kind == "internal" { UserKind::Internal } else { UserKind::Extranet },
+                    kind: if kind == "internal" {
+                        UserKind::Internal
+                    } else {
+                        UserKind::Extranet
+                    },
                     rights: from_json(&rights)?,
                     catchmail,
                     companies: from_json(&companies)?,
@@ -313,7 +348,11 @@ impl Store {
             Kind::RequestType => "SELECT 1 FROM request_types WHERE code = ?1",
             Kind::Contract => "SELECT 1 FROM contracts WHERE code = ?1",
         };
-        Ok(self.conn.query_row(sql, [id], |_| Ok(())).optional()?.is_some())
+        Ok(self
+            .conn
+            .query_row(sql, [id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 }
 
@@ -327,7 +366,11 @@ impl Existing for Store {
 
     fn site_exists(&self, customer: &str, site: &str) -> bool {
         self.conn
-            .query_row("SELECT 1 FROM sites WHERE customer = ?1 AND code = ?2", [customer, site], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM sites WHERE customer = ?1 AND code = ?2",
+                [customer, site],
+                |_| Ok(()),
+            )
             .optional()
             .map(|found| found.is_some())
             .unwrap_or(false)
@@ -381,7 +424,9 @@ mod tests {
     fn owners_are_found_case_insensitively_with_their_users() {
         let mut store = Store::open_in_memory().expect("store");
         import(&mut store, SAMPLE);
-        let owners = store.address_owners("jeanne@dupont.EXAMPLE").expect("query");
+        let owners = store
+            .address_owners("jeanne@dupont.EXAMPLE")
+            .expect("query");
         assert_eq!(owners.len(), 1);
         assert_eq!(owners[0].id, "ct1");
         assert_eq!(owners[0].users[0].rights, vec![147012]);
@@ -391,7 +436,13 @@ mod tests {
     fn a_later_file_may_reference_stored_records() {
         let mut store = Store::open_in_memory().expect("store");
         import(&mut store, SAMPLE);
-        import(&mut store, "requests: [ { number: 8, company: A, customer: C1, type: INC, state: open } ]\n");
-        assert_eq!(store.request(8).expect("query").map(|r| r.customer), Some("C1".to_string()));
+        import(
+            &mut store,
+            "requests: [ { number: 8, company: A, customer: C1, type: INC, state: open } ]\n",
+        );
+        assert_eq!(
+            store.request(8).expect("query").map(|r| r.customer),
+            Some("C1".to_string())
+        );
     }
 }

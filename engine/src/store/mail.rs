@@ -104,7 +104,11 @@ impl Store {
     pub fn mail_exists(&self, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM mails WHERE message_id = ?1", [message_id], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM mails WHERE message_id = ?1",
+                [message_id],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }
@@ -134,20 +138,22 @@ impl Store {
                 },
             )
             .optional()?;
-        row.map(|(message_id, account, subject, sender, irt, refs, size, status, error, ticket)| {
-            Ok(MailRecord {
-                message_id,
-                account,
-                subject,
-                sender,
-                in_reply_to: from_json(&irt)?,
-                references: from_json(&refs)?,
-                size: size as u64,
-                status,
-                error,
-                ticket: ticket.map(|t| t as u64),
-            })
-        })
+        row.map(
+            |(message_id, account, subject, sender, irt, refs, size, status, error, ticket)| {
+                Ok(MailRecord {
+                    message_id,
+                    account,
+                    subject,
+                    sender,
+                    in_reply_to: from_json(&irt)?,
+                    references: from_json(&refs)?,
+                    size: size as u64,
+                    status,
+                    error,
+                    ticket: ticket.map(|t| t as u64),
+                })
+            },
+        )
         .transpose()
     }
 
@@ -165,7 +171,9 @@ impl Store {
 
     /// How many blobs (raw messages and attachment contents) are stored.
     pub fn blob_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }
 
@@ -204,7 +212,10 @@ impl Tx<'_> {
             ],
         )?;
         if inserted == 0 {
-            return Err(StoreError::Refused(format!("mail <{}> is already stored", mail.message_id)));
+            return Err(StoreError::Refused(format!(
+                "mail <{}> is already stored",
+                mail.message_id
+            )));
         }
         let id = self.tx.last_insert_rowid();
         for (position, attachment) in mail.attachments.iter().enumerate() {
@@ -227,18 +238,33 @@ impl Tx<'_> {
 
     /// Links a stored mail to a ticket. A mail links to at most one ticket:
     /// linking it again to the same ticket is a no-op, to another is refused.
-    pub fn link_mail(&self, message_id: &str, request: u64, run: Option<i64>) -> Result<(), StoreError> {
+    pub fn link_mail(
+        &self,
+        message_id: &str,
+        request: u64,
+        run: Option<i64>,
+    ) -> Result<(), StoreError> {
         let mail: Option<i64> = self
             .tx
-            .query_row("SELECT id FROM mails WHERE message_id = ?1", [message_id], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM mails WHERE message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
             .optional()?;
         let Some(mail) = mail else {
-            return Err(StoreError::Refused(format!("no stored mail <{message_id}>")));
+            return Err(StoreError::Refused(format!(
+                "no stored mail <{message_id}>"
+            )));
         };
         self.require_request(request)?;
         let current: Option<i64> = self
             .tx
-            .query_row("SELECT request FROM mail_links WHERE mail = ?1", [mail], |r| r.get(0))
+            .query_row(
+                "SELECT request FROM mail_links WHERE mail = ?1",
+                [mail],
+                |r| r.get(0),
+            )
             .optional()?;
         match current {
             Some(existing) if existing as u64 == request => Ok(()),
@@ -279,11 +305,18 @@ mod tests {
     #[test]
     fn each_mail_once_and_attachments_shared() {
         let mut store = Store::open_in_memory().expect("store");
-        let pdf = [NewAttachment { filename: Some("a.pdf".into()), content_type: "application/pdf".into(), content: b"%PDF".to_vec() }];
+        let pdf = [NewAttachment {
+            filename: Some("a.pdf".into()),
+            content_type: "application/pdf".into(),
+            content: b"%PDF".to_vec(),
+        }];
         let tx = store.begin().expect("tx");
         tx.insert_mail(&mail("a@x", b"raw a", &pdf)).expect("first");
-        tx.insert_mail(&mail("b@x", b"raw b", &pdf)).expect("second");
-        let again = tx.insert_mail(&mail("a@x", b"raw a", &pdf)).expect_err("duplicate");
+        tx.insert_mail(&mail("b@x", b"raw b", &pdf))
+            .expect("second");
+        let again = tx
+            .insert_mail(&mail("a@x", b"raw a", &pdf))
+            .expect_err("duplicate");
         assert!(again.to_string().contains("already stored"));
         tx.commit().expect("commit");
         // two raw messages and one shared attachment

@@ -30,6 +30,23 @@ pub struct MessageRecord {
     pub created_at: String,
 }
 
+/// A direct message to post.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessage<'a> {
+    /// The request it goes on.
+    pub request: u64,
+    /// Who wrote it.
+    pub author: &'a Author,
+    /// Staff or customer side.
+    pub side: Side,
+    /// Where it was written.
+    pub source: MessageSource,
+    /// The text.
+    pub body: &'a str,
+    /// Whether the other side is notified by mail.
+    pub notify_by_email: bool,
+}
+
 fn name<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     match serde_json::to_value(value)? {
         serde_json::Value::String(text) => Ok(text),
@@ -63,7 +80,10 @@ impl Store {
 
     /// How many direct messages are stored in all.
     pub fn message_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 }
 
@@ -86,14 +106,17 @@ impl Tx<'_> {
     /// its conversation is locked (its messages stay visible, none is added).
     pub fn post_message(
         &self,
-        request: u64,
-        author: &Author,
-        side: Side,
-        source: MessageSource,
-        body: &str,
-        notify_by_email: bool,
+        message: &NewMessage<'_>,
         run: Option<i64>,
     ) -> Result<i64, StoreError> {
+        let NewMessage {
+            request,
+            author,
+            side,
+            source,
+            body,
+            notify_by_email,
+        } = *message;
         let found = self.require_request(request)?;
         if found.conversation_locked {
             return Err(StoreError::Refused(format!(
@@ -128,8 +151,11 @@ impl Tx<'_> {
         subject: &str,
         request_type: &str,
     ) -> Result<u64, StoreError> {
-        let next: i64 =
-            self.tx.query_row("SELECT coalesce(max(number), 0) + 1 FROM requests", [], |r| r.get(0))?;
+        let next: i64 = self.tx.query_row(
+            "SELECT coalesce(max(number), 0) + 1 FROM requests",
+            [],
+            |r| r.get(0),
+        )?;
         let stamp = now();
         self.tx
             .execute(

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use directory::DirectoryCounts;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
-pub use messages::MessageRecord;
+pub use messages::{MessageRecord, NewMessage};
 pub use outbox::{OutboxRecord, OutgoingMail};
 pub use runs::{RunRecord, RunSummary};
 
@@ -31,7 +31,9 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The database was written by a newer Relais.
-    #[error("the store {path} has schema version {found}, newer than this Relais ({supported}); upgrade Relais")]
+    #[error(
+        "the store {path} has schema version {found}, newer than this Relais ({supported}); upgrade Relais"
+    )]
     TooNew {
         /// The database file.
         path: PathBuf,
@@ -75,7 +77,10 @@ impl Store {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             Ok(conn)
         };
-        let conn = open().map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        let conn = open().map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::setup(conn, path)
     }
 
@@ -97,10 +102,16 @@ impl Store {
     }
 
     fn migrate(&mut self, path: &Path) -> Result<(), StoreError> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, supported });
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported,
+            });
         }
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
@@ -113,13 +124,17 @@ impl Store {
 
     /// The schema version of the store.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))?)
     }
 
     /// Starts the one transaction in which an event's mail, effects and run
     /// trace are written. Dropped without [`Tx::commit`], it writes nothing.
     pub fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
-        Ok(Tx { tx: self.conn.transaction()? })
+        Ok(Tx {
+            tx: self.conn.transaction()?,
+        })
     }
 }
 
@@ -158,10 +173,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("relais.db");
         let store = Store::open(&path).expect("open");
-        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len() as i64);
+        assert_eq!(
+            store.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
         drop(store);
         let store = Store::open(&path).expect("reopen");
-        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len() as i64);
+        assert_eq!(
+            store.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
     }
 
     #[test]

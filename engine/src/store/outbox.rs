@@ -44,7 +44,11 @@ pub struct OutboxRecord {
 
 impl Store {
     /// The outbox, newest first, optionally only one status.
-    pub fn outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+    pub fn outbox(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
         let mut statement = self.conn.prepare_cached(
             "SELECT id, message_id, kind, recipients, subject, body, headers, request, status, attempts,
                     last_error, created_at
@@ -68,8 +72,20 @@ impl Store {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, message_id, kind, to, subject, body, headers, request, status, attempts, last_error, created_at) =
-                row?;
+            let (
+                id,
+                message_id,
+                kind,
+                to,
+                subject,
+                body,
+                headers,
+                request,
+                status,
+                attempts,
+                last_error,
+                created_at,
+            ) = row?;
             out.push(OutboxRecord {
                 id,
                 mail: OutgoingMail {

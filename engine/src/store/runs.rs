@@ -90,26 +90,29 @@ impl Store {
                 },
             )
             .optional()?;
-        row.map(|(id, trigger, summary, message_id, outcome, error, started_at, duration, trace)| {
-            Ok(RunRecord {
-                id,
-                trigger,
-                summary,
-                message_id,
-                outcome,
-                error,
-                started_at,
-                duration_us: duration as u64,
-                trace: from_json(&trace)?,
-            })
-        })
+        row.map(
+            |(id, trigger, summary, message_id, outcome, error, started_at, duration, trace)| {
+                Ok(RunRecord {
+                    id,
+                    trigger,
+                    summary,
+                    message_id,
+                    outcome,
+                    error,
+                    started_at,
+                    duration_us: duration as u64,
+                    trace: from_json(&trace)?,
+                })
+            },
+        )
         .transpose()
     }
 
     /// Runs of one mail, newest first.
     pub fn runs_of_mail(&self, message_id: &str) -> Result<Vec<i64>, StoreError> {
-        let mut statement =
-            self.conn.prepare_cached("SELECT id FROM runs WHERE message_id = ?1 ORDER BY id DESC")?;
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT id FROM runs WHERE message_id = ?1 ORDER BY id DESC")?;
         let rows = statement.query_map([message_id], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

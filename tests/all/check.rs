@@ -1,0 +1,102 @@
+//! `relais check`: exit codes and golden error output.
+//!
+//! Each folder of `tests/golden/check/` is a rules directory; its expected
+//! `relais check` error output is the `.err` file of the same name. Run with
+//! `UPDATE_GOLDEN=1` to rewrite the `.err` files after a deliberate change.
+
+use std::process::Command;
+
+use crate::support::{Setup, root};
+
+#[test]
+fn shipped_rules_are_valid() {
+    let run = Setup::new().relais(&["check"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("ok: "), "{run:?}");
+}
+
+#[test]
+fn golden_errors() {
+    let golden = root().join("tests/golden/check");
+    let mut cases: Vec<_> = std::fs::read_dir(&golden)
+        .expect("golden dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    let mut mismatches = Vec::new();
+    for case in cases {
+        let name = case
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
+        // Run from the golden folder so that paths print relative and stable.
+        let output = Command::new(env!("CARGO_BIN_EXE_relais"))
+            .current_dir(&golden)
+            .args(["check", "--rules", &name, "--plugins", "no-plugins-here"])
+            .output()
+            .expect("relais runs");
+        assert_eq!(output.status.code(), Some(1), "{name}: check must fail");
+        let actual = String::from_utf8_lossy(&output.stderr).into_owned();
+        let expected_file = golden.join(format!("{name}.err"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&expected_file, &actual).expect("write golden");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_file).unwrap_or_default();
+        if actual != expected {
+            mismatches.push(format!(
+                "--- {name}.err expected:\n{expected}--- actual:\n{actual}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn usage_error_exits_2() {
+    let run = Setup::new().relais(&["check", "--no-such-flag"]);
+    assert_eq!(run.code, 2, "{run:?}");
+}
+
+#[test]
+fn missing_rules_directory_is_an_error() {
+    let mut setup = Setup::new();
+    setup.rules = setup.dir.path().join("nowhere");
+    let run = setup.relais(&["check"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("cannot read the rules directory"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn published_schema_is_up_to_date() {
+    let run = Setup::new().relais(&["schema"]);
+    assert_eq!(run.code, 0);
+    let committed =
+        std::fs::read_to_string(root().join("rules/rules.schema.json")).expect("schema file");
+    assert_eq!(
+        run.stdout, committed,
+        "rules/rules.schema.json is stale: run `relais schema > rules/rules.schema.json`"
+    );
+}
+
+#[test]
+fn shipped_rule_files_point_editors_at_the_schema() {
+    for entry in std::fs::read_dir(root().join("rules")).expect("rules dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            assert!(
+                text.starts_with("# yaml-language-server: $schema=rules.schema.json\n"),
+                "{} lacks the schema line",
+                path.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `relais demo`: the README's first command works from any directory.
+
+use crate::support::Setup;
+
+#[test]
+fn demo_processes_mails_and_shows_messages_and_replies() {
+    let setup = Setup::new();
+    let run = setup.relais(&["demo", "--dir", "here"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("8 mails: 7 applied, 1 no match, 0 duplicate, 0 failed, 0 rejected"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("request 23010203: 2 direct messages"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("failure-reply  someone@elsewhere.example"),
+        "{}",
+        run.stdout
+    );
+    // A second run starts afresh rather than seeing duplicates.
+    let again = setup.relais(&["demo", "--dir", "here"]);
+    assert!(
+        again.stdout.contains("8 mails: 7 applied"),
+        "{}",
+        again.stdout
+    );
+}

@@ -1,0 +1,325 @@
+//! `relais ingest`: JSON output, effects, dedupe, dry runs, and bad input
+//! that gets a clear per-mail error while the batch goes on.
+
+use std::path::Path;
+
+use crate::support::{Setup, fixture};
+
+#[test]
+fn json_line_per_mail_with_rules_effects_and_outcome() {
+    let setup = Setup::with_directory();
+    let (run, lines) = setup.ingest_json(&[], &[&fixture("mails/catchmail-jeanne.eml")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0];
+    assert_eq!(line["message_id"], "fixture-jeanne-1@dupont.example");
+    assert_eq!(line["rules"], serde_json::json!(["catchmail"]));
+    assert_eq!(line["outcome"], "applied");
+    assert_eq!(
+        line["effects"],
+        serde_json::json!([{
+            "kind": "post-message",
+            "request": 23010203,
+            "author": { "kind": "contact", "id": "ct-jeanne" },
+            "side": "customer",
+            "source": "catchmail",
+            "body": "L'imprimante fonctionne à nouveau."
+        }])
+    );
+    let messages = setup.store().messages(23010203).expect("messages");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].body, "L'imprimante fonctionne à nouveau.");
+    assert_eq!(messages[0].source, "catchmail");
+}
+
+#[test]
+fn refused_mail_prints_reply_failure_with_its_code_and_queues_it() {
+    let setup = Setup::with_directory();
+    let (_, lines) = setup.ingest_json(&[], &[&fixture("mails/catchmail-stranger.eml")]);
+    let effect = &lines[0]["effects"][0];
+    assert_eq!(effect["kind"], "reply-failure");
+    assert_eq!(effect["reason"], "unknown-sender");
+    assert_eq!(effect["to"], "someone@elsewhere.example");
+    let outbox = setup.store().outbox(None, 10).expect("outbox");
+    assert_eq!(outbox.len(), 1);
+    let headers = &outbox[0].mail.headers;
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("Auto-Submitted"), Some("auto-replied"));
+    assert_eq!(
+        header("In-Reply-To"),
+        Some("<fixture-stranger-1@elsewhere.example>")
+    );
+    assert_eq!(header("X-Relais-Reason"), Some("unknown-sender"));
+}
+
+#[test]
+fn a_second_ingest_of_the_same_mail_is_not_processed_again() {
+    let setup = Setup::with_directory();
+    let mail = fixture("mails/catchmail-jeanne.eml");
+    let no_id = fixture("mails/no-message-id.eml");
+    let (_, first) = setup.ingest_json(&[], &[&mail, &no_id]);
+    assert_eq!(first[0]["outcome"], "applied");
+    assert_eq!(first[1]["outcome"], "applied");
+    let derived = first[1]["message_id"]
+        .as_str()
+        .expect("derived id")
+        .to_string();
+    assert!(derived.ends_with("@content.relais.invalid"), "{derived}");
+    let (run, second) = setup.ingest_json(&[], &[&mail, &no_id]);
+    assert_eq!(run.code, 0, "duplicates are not failures: {run:?}");
+    assert_eq!(second[0]["outcome"], "duplicate");
+    assert_eq!(second[1]["outcome"], "duplicate");
+    assert_eq!(
+        second[1]["message_id"].as_str(),
+        Some(derived.as_str()),
+        "stable derived id"
+    );
+    assert_eq!(
+        setup.store().messages(23010203).expect("messages").len(),
+        2,
+        "no message posted twice"
+    );
+}
+
+#[test]
+fn dry_run_shows_effects_and_writes_nothing() {
+    let setup = Setup::with_directory();
+    let (_, lines) = setup.ingest_json(&["--dry-run"], &[&fixture("mails/catchmail-jeanne.eml")]);
+    assert_eq!(lines[0]["outcome"], "dry-run");
+    assert_eq!(lines[0]["effects"][0]["kind"], "post-message");
+    assert!(lines[0]["run"].is_null());
+    let store = setup.store();
+    assert!(store.messages(23010203).expect("messages").is_empty());
+    assert!(store.runs(10).expect("runs").is_empty());
+    assert!(
+        !store
+            .mail_exists("fixture-jeanne-1@dupont.example")
+            .expect("query")
+    );
+}
+
+#[test]
+fn maildir_folders_are_read_new_then_cur() {
+    let setup = Setup::with_directory();
+    let maildir = setup.dir.path().join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).expect("mkdir");
+    }
+    std::fs::copy(
+        fixture("mails/catchmail-jeanne.eml"),
+        maildir.join("cur/1700000000.M1P1.host:2,S"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        fixture("mails/catchmail-stranger.eml"),
+        maildir.join("new/1700000001.M2P2.host"),
+    )
+    .expect("copy");
+    let (_, lines) = setup.ingest_json(&[], &[&maildir]);
+    let ids: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["message_id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "fixture-stranger-1@elsewhere.example",
+            "fixture-jeanne-1@dupont.example"
+        ]
+    );
+}
+
+#[test]
+fn runs_list_and_show_the_trace() {
+    let setup = Setup::with_directory();
+    let (_, lines) = setup.ingest_json(&[], &[&fixture("mails/catchmail-jeanne.eml")]);
+    let run_id = lines[0]["run"].as_i64().expect("run id").to_string();
+    let list = setup.relais(&["runs"]);
+    assert!(list.stdout.contains("applied"), "{list:?}");
+    let show = setup.relais(&["runs", "show", &run_id]);
+    assert_eq!(show.code, 0, "{show:?}");
+    assert!(show.stdout.contains("rule catchmail ("), "{show:?}");
+    assert!(show.stdout.contains("matched, ran catchmail"), "{show:?}");
+    assert!(
+        show.stdout
+            .contains("effect:   post-message on request 23010203 by ct-jeanne"),
+        "{show:?}"
+    );
+    let json = setup.relais(&["runs", "show", &run_id, "--json"]);
+    let trace: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(trace["trace"]["rules"][0]["matched"], true);
+}
+
+#[test]
+fn not_matched_rules_say_which_condition_failed() {
+    let setup = Setup::with_directory();
+    let mail = setup.dir.path().join("support.eml");
+    std::fs::write(&mail, "From: jeanne@dupont.example\r\nTo: support@acme.example\r\nMessage-ID: <s1@d>\r\nSubject: hi\r\n\r\nbody\r\n").expect("write");
+    let (_, lines) = setup.ingest_json(&[], &[&mail]);
+    assert_eq!(lines[0]["outcome"], "no-match");
+    let run_id = lines[0]["run"].as_i64().expect("recorded");
+    let trace = setup.store().run(run_id).expect("query").expect("run");
+    let reason = trace.trace["rules"][0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("any: none held (account: \"cli\""),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("recipient: \"support@acme.example\""),
+        "{reason}"
+    );
+}
+
+/// Writes a mail with this header block and body.
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_the_batch_goes_on() {
+    let setup = Setup::with_directory();
+    let batch = setup.dir.path().join("batch");
+    std::fs::create_dir(&batch).expect("mkdir");
+    write(&batch, "01-empty.eml", b"");
+    write(
+        &batch,
+        "02-malformed.eml",
+        b"\x00\x01\x02\xff binary junk, not a mail\n\x00",
+    );
+    write(
+        &batch,
+        "03-no-text.eml",
+        b"From: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <notext@d>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n",
+    );
+    write(
+        &batch,
+        "04-unknown-charset.eml",
+        b"From: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <charset@d>\r\nContent-Type: text/plain; charset=x-klingon-42\r\n\r\nQapla\xe9 \xff\r\n",
+    );
+    // 30 MB: over the 25 MiB default limit.
+    let mut huge = b"From: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <huge@d>\r\n\r\n".to_vec();
+    huge.extend(
+        std::iter::repeat_n(
+            b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuv\r\n".as_slice(),
+            30 * 1024 * 1024 / 72,
+        )
+        .flatten(),
+    );
+    write(&batch, "05-huge.eml", &huge);
+    // Unreadable: a link to nothing, and a folder named like a mail (root
+    // reads any file, so permissions alone would not do).
+    std::os::unix::fs::symlink(batch.join("missing-target"), batch.join("06-dangling.eml"))
+        .expect("symlink");
+    std::fs::create_dir(batch.join("07-folder.eml")).expect("mkdir");
+    std::fs::copy(
+        fixture("mails/catchmail-jeanne.eml"),
+        batch.join("08-good.eml"),
+    )
+    .expect("copy");
+
+    let (run, lines) = setup.ingest_json(&[], &[&batch]);
+    assert_eq!(run.code, 1, "a batch with rejected mail exits 1: {run:?}");
+    assert_eq!(lines.len(), 8, "{}", run.stdout);
+    let by_file = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["source"].as_str().is_some_and(|s| s.ends_with(name)))
+            .unwrap_or_else(|| panic!("no line for {name}"))
+    };
+    let empty = by_file("01-empty.eml");
+    assert_eq!(empty["outcome"], "rejected");
+    assert_eq!(empty["error"], "empty file: not a mail");
+
+    let malformed = by_file("02-malformed.eml");
+    assert_eq!(malformed["outcome"], "rejected");
+    assert!(
+        malformed["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("malformed MIME: no header fields found")
+    );
+    let kept = malformed["message_id"]
+        .as_str()
+        .expect("kept under a derived id");
+    assert_eq!(
+        setup
+            .store()
+            .mail(kept)
+            .expect("query")
+            .expect("kept")
+            .status,
+        "malformed"
+    );
+
+    let no_text = by_file("03-no-text.eml");
+    assert_eq!(no_text["outcome"], "applied");
+    assert_eq!(
+        no_text["warnings"][0],
+        "no text body: neither a text nor an HTML part"
+    );
+    assert_eq!(no_text["effects"][0]["reason"], "body-empty");
+
+    let charset = by_file("04-unknown-charset.eml");
+    assert_eq!(charset["outcome"], "applied");
+    assert!(
+        charset["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| w
+                .as_str()
+                .is_some_and(|w| w.contains("unknown charset `x-klingon-42`"))),
+        "{charset}"
+    );
+    assert_eq!(charset["effects"][0]["kind"], "post-message");
+
+    let huge = by_file("05-huge.eml");
+    assert_eq!(huge["outcome"], "rejected");
+    assert!(
+        huge["error"]
+            .as_str()
+            .expect("error")
+            .contains("larger than the 25.0 MiB limit"),
+        "{huge}"
+    );
+    assert_eq!(
+        setup
+            .store()
+            .mail("huge@d")
+            .expect("query")
+            .expect("kept")
+            .status,
+        "too-large"
+    );
+
+    for name in ["06-dangling.eml", "07-folder.eml"] {
+        let line = by_file(name);
+        assert_eq!(line["outcome"], "rejected");
+        assert!(
+            line["error"]
+                .as_str()
+                .expect("error")
+                .starts_with("cannot read "),
+            "{line}"
+        );
+        assert!(line["run"].is_i64(), "traced: {line}");
+    }
+
+    assert_eq!(
+        by_file("08-good.eml")["outcome"],
+        "applied",
+        "the batch went on"
+    );
+    assert_eq!(
+        setup.store().runs(20).expect("runs").len(),
+        8,
+        "every mail, even unreadable, has a trace"
+    );
+}

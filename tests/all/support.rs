@@ -1,0 +1,105 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("engine/ has a parent")
+        .to_path_buf()
+}
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(path: &str) -> PathBuf {
+    root().join("tests/fixtures").join(path)
+}
+
+/// The result of one `relais` command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A scratch set-up: its own store, and the shipped rules unless replaced.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub rules: PathBuf,
+}
+
+impl Setup {
+    /// A fresh store with the shipped rules.
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Setup {
+            dir,
+            rules: root().join("rules"),
+        }
+    }
+
+    /// A fresh store with the DESIGN.md example directory imported.
+    pub fn with_directory() -> Setup {
+        let setup = Setup::new();
+        let run = setup.relais(&[
+            "import",
+            fixture("design-example.yaml").to_str().expect("utf-8"),
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        setup
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("relais.db")
+    }
+
+    /// Runs `relais` with this set-up's store, rules and an empty plugins dir.
+    pub fn relais(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_relais"));
+        command
+            .current_dir(self.dir.path())
+            .env_remove("RELAIS_LOG")
+            .arg("--db")
+            .arg(self.db())
+            .arg("--rules")
+            .arg(&self.rules)
+            .arg("--plugins")
+            .arg(self.dir.path().join("plugins"))
+            .args(args);
+        command.output().expect("relais runs").into()
+    }
+
+    /// `relais ingest --json` of these paths; one JSON value per mail.
+    pub fn ingest_json(&self, extra: &[&str], paths: &[&Path]) -> (Run, Vec<serde_json::Value>) {
+        let mut args = vec!["ingest", "--json"];
+        args.extend_from_slice(extra);
+        let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        args.extend(paths.iter().map(String::as_str));
+        let run = self.relais(&args);
+        let lines = run
+            .stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
+            })
+            .collect();
+        (run, lines)
+    }
+
+    /// Opens the store for assertions.
+    pub fn store(&self) -> relais::Store {
+        relais::Store::open(&self.db()).expect("store opens")
+    }
+}
