@@ -633,3 +633,181 @@ impl Host for StoreHost<'_> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use relais_sdk::{
+        Author, ChangeKind, MessageSource, PartyKind, PluginError, RequestSaved, Side,
+    };
+
+    use super::*;
+    use crate::plugins::{Origin, Plugin, PluginInfo};
+
+    /// A plugin that posts one message on the request it is given, or on
+    /// the one its config names.
+    struct Poster(PluginInfo);
+
+    impl Plugin for Poster {
+        fn info(&self) -> &PluginInfo {
+            &self.0
+        }
+        fn check_config(&self, _: &serde_json::Value) -> Result<(), String> {
+            Ok(())
+        }
+        fn handle(
+            &self,
+            event: &Event,
+            config: &serde_json::Value,
+            host: &dyn Host,
+        ) -> Result<Vec<Effect>, PluginError> {
+            host.log(Level::Info, "deciding");
+            let Event::RequestSaved(saved) = event else {
+                return Ok(Vec::new());
+            };
+            if config.get("fail").is_some() {
+                return Err(PluginError::Plugin("told to fail".into()));
+            }
+            let request = config
+                .get("request")
+                .and_then(|r| r.as_u64())
+                .unwrap_or(saved.after.number);
+            Ok(vec![Effect::PostMessage {
+                request,
+                author: Author {
+                    kind: PartyKind::Collaborator,
+                    id: "co-paul".into(),
+                },
+                side: Side::Staff,
+                source: MessageSource::Plugin,
+                body: format!("saved: {:?}", saved.changes),
+                notify_by_email: None,
+            }])
+        }
+    }
+
+    fn setup(rules: &str) -> (Store, RuleSet, Plugins) {
+        let mut store = Store::open_in_memory().expect("store");
+        let directory = "companies: [ { code: A, name: A } ]\n\
+            customers: [ { code: C, name: C, company: A } ]\n\
+            request-types: [ { code: INC } ]\n\
+            requests: [ { number: 1, company: A, customer: C, type: INC, state: open } ]\n";
+        let data = crate::directory::parse(std::path::Path::new("d.yaml"), directory, &store)
+            .expect("valid");
+        store.import_directory(&data).expect("import");
+        let mut plugins = Plugins::default();
+        plugins.add(Arc::new(Poster(PluginInfo {
+            name: "poster".into(),
+            version: "1".into(),
+            origin: Origin::Bundled,
+            capabilities: vec![],
+        })));
+        let rules =
+            crate::rules::load_sources(&[(PathBuf::from("r.yaml"), rules.to_string())], &plugins)
+                .expect("valid rules");
+        (store, rules, plugins)
+    }
+
+    fn saved(changes: Vec<ChangeKind>) -> Event {
+        let after = Request {
+            number: 1,
+            state: "closed".into(),
+            ..Request::default()
+        };
+        Event::RequestSaved(RequestSaved {
+            before: None,
+            after,
+            changes,
+        })
+    }
+
+    #[test]
+    fn request_saved_rules_match_on_change_kind_and_apply() {
+        let (mut store, rules, plugins) = setup(
+            "rules:\n  - id: on-close\n    on: request-saved\n    when: { change: closed }\n    run: { plugin: poster }\n",
+        );
+        let options = Options::default();
+        let mut dispatcher = Dispatcher {
+            store: &mut store,
+            rules: &rules,
+            plugins: &plugins,
+            options: &options,
+        };
+        let report = dispatcher
+            .handle_event(&saved(vec![ChangeKind::Opened]), false)
+            .expect("runs");
+        assert_eq!(report.outcome, Outcome::NoMatch);
+        assert_eq!(
+            report.trace[0].reason.as_deref(),
+            Some("change: [opened] has none of [closed]")
+        );
+        let report = dispatcher
+            .handle_event(&saved(vec![ChangeKind::Closed]), false)
+            .expect("runs");
+        assert_eq!(report.outcome, Outcome::Applied);
+        assert_eq!(report.trace[0].logs[0].message, "deciding");
+        assert_eq!(store.messages(1).expect("messages").len(), 1);
+        assert_eq!(
+            store.runs(10).expect("runs").len(),
+            2,
+            "every event is traced"
+        );
+    }
+
+    #[test]
+    fn one_refused_effect_fails_the_whole_event() {
+        let (mut store, rules, plugins) = setup(
+            "rules:\n  - id: good\n    on: request-saved\n    run: { plugin: poster }\n  - id: bad\n    on: request-saved\n    run: { plugin: poster, config: { request: 999 } }\n",
+        );
+        let options = Options::default();
+        let mut dispatcher = Dispatcher {
+            store: &mut store,
+            rules: &rules,
+            plugins: &plugins,
+            options: &options,
+        };
+        let report = dispatcher
+            .handle_event(&saved(vec![ChangeKind::Closed]), false)
+            .expect("runs");
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(
+            report.error.as_deref(),
+            Some("effect 2 (post-message): request 999 does not exist")
+        );
+        assert!(
+            store.messages(1).expect("messages").is_empty(),
+            "the good effect was not applied either"
+        );
+        let run = store
+            .run(report.run.expect("traced"))
+            .expect("query")
+            .expect("run");
+        assert_eq!(run.outcome, "failed");
+    }
+
+    #[test]
+    fn a_failing_plugin_fails_the_event_and_says_which() {
+        let (mut store, rules, plugins) = setup(
+            "rules:\n  - id: good\n    on: request-saved\n    run: { plugin: poster }\n  - id: broken\n    on: request-saved\n    run: { plugin: poster, config: { fail: true } }\n",
+        );
+        let options = Options::default();
+        let mut dispatcher = Dispatcher {
+            store: &mut store,
+            rules: &rules,
+            plugins: &plugins,
+            options: &options,
+        };
+        let report = dispatcher
+            .handle_event(&saved(vec![ChangeKind::Closed]), false)
+            .expect("runs");
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(
+            report.error.as_deref(),
+            Some("rule `broken`: plugin `poster` failed: told to fail")
+        );
+        assert!(report.effects.is_empty());
+        assert!(store.messages(1).expect("messages").is_empty());
+    }
+}
