@@ -143,6 +143,25 @@ pub struct Report {
     pub duration_us: u64,
 }
 
+impl Report {
+    fn new(trigger: &str, summary: String, outcome: Outcome) -> Report {
+        Report {
+            run: None,
+            trigger: trigger.to_string(),
+            source: None,
+            message_id: None,
+            summary,
+            rules: Vec::new(),
+            effects: Vec::new(),
+            outcome,
+            error: None,
+            warnings: Vec::new(),
+            trace: Vec::new(),
+            duration_us: 0,
+        }
+    }
+}
+
 /// Runs events against a rule set and a store.
 #[derive(Debug)]
 pub struct Dispatcher<'a> {
@@ -168,20 +187,8 @@ impl Dispatcher<'_> {
     ) -> Result<Report, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
-        let mut report = Report {
-            run: None,
-            trigger: "mail-received".to_string(),
-            source: source.map(str::to_string),
-            message_id: None,
-            summary: String::new(),
-            rules: Vec::new(),
-            effects: Vec::new(),
-            outcome: Outcome::Rejected,
-            error: None,
-            warnings: Vec::new(),
-            trace: Vec::new(),
-            duration_us: 0,
-        };
+        let mut report = Report::new("mail-received", String::new(), Outcome::Rejected);
+        report.source = source.map(str::to_string);
         let parsed = match crate::sources::mail::parse(raw, account) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -270,20 +277,13 @@ impl Dispatcher<'_> {
     ) -> Result<Report, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
-        let mut report = Report {
-            run: None,
-            trigger: "mail-received".to_string(),
-            source: Some(source.to_string()),
-            message_id: None,
-            summary: format!("unreadable input {source}"),
-            rules: Vec::new(),
-            effects: Vec::new(),
-            outcome: Outcome::Rejected,
-            error: Some(error),
-            warnings: Vec::new(),
-            trace: Vec::new(),
-            duration_us: 0,
-        };
+        let mut report = Report::new(
+            "mail-received",
+            format!("unreadable input {source}"),
+            Outcome::Rejected,
+        );
+        report.source = Some(source.to_string());
+        report.error = Some(error);
         if !dry_run {
             self.commit(&mut report, None, started, started_at, None)?;
         }
@@ -296,20 +296,7 @@ impl Dispatcher<'_> {
     pub fn handle_event(&mut self, event: &Event, dry_run: bool) -> Result<Report, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
-        let mut report = Report {
-            run: None,
-            trigger: event.trigger().to_string(),
-            source: None,
-            message_id: None,
-            summary: summarize_event(event),
-            rules: Vec::new(),
-            effects: Vec::new(),
-            outcome: Outcome::NoMatch,
-            error: None,
-            warnings: Vec::new(),
-            trace: Vec::new(),
-            duration_us: 0,
-        };
+        let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
         self.run_rules(event, &mut report)?;
         if dry_run {
             if report.outcome == Outcome::Applied {
@@ -710,6 +697,27 @@ mod tests {
         (store, rules, plugins)
     }
 
+    /// Runs one request-saved event with these change kinds through `rules`.
+    fn dispatch(rules: &str, changes: &[Vec<ChangeKind>]) -> (Store, Vec<Report>) {
+        let (mut store, rules, plugins) = setup(rules);
+        let options = Options::default();
+        let mut dispatcher = Dispatcher {
+            store: &mut store,
+            rules: &rules,
+            plugins: &plugins,
+            options: &options,
+        };
+        let reports = changes
+            .iter()
+            .map(|kinds| {
+                dispatcher
+                    .handle_event(&saved(kinds.clone()), false)
+                    .expect("runs")
+            })
+            .collect();
+        (store, reports)
+    }
+
     fn saved(changes: Vec<ChangeKind>) -> Event {
         let after = Request {
             number: 1,
@@ -725,29 +733,15 @@ mod tests {
 
     #[test]
     fn request_saved_rules_match_on_change_kind_and_apply() {
-        let (mut store, rules, plugins) = setup(
+        let (store, reports) = dispatch(
             "rules:\n  - id: on-close\n    on: request-saved\n    when: { change: closed }\n    run: { plugin: poster }\n",
+            &[vec![ChangeKind::Opened], vec![ChangeKind::Closed]],
         );
-        let options = Options::default();
-        let mut dispatcher = Dispatcher {
-            store: &mut store,
-            rules: &rules,
-            plugins: &plugins,
-            options: &options,
-        };
-        let report = dispatcher
-            .handle_event(&saved(vec![ChangeKind::Opened]), false)
-            .expect("runs");
-        assert_eq!(report.outcome, Outcome::NoMatch);
-        assert_eq!(
-            report.trace[0].reason.as_deref(),
-            Some("change: [opened] has none of [closed]")
-        );
-        let report = dispatcher
-            .handle_event(&saved(vec![ChangeKind::Closed]), false)
-            .expect("runs");
-        assert_eq!(report.outcome, Outcome::Applied);
-        assert_eq!(report.trace[0].logs[0].message, "deciding");
+        assert_eq!(reports[0].outcome, Outcome::NoMatch);
+        let reason = reports[0].trace[0].reason.as_deref();
+        assert_eq!(reason, Some("change: [opened] has none of [closed]"));
+        assert_eq!(reports[1].outcome, Outcome::Applied);
+        assert_eq!(reports[1].trace[0].logs[0].message, "deciding");
         assert_eq!(store.messages(1).expect("messages").len(), 1);
         assert_eq!(
             store.runs(10).expect("runs").len(),
@@ -758,53 +752,37 @@ mod tests {
 
     #[test]
     fn one_refused_effect_fails_the_whole_event() {
-        let (mut store, rules, plugins) = setup(
+        let (store, reports) = dispatch(
             "rules:\n  - id: good\n    on: request-saved\n    run: { plugin: poster }\n  - id: bad\n    on: request-saved\n    run: { plugin: poster, config: { request: 999 } }\n",
+            &[vec![ChangeKind::Closed]],
         );
-        let options = Options::default();
-        let mut dispatcher = Dispatcher {
-            store: &mut store,
-            rules: &rules,
-            plugins: &plugins,
-            options: &options,
-        };
-        let report = dispatcher
-            .handle_event(&saved(vec![ChangeKind::Closed]), false)
-            .expect("runs");
+        let report = &reports[0];
         assert_eq!(report.outcome, Outcome::Failed);
+        let error = report.error.as_deref();
         assert_eq!(
-            report.error.as_deref(),
+            error,
             Some("effect 2 (post-message): request 999 does not exist")
         );
+        let messages = store.messages(1).expect("messages");
         assert!(
-            store.messages(1).expect("messages").is_empty(),
+            messages.is_empty(),
             "the good effect was not applied either"
         );
-        let run = store
-            .run(report.run.expect("traced"))
-            .expect("query")
-            .expect("run");
-        assert_eq!(run.outcome, "failed");
+        let run = store.run(report.run.expect("traced")).expect("query");
+        assert_eq!(run.expect("run").outcome, "failed");
     }
 
     #[test]
     fn a_failing_plugin_fails_the_event_and_says_which() {
-        let (mut store, rules, plugins) = setup(
+        let (store, reports) = dispatch(
             "rules:\n  - id: good\n    on: request-saved\n    run: { plugin: poster }\n  - id: broken\n    on: request-saved\n    run: { plugin: poster, config: { fail: true } }\n",
+            &[vec![ChangeKind::Closed]],
         );
-        let options = Options::default();
-        let mut dispatcher = Dispatcher {
-            store: &mut store,
-            rules: &rules,
-            plugins: &plugins,
-            options: &options,
-        };
-        let report = dispatcher
-            .handle_event(&saved(vec![ChangeKind::Closed]), false)
-            .expect("runs");
+        let report = &reports[0];
         assert_eq!(report.outcome, Outcome::Failed);
+        let error = report.error.as_deref();
         assert_eq!(
-            report.error.as_deref(),
+            error,
             Some("rule `broken`: plugin `poster` failed: told to fail")
         );
         assert!(report.effects.is_empty());
