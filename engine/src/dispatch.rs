@@ -6,11 +6,12 @@
 //! no effect of the event is applied; the mail is kept with the status
 //! `failed` and the trace says why, so it can be retried.
 
-use std::cell::RefCell;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use relais_sdk::{
-    AddressOwner, Effect, Event, Host, HostError, Level, Request, RequestType, Settings,
+    AddressOwner, ContractDetails, Effect, Event, Host, HostError, Level, Request, RequestType,
+    Settings, ThreadMail,
 };
 use serde::Serialize;
 
@@ -107,6 +108,11 @@ pub struct RuleTrace {
     /// Why its plugin failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `refused` (the plugin said no), `fault` (trap, loop, memory, limits)
+    /// or `host` (our failure): the first two are the plugin's, a `host`
+    /// failure is worth a retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<&'static str>,
     /// How long its plugin took, in microseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_us: Option<u64>,
@@ -323,6 +329,7 @@ impl Dispatcher<'_> {
                 effects: Vec::new(),
                 logs: Vec::new(),
                 error: None,
+                failure: None,
                 duration_us: None,
             };
             if let Some(condition) = &rule.condition
@@ -342,25 +349,22 @@ impl Dispatcher<'_> {
                 report.trace.push(trace);
                 continue;
             };
-            let host = StoreHost {
-                store: self.store,
-                plugin: &rule.plugin,
-                logs: RefCell::new(Vec::new()),
-            };
+            let host = Arc::new(StoreHost::new(self.store.clone(), &rule.plugin));
             let started = Instant::now();
-            let result = plugin.handle(event, &rule.config, &host);
+            let result = plugin.handle(event, &rule.config, host.clone());
             trace.duration_us = Some(started.elapsed().as_micros() as u64);
-            trace.logs = host.logs.into_inner();
+            trace.logs = host.take_logs();
             match result {
                 Ok(effects) => {
                     report.effects.extend(effects.iter().cloned());
                     trace.effects = effects;
                 }
-                Err(error) => {
-                    tracing::warn!(rule = %rule.id, plugin = %rule.plugin, error = %error, "plugin failed");
-                    trace.error = Some(error.to_string());
+                Err(failure) => {
+                    tracing::warn!(rule = %rule.id, plugin = %rule.plugin, error = %failure, "plugin failed");
+                    trace.error = Some(failure.to_string());
+                    trace.failure = Some(failure.kind());
                     failed.get_or_insert(format!(
-                        "rule `{}`: plugin `{}` failed: {error}",
+                        "rule `{}`: plugin `{}` {failure}",
                         rule.id, rule.plugin
                     ));
                 }
@@ -579,17 +583,34 @@ fn human_size(bytes: u64) -> String {
 
 /// The host queries, answered from the store, with the plugin's logs
 /// collected for the trace.
-struct StoreHost<'a> {
-    store: &'a Store,
-    plugin: &'a str,
-    logs: RefCell<Vec<LogLine>>,
+#[derive(Debug)]
+pub struct StoreHost {
+    store: Store,
+    plugin: String,
+    logs: Mutex<Vec<LogLine>>,
+}
+
+impl StoreHost {
+    /// Queries on `store` for `plugin`.
+    pub fn new(store: Store, plugin: &str) -> StoreHost {
+        StoreHost {
+            store,
+            plugin: plugin.to_string(),
+            logs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The log lines so far, taken out.
+    pub fn take_logs(&self) -> Vec<LogLine> {
+        std::mem::take(&mut *self.logs.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 fn host_error(error: StoreError) -> HostError {
     HostError(error.to_string())
 }
 
-impl Host for StoreHost<'_> {
+impl Host for StoreHost {
     fn request(&self, number: u64) -> Result<Option<Request>, HostError> {
         self.store.request(number).map_err(host_error)
     }
@@ -606,6 +627,14 @@ impl Host for StoreHost<'_> {
         self.store.settings().map_err(host_error)
     }
 
+    fn contract(&self, code: &str) -> Result<Option<ContractDetails>, HostError> {
+        self.store.contract_details(code).map_err(host_error)
+    }
+
+    fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError> {
+        self.store.thread(message_id).map_err(host_error)
+    }
+
     fn log(&self, level: Level, message: &str) {
         match level {
             Level::Debug => tracing::debug!(plugin = %self.plugin, "{message}"),
@@ -613,11 +642,14 @@ impl Host for StoreHost<'_> {
             Level::Warn => tracing::warn!(plugin = %self.plugin, "{message}"),
             Level::Error => tracing::error!(plugin = %self.plugin, "{message}"),
         }
-        self.logs.borrow_mut().push(LogLine {
-            plugin: self.plugin.to_string(),
-            level: level.as_str(),
-            message: message.to_string(),
-        });
+        self.logs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(LogLine {
+                plugin: self.plugin.clone(),
+                level: level.as_str(),
+                message: message.to_string(),
+            });
     }
 }
 
@@ -626,12 +658,10 @@ mod tests {
     use std::path::PathBuf;
     use std::sync::Arc;
 
-    use relais_sdk::{
-        Author, ChangeKind, MessageSource, PartyKind, PluginError, RequestSaved, Side,
-    };
+    use relais_sdk::{Author, ChangeKind, MessageSource, PartyKind, RequestSaved, Side};
 
     use super::*;
-    use crate::plugins::{Origin, Plugin, PluginInfo};
+    use crate::plugins::{Failure, Origin, Plugin, PluginInfo};
 
     /// A plugin that posts one message on the request it is given, or on
     /// the one its config names.
@@ -648,14 +678,14 @@ mod tests {
             &self,
             event: &Event,
             config: &serde_json::Value,
-            host: &dyn Host,
-        ) -> Result<Vec<Effect>, PluginError> {
+            host: Arc<dyn Host + Send + Sync>,
+        ) -> Result<Vec<Effect>, Failure> {
             host.log(Level::Info, "deciding");
             let Event::RequestSaved(saved) = event else {
                 return Ok(Vec::new());
             };
             if config.get("fail").is_some() {
-                return Err(PluginError::Plugin("told to fail".into()));
+                return Err(Failure::Refused("told to fail".into()));
             }
             let request = config
                 .get("request")
@@ -783,7 +813,7 @@ mod tests {
         let error = report.error.as_deref();
         assert_eq!(
             error,
-            Some("rule `broken`: plugin `poster` failed: told to fail")
+            Some("rule `broken`: plugin `poster` refused the event: told to fail")
         );
         assert!(report.effects.is_empty());
         assert!(store.messages(1).expect("messages").is_empty());

@@ -14,7 +14,7 @@ pub mod sources;
 pub mod store;
 pub mod yaml;
 
-pub use dispatch::{Dispatcher, Options, Outcome, Report};
+pub use dispatch::{Dispatcher, Options, Outcome, Report, StoreHost};
 pub use plugins::Plugins;
 pub use rules::RuleSet;
 pub use store::Store;

@@ -118,3 +118,45 @@ pub struct AddressOwner {
     /// Users linked to this collaborator or contact.
     pub users: Vec<User>,
 }
+
+/// A contract with its alert settings, as the `contracts` capability reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractDetails {
+    /// Contract code.
+    pub code: String,
+    /// Customer code.
+    pub customer: String,
+    /// The alert kinds the contract enables.
+    pub alerts: Vec<crate::ChangeKind>,
+    /// Recipient groups and their members (contact or collaborator ids).
+    pub recipients: Vec<RecipientGroup>,
+}
+
+/// One recipient group of a contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientGroup {
+    /// `contract-contacts`, `site-contacts`, `customer-contacts`,
+    /// `product-contacts`, `product-collaborators` or `service-contacts`.
+    pub group: String,
+    /// Member ids.
+    pub members: Vec<String>,
+}
+
+/// A stored mail of a thread, as the `mail` capability reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadMail {
+    /// Message-ID.
+    pub message_id: String,
+    /// Subject.
+    pub subject: String,
+    /// From address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// In-Reply-To ids.
+    pub in_reply_to: Vec<String>,
+    /// References ids.
+    pub references: Vec<String>,
+    /// The ticket it is linked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<u64>,
+}

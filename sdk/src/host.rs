@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::directory::{AddressOwner, Request, RequestType, Settings};
+use crate::directory::{AddressOwner, ContractDetails, Request, RequestType, Settings, ThreadMail};
 
 /// A fault of the host while answering a query (its store is unreachable,
 /// ...). It is not the plugin's fault: the event is failed and can be retried.
@@ -81,6 +81,53 @@ pub trait Host {
     fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, HostError>;
     /// Global settings.
     fn settings(&self) -> Result<Settings, HostError>;
+    /// A contract with its alert settings.
+    fn contract(&self, code: &str) -> Result<Option<ContractDetails>, HostError>;
+    /// The stored mails of the thread this Message-ID belongs to.
+    fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError>;
     /// A log line, kept in the event's trace under the plugin's name.
     fn log(&self, level: Level, message: &str);
+}
+
+/// The version of the WIT package (`relais:plugin`) this SDK speaks.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// The query capabilities a plugin may declare. `log` is always granted.
+pub const CAPABILITIES: [&str; 5] = ["requests", "directory", "settings", "contracts", "mail"];
+
+/// What a plugin says of itself; the host checks it when the plugin loads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Metadata {
+    /// Its name, as rules write it.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The WIT package version it was built against ([`WIT_VERSION`]).
+    pub wit_version: String,
+    /// The query capabilities it needs (from [`CAPABILITIES`]).
+    pub capabilities: Vec<String>,
+    /// JSON Schema of its rule config, if it publishes one.
+    pub config_schema: Option<String>,
+}
+
+/// A plugin: metadata and a decision function. Implement it, then export it
+/// with [`export_plugin!`](crate::export_plugin) when building for
+/// `wasm32-wasip2`.
+pub trait Plugin {
+    /// Name, version, capabilities and config schema.
+    fn metadata() -> Metadata;
+    /// Decides what to do about `event`, given the rule's `config` (`null`
+    /// when the rule has none).
+    ///
+    /// `host` is generic rather than `&dyn Host` so that a component imports
+    /// only the WIT query interfaces its code calls: a vtable would keep every
+    /// query, hence every import, alive, and the host refuses a plugin
+    /// importing a capability it did not declare. For the same reason, pass
+    /// `host` on as a generic (`&(impl Host + ?Sized)`), never as `&dyn Host`.
+    /// A `&dyn Host` (the engine's native hosts, test fakes) is still accepted.
+    fn handle(
+        event: &crate::Event,
+        config: &serde_json::Value,
+        host: &(impl Host + ?Sized),
+    ) -> Result<Vec<crate::Effect>, PluginError>;
 }

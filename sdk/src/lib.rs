@@ -8,18 +8,104 @@
 //!
 //! The types here are plain data (serde-serialisable), so that the same
 //! decision logic can run inside a WebAssembly component or linked natively.
+//!
+//! # Writing a plugin
+//!
+//! Implement [`Plugin`] and export it with [`export_plugin!`]; build the
+//! crate (`crate-type = ["cdylib"]`) with
+//! `cargo build --target wasm32-wasip2 --release`, and the `.wasm` file in
+//! `target/wasm32-wasip2/release/` is the plugin.
+//!
+//! ```
+//! use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError, WIT_VERSION};
+//!
+//! /// Logs the subject of every mail it sees; asks for nothing.
+//! struct Echo;
+//!
+//! impl Plugin for Echo {
+//!     fn metadata() -> Metadata {
+//!         Metadata {
+//!             name: "echo".to_string(),
+//!             version: env!("CARGO_PKG_VERSION").to_string(),
+//!             wit_version: WIT_VERSION.to_string(),
+//!             // `log` is always granted: no capability to declare.
+//!             capabilities: vec![],
+//!             config_schema: None,
+//!         }
+//!     }
+//!
+//!     fn handle(
+//!         event: &Event,
+//!         _config: &serde_json::Value,
+//!         host: &(impl Host + ?Sized),
+//!     ) -> Result<Vec<Effect>, PluginError> {
+//!         if let Event::MailReceived(mail) = event {
+//!             host.log(Level::Info, &format!("subject: {}", mail.subject));
+//!         }
+//!         Ok(Vec::new())
+//!     }
+//! }
+//!
+//! relais_sdk::export_plugin!(Echo);
+//! ```
+//!
+//! A component imports only the WIT query interfaces its code can reach
+//! (see [`Plugin::handle`] for why it takes a generic host), and the host
+//! refuses a plugin that imports one it did not declare in
+//! [`Metadata::capabilities`].
 #![deny(missing_docs)]
+
+// The generated bindings name their runtime `relais_sdk::guest::wit_bindgen`
+// so that the code `export_plugin!` expands in a plugin crate finds it; this
+// makes the same path resolve inside the SDK.
+#[cfg(target_arch = "wasm32")]
+extern crate self as relais_sdk;
 
 mod directory;
 mod effect;
 mod event;
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod guest;
 mod host;
 
 pub use directory::{
-    AddressOwner, Contract, PartyKind, Request, RequestType, Settings, User, UserKind,
+    AddressOwner, Contract, ContractDetails, PartyKind, RecipientGroup, Request, RequestType,
+    Settings, ThreadMail, User, UserKind,
 };
 pub use effect::{Author, Effect, MessageSource, Side};
 pub use event::{
     Address, Attachment, ChangeKind, ContractEvent, Event, Mail, RequestSaved, ScheduleFired,
 };
-pub use host::{Host, HostError, Level, PluginError};
+pub use host::{CAPABILITIES, Host, HostError, Level, Metadata, Plugin, PluginError, WIT_VERSION};
+
+/// Exports a [`Plugin`] as the component's `metadata` and `handle`.
+///
+/// Call it once, at the root of the plugin crate, with the type that
+/// implements [`Plugin`]. It expands to nothing unless the target is
+/// `wasm32`, so the same crate still builds and tests natively.
+///
+/// The exported `handle` parses the rule's config (a JSON string) and
+/// returns `Err` when it is not JSON; [`PluginError::Plugin`] becomes
+/// `Err(message)`, and [`PluginError::Host`] becomes `Err("host error: ...")`
+/// so that the host can tell its own faults from the plugin's refusals.
+///
+/// ```ignore
+/// struct MyPlugin;
+/// impl relais_sdk::Plugin for MyPlugin { /* ... */ }
+/// relais_sdk::export_plugin!(MyPlugin);
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            // The generated `export!` macro wants a type name, not a path
+            // with generics.
+            type RelaisPluginExport = $crate::guest::Export<$plugin>;
+            $crate::guest::bindings::__relais_export_wit!(
+                RelaisPluginExport with_types_in $crate::guest::bindings
+            );
+        };
+    };
+}

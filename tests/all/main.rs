@@ -6,4 +6,5 @@ mod check;
 mod demo;
 mod import;
 mod ingest;
+mod plugins;
 mod support;

@@ -103,3 +103,70 @@ impl Setup {
         relais::Store::open(&self.db()).expect("store opens")
     }
 }
+
+/// The test plugins of `tests/plugins/`, built from source once per test
+/// run for `wasm32-wasip2`; returns the `.wasm` of `name`.
+pub fn test_plugin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let target_dir = root().join("target/wasm-tests");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+                "tests/plugins/Cargo.toml",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building tests/plugins failed");
+        target_dir.join("wasm32-wasip2/release")
+    });
+    dir.join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// Writes a mail file with these headers and body; returns its path.
+pub fn write_mail(dir: &Path, name: &str, headers: &[(&str, &str)], body: &str) -> PathBuf {
+    let mut text = String::new();
+    for (header, value) in headers {
+        text.push_str(&format!("{header}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write mail");
+    path
+}
+
+impl Setup {
+    /// Uses a rules directory of its own, with these files.
+    pub fn with_rules(mut self, files: &[(&str, &str)]) -> Setup {
+        let rules = self.dir.path().join("rules");
+        std::fs::create_dir_all(&rules).expect("mkdir rules");
+        for (name, text) in files {
+            std::fs::write(rules.join(name), text).expect("write rule file");
+        }
+        self.rules = rules;
+        self
+    }
+
+    /// The plugins directory of this set-up (created on demand).
+    pub fn plugins_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("plugins");
+        std::fs::create_dir_all(&dir).expect("mkdir plugins");
+        dir
+    }
+
+    /// Copies a plugin file into the plugins directory.
+    pub fn install_plugin(&self, wasm: &Path, as_name: &str) {
+        std::fs::copy(wasm, self.plugins_dir().join(as_name)).expect("copy plugin");
+    }
+}

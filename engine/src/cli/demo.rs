@@ -84,7 +84,8 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         counts.requests
     );
 
-    let plugins = Plugins::bundled();
+    let runtime = super::runtime()?;
+    let plugins = Plugins::bundled(&runtime)?;
     let rules = relais::rules::load_dir(&dir.join("rules"), &plugins)
         .map_err(|errors| anyhow::anyhow!("demo rules: {}", errors[0]))?;
     println!(

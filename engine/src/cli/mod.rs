@@ -2,6 +2,7 @@
 
 mod demo;
 mod output;
+mod plugin_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use relais::plugins::{Limits, Runtime};
 use relais::yaml::Diagnostic;
 use relais::{Dispatcher, Options, Outcome, Plugins, RuleSet, Store};
 
@@ -101,11 +103,45 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Plugin authors' tools: run a plugin on one event, start a new plugin.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Set up a demo in DIR (store, rules, sample directory and mails) and process its mails.
     Demo {
         /// Where to set up the demo; its store is recreated each time.
         #[arg(long, default_value = "relais-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Run one plugin on one event and print its effects and logs; nothing is applied.
+    Run {
+        /// The plugin's `.wasm` file.
+        plugin: PathBuf,
+        /// The event: an `.eml` file (mail-received) or a YAML/JSON event.
+        #[arg(long)]
+        event: PathBuf,
+        /// The rule config, YAML or JSON.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// For an `.eml` event: the account it is taken as received on.
+        #[arg(long, default_value = "cli")]
+        account: String,
+    },
+    /// Create a new plugin from the template, ready to build.
+    New {
+        /// The plugin's name (letters, digits, `-`).
+        name: String,
+        /// Where to create its folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Path to the Relais SDK crate the plugin builds against.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
 }
 
@@ -218,26 +254,49 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugins { json } => {
-            let plugins = Plugins::load(&paths.plugins)?;
+            let runtime = runtime()?;
+            let (plugins, errors) = Plugins::load(&runtime, &paths.plugins);
             if json {
                 println!("{}", serde_json::to_string_pretty(&plugins.infos())?);
             } else {
+                println!(
+                    "{:<16} {:<8} {:<32} capabilities",
+                    "name", "version", "from"
+                );
                 for info in plugins.infos() {
-                    let origin = match &info.origin {
-                        relais::plugins::Origin::Bundled => "bundled".to_string(),
-                        relais::plugins::Origin::File(path) => path.display().to_string(),
-                    };
-                    println!(
-                        "{:<16} {:<8} {:<10} {}",
-                        info.name,
-                        info.version,
-                        origin,
+                    let capabilities = if info.capabilities.is_empty() {
+                        "-".to_string()
+                    } else {
                         info.capabilities.join(", ")
+                    };
+                    let origin = info.origin.to_string();
+                    println!(
+                        "{:<16} {:<8} {origin:<32} {capabilities}",
+                        info.name, info.version
                     );
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            for error in &errors {
+                eprintln!("refused: {error}");
+            }
+            Ok(if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
+        Command::Plugin {
+            command:
+                PluginCommand::Run {
+                    plugin,
+                    event,
+                    config,
+                    account,
+                },
+        } => plugin_cmd::run(paths, &plugin, &event, config.as_deref(), &account),
+        Command::Plugin {
+            command: PluginCommand::New { name, dir, sdk },
+        } => plugin_cmd::new(&name, &dir, sdk.as_deref()),
         Command::Demo { dir } => demo::run(&dir),
     }
 }
@@ -287,21 +346,32 @@ fn import(paths: &Paths, files: &[PathBuf]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads plugins and rules; every problem as a diagnostic.
-fn load_config(paths: &Paths) -> Result<(Plugins, RuleSet), Vec<Diagnostic>> {
-    let plugins = Plugins::load(&paths.plugins).map_err(|error| {
-        let file = match &error {
-            relais::plugins::PluginLoadError::Unloadable { path, .. } => path.clone(),
-            relais::plugins::PluginLoadError::Directory { path, .. } => path.clone(),
-        };
-        vec![Diagnostic::file(&file, error.to_string())]
-    })?;
-    let rules = relais::rules::load_dir(&paths.rules, &plugins)?;
-    Ok((plugins, rules))
+/// The plugin runtime with the default limits.
+fn runtime() -> Result<Runtime> {
+    Runtime::new(Limits::default())
+        .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))
+}
+
+/// Loads plugins and rules; every problem (a plugin file that cannot load, a
+/// rule error) as a diagnostic.
+fn load_config(runtime: &Runtime, paths: &Paths) -> Result<(Plugins, RuleSet), Vec<Diagnostic>> {
+    let (plugins, plugin_errors) = Plugins::load(runtime, &paths.plugins);
+    let mut diagnostics: Vec<Diagnostic> = plugin_errors
+        .iter()
+        .map(|e| Diagnostic::file(&e.path, e.reason.clone()))
+        .collect();
+    match relais::rules::load_dir(&paths.rules, &plugins) {
+        Ok(rules) if diagnostics.is_empty() => Ok((plugins, rules)),
+        Ok(_) => Err(diagnostics),
+        Err(rule_errors) => {
+            diagnostics.extend(rule_errors);
+            Err(diagnostics)
+        }
+    }
 }
 
 fn check(paths: &Paths) -> Result<ExitCode> {
-    match load_config(paths) {
+    match load_config(&runtime()?, paths) {
         Ok((_, rules)) => {
             let n = rules.rules.len();
             println!(
@@ -327,7 +397,8 @@ fn ingest(
     dry_run: bool,
     json: bool,
 ) -> Result<ExitCode> {
-    let (plugins, rules) = match load_config(paths) {
+    let runtime = runtime()?;
+    let (plugins, rules) = match load_config(&runtime, paths) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
             print_diagnostics(&diagnostics);

@@ -2,16 +2,31 @@
 //!
 //! Every plugin implements [`Plugin`]: it receives the event, its rule's
 //! config and a read-only [`Host`], and returns effects; it never writes.
-//! The bundled plugins are registered here; customers' plugins load from
-//! the plugins directory.
+//! Plugins are WebAssembly components ([`wasm`]): the bundled ones are built
+//! from `plugins/` by this crate's build script and embedded in the binary;
+//! customers' plugins load from the plugins directory, and one with a
+//! bundled plugin's name replaces it.
+
+mod convert;
+mod schema;
+pub mod wasm;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use relais_sdk::{Effect, Event, Host, PluginError};
+use relais_sdk::{Effect, Event, Host};
+
+pub use wasm::{Limits, Runtime, WasmPlugin};
 
 use crate::rules::PluginCatalog;
+
+/// The bundled plugins, built from `plugins/` by `build.rs`.
+const BUNDLED: &[(&str, &[u8])] = &[(
+    "catchmail",
+    include_bytes!(concat!(env!("OUT_DIR"), "/bundled/catchmail.wasm")),
+)];
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -23,6 +38,15 @@ pub enum Origin {
     File(PathBuf),
 }
 
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Bundled => f.write_str("bundled"),
+            Origin::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// What a plugin says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PluginInfo {
@@ -32,8 +56,41 @@ pub struct PluginInfo {
     pub version: String,
     /// Where it came from.
     pub origin: Origin,
-    /// The host queries it uses.
+    /// The query capabilities it was granted.
     pub capabilities: Vec<String>,
+}
+
+/// Why a plugin produced no effects for an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The plugin returned an error: it refuses the event (a business
+    /// outcome, not a fault).
+    Refused(String),
+    /// The plugin trapped, looped, exhausted its memory or broke a limit.
+    Fault(String),
+    /// The host failed while answering the plugin (the store...): retry.
+    Host(String),
+}
+
+impl Failure {
+    /// `refused`, `fault` or `host`, for traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Refused(_) => "refused",
+            Failure::Fault(_) => "fault",
+            Failure::Host(_) => "host",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Refused(message) => write!(f, "refused the event: {message}"),
+            Failure::Fault(message) => write!(f, "plugin fault: {message}"),
+            Failure::Host(message) => write!(f, "{message}"),
+        }
+    }
 }
 
 /// A plugin: decides effects from an event, never acts itself.
@@ -47,29 +104,18 @@ pub trait Plugin: Send + Sync {
         &self,
         event: &Event,
         config: &serde_json::Value,
-        host: &dyn Host,
-    ) -> Result<Vec<Effect>, PluginError>;
+        host: Arc<dyn Host + Send + Sync>,
+    ) -> Result<Vec<Effect>, Failure>;
 }
 
-/// Failure to load the plugins directory.
-#[derive(Debug, thiserror::Error)]
-pub enum PluginLoadError {
-    /// The directory exists but cannot be read.
-    #[error("cannot read the plugins directory {path}: {source}")]
-    Directory {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A plugin file that this build cannot load.
-    #[error("{path}: {reason}")]
-    Unloadable {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+/// A plugin file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct PluginLoadError {
+    /// The file (or directory).
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
 }
 
 /// The plugins rules can run, by name.
@@ -78,46 +124,86 @@ pub struct Plugins {
     by_name: BTreeMap<String, Arc<dyn Plugin>>,
 }
 
-impl std::fmt::Debug for Plugins {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Plugins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.by_name.keys()).finish()
     }
 }
 
 impl Plugins {
     /// The bundled plugins.
-    pub fn bundled() -> Plugins {
+    pub fn bundled(runtime: &Runtime) -> Result<Plugins, PluginLoadError> {
         let mut plugins = Plugins::default();
-        plugins.add(Arc::new(bundled::Catchmail::new()));
-        plugins
-    }
-
-    /// The bundled plugins, plus those of `dir` (a missing directory adds
-    /// none). A plugin of `dir` with a bundled plugin's name replaces it.
-    pub fn load(dir: &Path) -> Result<Plugins, PluginLoadError> {
-        let plugins = Plugins::bundled();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(plugins),
-            Err(source) => {
-                return Err(PluginLoadError::Directory {
-                    path: dir.to_path_buf(),
-                    source,
-                });
-            }
-        };
-        let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        if let Some(path) = files
-            .into_iter()
-            .find(|p| p.extension().is_some_and(|e| e == "wasm"))
-        {
-            return Err(PluginLoadError::Unloadable {
-                path,
-                reason: "WebAssembly plugins are not supported by this build of Relais".to_string(),
-            });
+        for (name, bytes) in BUNDLED {
+            let plugin =
+                runtime
+                    .load(bytes, Origin::Bundled)
+                    .map_err(|reason| PluginLoadError {
+                        path: PathBuf::from(format!("(bundled {name})")),
+                        reason,
+                    })?;
+            plugins.add(Arc::new(plugin));
         }
         Ok(plugins)
+    }
+
+    /// The bundled plugins, plus the `*.wasm` files of `dir` (a missing
+    /// directory adds none). A file with a bundled plugin's name replaces
+    /// it. Files that cannot be loaded are returned apart, each with why; the
+    /// others load.
+    pub fn load(runtime: &Runtime, dir: &Path) -> (Plugins, Vec<PluginLoadError>) {
+        let mut errors = Vec::new();
+        let mut plugins = match Plugins::bundled(runtime) {
+            Ok(plugins) => plugins,
+            Err(error) => {
+                errors.push(error);
+                Plugins::default()
+            }
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return (plugins, errors),
+            Err(error) => {
+                errors.push(PluginLoadError {
+                    path: dir.to_path_buf(),
+                    reason: format!("cannot read: {error}"),
+                });
+                return (plugins, errors);
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .collect();
+        files.sort();
+        let mut from_files: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for path in files {
+            match runtime.load_file(&path) {
+                Ok(plugin) => {
+                    let name = plugin.info().name.clone();
+                    if let Some(first) = from_files.insert(name.clone(), path.clone()) {
+                        errors.push(PluginLoadError {
+                            path,
+                            reason: format!(
+                                "plugin `{name}` is already loaded from {}",
+                                first.display()
+                            ),
+                        });
+                        continue;
+                    }
+                    if plugins
+                        .get(&name)
+                        .is_some_and(|p| p.info().origin == Origin::Bundled)
+                    {
+                        tracing::info!(plugin = %name, path = %path.display(), "replaces the bundled plugin");
+                    }
+                    plugins.add(Arc::new(plugin));
+                }
+                Err(reason) => errors.push(PluginLoadError { path, reason }),
+            }
+        }
+        (plugins, errors)
     }
 
     /// Adds or replaces a plugin.
@@ -145,57 +231,6 @@ impl PluginCatalog for Plugins {
         match self.get(plugin) {
             Some(plugin) => plugin.check_config(config),
             None => Err(format!("unknown plugin `{plugin}`")),
-        }
-    }
-}
-
-mod bundled {
-    //! Bundled plugins linked into the engine.
-
-    use super::*;
-
-    /// CatchMail: a mail with `#NUMBER *message*` in its subject becomes a
-    /// direct message on that request.
-    pub struct Catchmail {
-        info: PluginInfo,
-    }
-
-    impl Catchmail {
-        pub fn new() -> Self {
-            Catchmail {
-                info: PluginInfo {
-                    name: relais_plugin_catchmail::NAME.to_string(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    origin: Origin::Bundled,
-                    capabilities: vec![
-                        "requests".into(),
-                        "directory".into(),
-                        "settings".into(),
-                        "log".into(),
-                    ],
-                },
-            }
-        }
-    }
-
-    impl Plugin for Catchmail {
-        fn info(&self) -> &PluginInfo {
-            &self.info
-        }
-
-        fn check_config(&self, config: &serde_json::Value) -> Result<(), String> {
-            relais_plugin_catchmail::Config::from_value(config)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-
-        fn handle(
-            &self,
-            event: &Event,
-            config: &serde_json::Value,
-            host: &dyn Host,
-        ) -> Result<Vec<Effect>, PluginError> {
-            relais_plugin_catchmail::decide(event, config, host)
         }
     }
 }

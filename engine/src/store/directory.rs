@@ -1,7 +1,7 @@
 //! Directory records: import (upsert) and the read queries plugins use.
 
 use relais_sdk::{AddressOwner, PartyKind, Request, RequestType, Settings, User, UserKind};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreError, from_json, now, to_json};
 use crate::directory::{DirectoryFile, Existing, Kind, UserKindSpec};
@@ -38,7 +38,8 @@ impl Store {
         &mut self,
         data: &DirectoryFile,
     ) -> Result<DirectoryCounts, StoreError> {
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         let stamp = now();
         let set = |key: &str, value: Option<bool>| -> Result<(), StoreError> {
             if let Some(value) = value {
@@ -203,7 +204,7 @@ impl Store {
     pub fn directory_counts(&self) -> Result<DirectoryCounts, StoreError> {
         let count = |table: &str| -> Result<usize, StoreError> {
             let n: i64 =
-                self.conn
+                self.conn()
                     .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
             Ok(n as usize)
         };
@@ -223,7 +224,7 @@ impl Store {
     pub fn settings(&self) -> Result<Settings, StoreError> {
         let get = |key: &str| -> Result<Option<bool>, StoreError> {
             let value: Option<String> = self
-                .conn
+                .conn()
                 .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
                     r.get(0)
                 })
@@ -242,7 +243,7 @@ impl Store {
     /// The request with this number.
     pub fn request(&self, number: u64) -> Result<Option<Request>, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT number, company, customer, type, requester, state, publishable,
                         conversation_locked, contract, subject
@@ -256,7 +257,7 @@ impl Store {
     /// The request type with this code.
     pub fn request_type(&self, code: &str) -> Result<Option<RequestType>, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT code, catchmail FROM request_types WHERE code = ?1",
                 [code],
@@ -270,12 +271,60 @@ impl Store {
             .optional()?)
     }
 
+    /// A contract with its alert settings.
+    pub fn contract_details(
+        &self,
+        code: &str,
+    ) -> Result<Option<relais_sdk::ContractDetails>, StoreError> {
+        let row: Option<(String, String, String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT code, customer, alerts, recipients FROM contracts WHERE code = ?1",
+                [code],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((code, customer, alerts, recipients)) = row else {
+            return Ok(None);
+        };
+        let alerts: crate::directory::ContractAlerts = from_json(&alerts)?;
+        let recipients: crate::directory::Recipients = from_json(&recipients)?;
+        let enabled = [
+            (relais_sdk::ChangeKind::Opened, alerts.opened),
+            (relais_sdk::ChangeKind::Resolved, alerts.resolved),
+            (relais_sdk::ChangeKind::Closed, alerts.closed),
+            (relais_sdk::ChangeKind::StateChanged, alerts.state_changed),
+        ];
+        let group = |name: &str, members: Vec<String>| relais_sdk::RecipientGroup {
+            group: name.to_string(),
+            members,
+        };
+        Ok(Some(relais_sdk::ContractDetails {
+            code,
+            customer,
+            alerts: enabled
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(kind, _)| kind)
+                .collect(),
+            recipients: vec![
+                group("contract-contacts", recipients.contract_contacts),
+                group("site-contacts", recipients.site_contacts),
+                group("customer-contacts", recipients.customer_contacts),
+                group("product-contacts", recipients.product_contacts),
+                group("product-collaborators", recipients.product_collaborators),
+                group("service-contacts", recipients.service_contacts),
+            ],
+        }))
+    }
+
     /// Collaborators and contacts whose `email` or `email2` is `email`
     /// (case-insensitive), each with its linked users.
     pub fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, StoreError> {
         let email = email.trim();
         let mut owners = Vec::new();
-        let mut statement = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
             "SELECT id, name FROM collaborators
              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE ORDER BY id",
         )?;
@@ -283,7 +332,7 @@ impl Store {
             .query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         for (id, name) in collaborators {
-            let users = self.users_of("collaborator", &id)?;
+            let users = Self::users_of(&conn, "collaborator", &id)?;
             owners.push(AddressOwner {
                 kind: PartyKind::Collaborator,
                 id,
@@ -292,7 +341,7 @@ impl Store {
                 users,
             });
         }
-        let mut statement = self.conn.prepare_cached(
+        let mut statement = conn.prepare_cached(
             "SELECT id, name, customer FROM contacts
              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE ORDER BY id",
         )?;
@@ -300,7 +349,7 @@ impl Store {
             .query_map([email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         for (id, name, customer) in contacts {
-            let users = self.users_of("contact", &id)?;
+            let users = Self::users_of(&conn, "contact", &id)?;
             owners.push(AddressOwner {
                 kind: PartyKind::Contact,
                 id,
@@ -312,11 +361,11 @@ impl Store {
         Ok(owners)
     }
 
-    fn users_of(&self, column: &str, id: &str) -> Result<Vec<User>, StoreError> {
+    fn users_of(conn: &Connection, column: &str, id: &str) -> Result<Vec<User>, StoreError> {
         let sql = format!(
             "SELECT login, kind, rights, catchmail, companies FROM users WHERE {column} = ?1 ORDER BY login"
         );
-        let mut statement = self.conn.prepare_cached(&sql)?;
+        let mut statement = conn.prepare_cached(&sql)?;
         let rows: Vec<(String, String, String, bool, String)> = statement
             .query_map([id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -349,7 +398,7 @@ impl Store {
             Kind::Contract => "SELECT 1 FROM contracts WHERE code = ?1",
         };
         Ok(self
-            .conn
+            .conn()
             .query_row(sql, [id], |_| Ok(()))
             .optional()?
             .is_some())
@@ -365,7 +414,7 @@ impl Existing for Store {
     }
 
     fn site_exists(&self, customer: &str, site: &str) -> bool {
-        self.conn
+        self.conn()
             .query_row(
                 "SELECT 1 FROM sites WHERE customer = ?1 AND code = ?2",
                 [customer, site],

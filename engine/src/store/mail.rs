@@ -103,7 +103,7 @@ impl Store {
     /// Whether a mail with this Message-ID is stored.
     pub fn mail_exists(&self, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT 1 FROM mails WHERE message_id = ?1",
                 [message_id],
@@ -116,7 +116,7 @@ impl Store {
     /// A stored mail by Message-ID.
     pub fn mail(&self, message_id: &str) -> Result<Option<MailRecord>, StoreError> {
         let row = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT m.message_id, m.account, m.subject, m.sender, m.in_reply_to, m.refs, m.size,
                         m.status, m.error, l.request
@@ -160,7 +160,7 @@ impl Store {
     /// The raw message of a stored mail.
     pub fn raw_mail(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 "SELECT b.content FROM mails m JOIN blobs b ON b.sha256 = m.raw WHERE m.message_id = ?1",
                 [message_id],
@@ -172,7 +172,7 @@ impl Store {
     /// How many blobs (raw messages and attachment contents) are stored.
     pub fn blob_count(&self) -> Result<u64, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }
@@ -180,7 +180,7 @@ impl Store {
 impl Tx<'_> {
     fn put_blob(&self, content: &[u8]) -> Result<String, StoreError> {
         let key = sha256_hex(content);
-        self.tx.execute(
+        self.conn.execute(
             "INSERT INTO blobs (sha256, size, content) VALUES (?1, ?2, ?3) ON CONFLICT (sha256) DO NOTHING",
             params![key, content.len() as i64, content],
         )?;
@@ -191,7 +191,7 @@ impl Tx<'_> {
     /// Message-ID is already stored is refused: each mail is stored once.
     pub fn insert_mail(&self, mail: &NewMail<'_>) -> Result<i64, StoreError> {
         let raw = self.put_blob(mail.raw)?;
-        let inserted = self.tx.execute(
+        let inserted = self.conn.execute(
             "INSERT INTO mails (message_id, account, subject, sender, sent_at, in_reply_to, refs, raw,
                                 size, status, error, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -217,10 +217,10 @@ impl Tx<'_> {
                 mail.message_id
             )));
         }
-        let id = self.tx.last_insert_rowid();
+        let id = self.conn.last_insert_rowid();
         for (position, attachment) in mail.attachments.iter().enumerate() {
             let key = self.put_blob(&attachment.content)?;
-            self.tx.execute(
+            self.conn.execute(
                 "INSERT INTO mail_attachments (mail, position, filename, content_type, size, sha256)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -245,7 +245,7 @@ impl Tx<'_> {
         run: Option<i64>,
     ) -> Result<(), StoreError> {
         let mail: Option<i64> = self
-            .tx
+            .conn
             .query_row(
                 "SELECT id FROM mails WHERE message_id = ?1",
                 [message_id],
@@ -259,7 +259,7 @@ impl Tx<'_> {
         };
         self.require_request(request)?;
         let current: Option<i64> = self
-            .tx
+            .conn
             .query_row(
                 "SELECT request FROM mail_links WHERE mail = ?1",
                 [mail],
@@ -272,7 +272,7 @@ impl Tx<'_> {
                 "mail <{message_id}> is already linked to ticket {existing}"
             ))),
             None => {
-                self.tx.execute(
+                self.conn.execute(
                     "INSERT INTO mail_links (mail, request, linked_at, run) VALUES (?1, ?2, ?3, ?4)",
                     params![mail, request as i64, now(), run],
                 )?;
@@ -322,5 +322,89 @@ mod tests {
         // two raw messages and one shared attachment
         assert_eq!(store.blob_count().expect("count"), 3);
         assert_eq!(store.raw_mail("b@x").expect("raw"), Some(b"raw b".to_vec()));
+    }
+}
+
+/// How many mails a thread lookup gathers at most: a References header
+/// with hundreds of ids must not turn one query into thousands.
+const MAX_THREAD: usize = 500;
+
+impl Store {
+    /// The stored mails of the thread `message_id` belongs to: the mails it
+    /// refers to, the mails that refer to them, and so on, across accounts;
+    /// oldest first (by storage order), at most 500.
+    pub fn thread(&self, message_id: &str) -> Result<Vec<relais_sdk::ThreadMail>, StoreError> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let conn = self.conn();
+        let mut by_id = conn.prepare_cached(
+            "SELECT m.id, m.message_id, m.subject, m.sender, m.in_reply_to, m.refs, l.request
+             FROM mails m LEFT JOIN mail_links l ON l.mail = m.id WHERE m.message_id = ?1",
+        )?;
+        let mut referring = conn.prepare_cached(
+            "SELECT m.id, m.message_id, m.subject, m.sender, m.in_reply_to, m.refs, l.request
+             FROM mails m LEFT JOIN mail_links l ON l.mail = m.id
+             WHERE m.in_reply_to LIKE ?1 ESCAPE '\\' OR m.refs LIKE ?1 ESCAPE '\\'",
+        )?;
+        type Row = (
+            i64,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            Option<i64>,
+        );
+        let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        };
+        let mut found: BTreeMap<i64, relais_sdk::ThreadMail> = BTreeMap::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut queue = vec![message_id.to_string()];
+        while let Some(id) = queue.pop() {
+            if found.len() >= MAX_THREAD || !seen.insert(id.clone()) {
+                continue;
+            }
+            let pattern = format!(
+                "%\"{}\"%",
+                id.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            let mut rows: Vec<Row> = by_id.query_map([&id], read)?.collect::<Result<_, _>>()?;
+            rows.extend(
+                referring
+                    .query_map([&pattern], read)?
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            for (key, message_id, subject, sender, irt, refs, ticket) in rows {
+                if found.contains_key(&key) {
+                    continue;
+                }
+                let in_reply_to: Vec<String> = from_json(&irt)?;
+                let references: Vec<String> = from_json(&refs)?;
+                queue.extend(in_reply_to.iter().chain(references.iter()).cloned());
+                queue.push(message_id.clone());
+                found.insert(
+                    key,
+                    relais_sdk::ThreadMail {
+                        message_id,
+                        subject,
+                        sender,
+                        in_reply_to,
+                        references,
+                        ticket: ticket.map(|t| t as u64),
+                    },
+                );
+            }
+        }
+        Ok(found.into_values().collect())
     }
 }

@@ -57,7 +57,8 @@ fn name<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 impl Store {
     /// The direct messages on a request, oldest first.
     pub fn messages(&self, request: u64) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut statement = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
             "SELECT id, request, author_kind, author_id, side, source, body, read, notify_by_email, created_at
              FROM messages WHERE request = ?1 ORDER BY id",
         )?;
@@ -81,7 +82,7 @@ impl Store {
     /// How many direct messages are stored in all.
     pub fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))?
             as u64)
     }
@@ -90,7 +91,7 @@ impl Store {
 impl Tx<'_> {
     pub(super) fn require_request(&self, request: u64) -> Result<relais_sdk::Request, StoreError> {
         use rusqlite::OptionalExtension;
-        self.tx
+        self.conn
             .query_row(
                 "SELECT number, company, customer, type, requester, state, publishable,
                         conversation_locked, contract, subject
@@ -123,7 +124,7 @@ impl Tx<'_> {
                 "request {request}: the conversation is locked, no new message is accepted"
             )));
         }
-        self.tx.execute(
+        self.conn.execute(
             "INSERT INTO messages (request, author_kind, author_id, side, source, body, notify_by_email,
                                    created_at, run)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -139,7 +140,7 @@ impl Tx<'_> {
                 run
             ],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Creates a ticket (support request) with the next free number.
@@ -151,13 +152,13 @@ impl Tx<'_> {
         subject: &str,
         request_type: &str,
     ) -> Result<u64, StoreError> {
-        let next: i64 = self.tx.query_row(
+        let next: i64 = self.conn.query_row(
             "SELECT coalesce(max(number), 0) + 1 FROM requests",
             [],
             |r| r.get(0),
         )?;
         let stamp = now();
-        self.tx
+        self.conn
             .execute(
                 "INSERT INTO requests (number, company, customer, type, requester, state, publishable,
                    conversation_locked, contract, subject, created_at, updated_at)

@@ -10,6 +10,7 @@ mod outbox;
 mod runs;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -57,10 +58,12 @@ pub enum StoreError {
 /// Migrations, in order; the store's `user_version` is how many ran.
 const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
 
-/// Handle on the store. One writer at a time; readers see committed data.
-#[derive(Debug)]
+/// Handle on the store. Clones share one connection (plugins' queries read
+/// through a clone while the dispatcher holds the original); one writer at a
+/// time, and readers see committed data.
+#[derive(Debug, Clone)]
 pub struct Store {
-    conn: Connection,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl Store {
@@ -96,14 +99,16 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn: Arc::new(Mutex::new(conn)),
+        };
         store.migrate(path)?;
         Ok(store)
     }
 
     fn migrate(&mut self, path: &Path) -> Result<(), StoreError> {
         let version: i64 = self
-            .conn
+            .conn()
             .pragma_query_value(None, "user_version", |row| row.get(0))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
@@ -114,7 +119,8 @@ impl Store {
             });
         }
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
@@ -125,29 +131,49 @@ impl Store {
     /// The schema version of the store.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+
+    /// The connection, for one statement or transaction. A panic while it
+    /// was held cannot leave a transaction open ([`Tx`] rolls back on drop),
+    /// so a poisoned lock is safe to take over.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts the one transaction in which an event's mail, effects and run
     /// trace are written. Dropped without [`Tx::commit`], it writes nothing.
     pub fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
-        Ok(Tx {
-            tx: self.conn.transaction()?,
-        })
+        let conn = self.conn();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(Tx { conn, open: true })
     }
 }
 
 /// A write transaction: everything one event changes, or nothing.
 #[derive(Debug)]
 pub struct Tx<'a> {
-    tx: rusqlite::Transaction<'a>,
+    conn: MutexGuard<'a, Connection>,
+    open: bool,
 }
 
 impl Tx<'_> {
     /// Makes every write of this transaction durable.
-    pub fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit()?)
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing of an uncommitted event may survive; a failed rollback
+            // leaves SQLite to roll back when the connection closes.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 

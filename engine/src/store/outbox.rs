@@ -49,7 +49,8 @@ impl Store {
         status: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
-        let mut statement = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
             "SELECT id, message_id, kind, recipients, subject, body, headers, request, status, attempts,
                     last_error, created_at
              FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2",
@@ -110,7 +111,7 @@ impl Store {
 impl Tx<'_> {
     /// Queues a mail for the sender task.
     pub fn queue_mail(&self, mail: &OutgoingMail, run: Option<i64>) -> Result<i64, StoreError> {
-        self.tx.execute(
+        self.conn.execute(
             "INSERT INTO outbox (message_id, kind, recipients, subject, body, headers, request, created_at, run)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -125,6 +126,6 @@ impl Tx<'_> {
                 run
             ],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.conn.last_insert_rowid())
     }
 }

@@ -49,7 +49,8 @@ pub struct RunSummary {
 impl Store {
     /// The most recent runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-        let mut statement = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
             "SELECT id, trigger, summary, outcome, error, started_at, duration_us
              FROM runs ORDER BY id DESC LIMIT ?1",
         )?;
@@ -70,7 +71,7 @@ impl Store {
     /// One run with its full trace.
     pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
         let row = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT id, trigger, summary, message_id, outcome, error, started_at, duration_us, trace
                  FROM runs WHERE id = ?1",
@@ -110,9 +111,9 @@ impl Store {
 
     /// Runs of one mail, newest first.
     pub fn runs_of_mail(&self, message_id: &str) -> Result<Vec<i64>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare_cached("SELECT id FROM runs WHERE message_id = ?1 ORDER BY id DESC")?;
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare_cached("SELECT id FROM runs WHERE message_id = ?1 ORDER BY id DESC")?;
         let rows = statement.query_map([message_id], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -121,7 +122,7 @@ impl Store {
 impl Tx<'_> {
     /// Records a run trace; returns its id.
     pub fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
-        self.tx.execute(
+        self.conn.execute(
             "INSERT INTO runs (trigger, summary, message_id, outcome, error, started_at, duration_us, trace)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
@@ -135,6 +136,6 @@ impl Tx<'_> {
                 serde_json::to_string(&run.trace)?
             ],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.conn.last_insert_rowid())
     }
 }

@@ -29,11 +29,19 @@ const OTHER_REQUESTER_RIGHT: u32 = 147001;
 /// has no address to answer). See the crate docs for the rules and their
 /// order.
 ///
+/// `host` is generic (a `&dyn Host` will do) so that the WebAssembly
+/// component only imports the queries called here; see
+/// [`Plugin::handle`](relais_sdk::Plugin::handle).
+///
 /// # Errors
 ///
 /// [`PluginError::Plugin`] when `config` is invalid;
 /// [`PluginError::Host`] when a host query fails.
-pub fn decide(event: &Event, config: &Value, host: &dyn Host) -> Result<Vec<Effect>, PluginError> {
+pub fn decide(
+    event: &Event,
+    config: &Value,
+    host: &(impl Host + ?Sized),
+) -> Result<Vec<Effect>, PluginError> {
     let config = Config::from_value(config)?;
     let Event::MailReceived(mail) = event else {
         host.log(
@@ -115,7 +123,7 @@ impl From<Refusal> for Stop {
 }
 
 /// Runs the checks in the documented order; the first that fails wins.
-fn check(mail: &Mail, config: &Config, host: &dyn Host) -> Result<Accepted, Stop> {
+fn check(mail: &Mail, config: &Config, host: &(impl Host + ?Sized)) -> Result<Accepted, Stop> {
     let number = parse_subject(&mail.subject).map_err(Refusal::new)?;
     let refused = |reason| Stop::Refused(Refusal::on(reason, number));
 
@@ -249,7 +257,12 @@ fn qualifies(owner: &AddressOwner, user: &User) -> bool {
 
 /// The failure notice for `refusal`, or nothing when there is nobody to
 /// send it to.
-fn refuse(mail: &Mail, config: &Config, refusal: &Refusal, host: &dyn Host) -> Vec<Effect> {
+fn refuse(
+    mail: &Mail,
+    config: &Config,
+    refusal: &Refusal,
+    host: &(impl Host + ?Sized),
+) -> Vec<Effect> {
     let code = refusal.reason.code();
     let request = refusal
         .request

@@ -78,6 +78,7 @@
 mod body;
 mod config;
 mod decide;
+mod plugin;
 mod reason;
 mod subject;
 
@@ -88,8 +89,12 @@ mod tests;
 pub use body::message_body;
 pub use config::{Config, Language};
 pub use decide::decide;
+pub use plugin::{CAPABILITIES, CONFIG_SCHEMA, CatchMail};
 pub use reason::Reason;
 pub use subject::parse_subject;
 
 /// The plugin's name, as rule files write it (`run: { plugin: catchmail }`).
 pub const NAME: &str = "catchmail";
+
+#[cfg(target_arch = "wasm32")]
+relais_sdk::export_plugin!(CatchMail);

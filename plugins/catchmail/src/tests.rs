@@ -3,9 +3,9 @@
 use std::cell::RefCell;
 
 use relais_sdk::{
-    Address, AddressOwner, Author, Contract, ContractEvent, Effect, Event, Host, HostError, Level,
-    Mail, MessageSource, PartyKind, PluginError, Request, RequestType, Settings, Side, User,
-    UserKind,
+    Address, AddressOwner, Author, Contract, ContractDetails, ContractEvent, Effect, Event, Host,
+    HostError, Level, Mail, MessageSource, PartyKind, PluginError, Request, RequestType, Settings,
+    Side, ThreadMail, User, UserKind,
 };
 use serde_json::{Value, json};
 
@@ -93,6 +93,16 @@ impl Host for FakeHost {
     fn settings(&self) -> Result<Settings, HostError> {
         self.check()?;
         Ok(self.settings)
+    }
+
+    // CatchMail declares neither `contracts` nor `mail`: asking would make
+    // its component import an undeclared capability, so a call is a bug.
+    fn contract(&self, code: &str) -> Result<Option<ContractDetails>, HostError> {
+        panic!("CatchMail asked for contract {code} without the `contracts` capability")
+    }
+
+    fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError> {
+        panic!("CatchMail asked for thread {message_id} without the `mail` capability")
     }
 
     fn log(&self, level: Level, message: &str) {

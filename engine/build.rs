@@ -1,0 +1,105 @@
+//! Builds the bundled plugins (`plugins/*`) from source as WebAssembly
+//! components for `wasm32-wasip2`, so that the engine embeds exactly what
+//! the sources say. Installs the target through rustup when it is missing.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (plugin name, package, artifact file name)
+const BUNDLED: &[(&str, &str, &str)] = &[(
+    "catchmail",
+    "relais-plugin-catchmail",
+    "relais_plugin_catchmail.wasm",
+)];
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir
+        .parent()
+        .expect("engine/ sits in the workspace")
+        .to_path_buf();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    for watched in [
+        "plugins",
+        "sdk/src",
+        "sdk/wit",
+        "sdk/Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    ensure_target();
+
+    // A target directory of its own, stable across profiles so that it stays
+    // warm, and apart from the outer build's so that the two never wait on
+    // each other's lock.
+    let target_dir = target_root(&out_dir).join("wasm-plugins");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&root)
+        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
+    for (_, package, _) in BUNDLED {
+        command.args(["-p", package]);
+    }
+    // The outer build's flags and wrappers (clippy, coverage) are for the
+    // host, not for the plugins.
+    for variable in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        command.env_remove(variable);
+    }
+    let status = command.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building the bundled plugins for {TARGET} failed"
+    );
+
+    let bundled = out_dir.join("bundled");
+    std::fs::create_dir_all(&bundled).expect("create OUT_DIR/bundled");
+    for (name, _, artifact) in BUNDLED {
+        let built = target_dir.join(TARGET).join("release").join(artifact);
+        std::fs::copy(&built, bundled.join(format!("{name}.wasm")))
+            .unwrap_or_else(|e| panic!("cannot copy {}: {e}", built.display()));
+    }
+}
+
+/// `<target>` from `<target>/<profile>/build/<pkg>-<hash>/out`.
+fn target_root(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .nth(4)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir.to_path_buf())
+}
+
+/// Adds the target through rustup when it is missing; without rustup, the
+/// build below says what is wrong.
+fn ensure_target() {
+    let Ok(output) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return;
+    };
+    let installed = String::from_utf8_lossy(&output.stdout);
+    if !installed.lines().any(|line| line.trim() == TARGET) {
+        let status = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            println!("cargo:warning=could not install the {TARGET} target with rustup");
+        }
+    }
+}

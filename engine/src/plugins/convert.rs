@@ -1,0 +1,240 @@
+//! Conversions between the SDK's types and the WIT bindings' types: events
+//! and query results go to the guest, effects and metadata come back.
+
+use relais_sdk as sdk;
+
+use super::wasm::bindings::relais::plugin::types as wit;
+
+fn address(a: &sdk::Address) -> wit::Address {
+    wit::Address {
+        name: a.name.clone(),
+        email: a.email.clone(),
+    }
+}
+
+fn addresses(list: &[sdk::Address]) -> Vec<wit::Address> {
+    list.iter().map(address).collect()
+}
+
+fn request(r: &sdk::Request) -> wit::Request {
+    wit::Request {
+        number: r.number,
+        company: r.company.clone(),
+        customer: r.customer.clone(),
+        request_type: r.request_type.clone(),
+        requester: r.requester.clone(),
+        state: r.state.clone(),
+        publishable: r.publishable,
+        conversation_locked: r.conversation_locked,
+        contract: r.contract.clone(),
+        subject: r.subject.clone(),
+    }
+}
+
+pub fn change_kind(kind: sdk::ChangeKind) -> wit::ChangeKind {
+    match kind {
+        sdk::ChangeKind::Opened => wit::ChangeKind::Opened,
+        sdk::ChangeKind::Resolved => wit::ChangeKind::Resolved,
+        sdk::ChangeKind::Closed => wit::ChangeKind::Closed,
+        sdk::ChangeKind::StateChanged => wit::ChangeKind::StateChanged,
+    }
+}
+
+fn party_kind(kind: sdk::PartyKind) -> wit::PartyKind {
+    match kind {
+        sdk::PartyKind::Collaborator => wit::PartyKind::Collaborator,
+        sdk::PartyKind::Contact => wit::PartyKind::Contact,
+    }
+}
+
+fn party_kind_back(kind: wit::PartyKind) -> sdk::PartyKind {
+    match kind {
+        wit::PartyKind::Collaborator => sdk::PartyKind::Collaborator,
+        wit::PartyKind::Contact => sdk::PartyKind::Contact,
+    }
+}
+
+/// The event, as the guest receives it.
+pub fn event(event: &sdk::Event) -> wit::Event {
+    match event {
+        sdk::Event::MailReceived(m) => wit::Event::MailReceived(wit::Mail {
+            account: m.account.clone(),
+            message_id: m.message_id.clone(),
+            subject: m.subject.clone(),
+            from: m.from.as_ref().map(address),
+            return_path: m.return_path.clone(),
+            to: addresses(&m.to),
+            cc: addresses(&m.cc),
+            reply_to: addresses(&m.reply_to),
+            date: m.date.clone(),
+            in_reply_to: m.in_reply_to.clone(),
+            references: m.references.clone(),
+            auto_submitted: m.auto_submitted.clone(),
+            precedence: m.precedence.clone(),
+            list_headers: m.list_headers.clone(),
+            x_loop: m.x_loop.clone(),
+            text: m.text.clone(),
+            attachments: m
+                .attachments
+                .iter()
+                .map(|a| wit::Attachment {
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                    sha256: a.sha256.clone(),
+                })
+                .collect(),
+            size: m.size,
+        }),
+        sdk::Event::RequestSaved(s) => wit::Event::RequestSaved(wit::RequestSaved {
+            before: s.before.as_ref().map(request),
+            after: request(&s.after),
+            changes: s.changes.iter().copied().map(change_kind).collect(),
+        }),
+        sdk::Event::ContractEvent(c) => wit::Event::ContractEvent(wit::ContractEvent {
+            kind: c.kind.clone(),
+            contract: wit::Contract {
+                code: c.contract.code.clone(),
+                customer: c.contract.customer.clone(),
+            },
+        }),
+        sdk::Event::Schedule(s) => wit::Event::Schedule(wit::ScheduleFired {
+            rule: s.rule.clone(),
+            fired_at: s.fired_at.clone(),
+        }),
+    }
+}
+
+/// A query answer: a request.
+pub fn request_out(r: sdk::Request) -> wit::Request {
+    request(&r)
+}
+
+/// A query answer: a request type.
+pub fn request_type(t: sdk::RequestType) -> wit::RequestType {
+    wit::RequestType {
+        code: t.code,
+        catchmail: t.catchmail,
+    }
+}
+
+/// A query answer: the owners of an address.
+pub fn address_owner(o: sdk::AddressOwner) -> wit::AddressOwner {
+    wit::AddressOwner {
+        kind: party_kind(o.kind),
+        id: o.id,
+        name: o.name,
+        customer: o.customer,
+        users: o
+            .users
+            .into_iter()
+            .map(|u| wit::User {
+                login: u.login,
+                kind: match u.kind {
+                    sdk::UserKind::Internal => wit::UserKind::Internal,
+                    sdk::UserKind::Extranet => wit::UserKind::Extranet,
+                },
+                rights: u.rights,
+                catchmail: u.catchmail,
+                companies: u.companies,
+            })
+            .collect(),
+    }
+}
+
+/// A query answer: the settings.
+pub fn settings(s: sdk::Settings) -> wit::Settings {
+    wit::Settings {
+        direct_messages_enabled: s.direct_messages_enabled,
+        notify_by_email_default: s.notify_by_email_default,
+    }
+}
+
+/// A query answer: a contract.
+pub fn contract(c: sdk::ContractDetails) -> wit::ContractDetails {
+    wit::ContractDetails {
+        code: c.code,
+        customer: c.customer,
+        alerts: c.alerts.into_iter().map(change_kind).collect(),
+        recipients: c
+            .recipients
+            .into_iter()
+            .map(|g| wit::RecipientGroup {
+                group: g.group,
+                members: g.members,
+            })
+            .collect(),
+    }
+}
+
+/// A query answer: a thread's mail.
+pub fn thread_mail(m: sdk::ThreadMail) -> wit::ThreadMail {
+    wit::ThreadMail {
+        message_id: m.message_id,
+        subject: m.subject,
+        sender: m.sender,
+        in_reply_to: m.in_reply_to,
+        references: m.references,
+        ticket: m.ticket,
+    }
+}
+
+/// An effect the guest returned.
+pub fn effect(effect: wit::Effect) -> sdk::Effect {
+    match effect {
+        wit::Effect::PostMessage(p) => sdk::Effect::PostMessage {
+            request: p.request,
+            author: sdk::Author {
+                kind: party_kind_back(p.author.kind),
+                id: p.author.id,
+            },
+            side: match p.side {
+                wit::Side::Customer => sdk::Side::Customer,
+                wit::Side::Staff => sdk::Side::Staff,
+            },
+            source: match p.source {
+                wit::MessageSource::Portal => sdk::MessageSource::Portal,
+                wit::MessageSource::Desktop => sdk::MessageSource::Desktop,
+                wit::MessageSource::Catchmail => sdk::MessageSource::Catchmail,
+                wit::MessageSource::Plugin => sdk::MessageSource::Plugin,
+            },
+            body: p.body,
+            notify_by_email: p.notify_by_email,
+        },
+        wit::Effect::SendMail(m) => sdk::Effect::SendMail {
+            to: m.to,
+            subject: m.subject,
+            body: m.body,
+            request: m.request,
+        },
+        wit::Effect::ReplyFailure(r) => sdk::Effect::ReplyFailure {
+            to: r.to,
+            reason: r.reason,
+            message: r.message,
+            in_reply_to: r.in_reply_to,
+        },
+        wit::Effect::CreateTicket(t) => sdk::Effect::CreateTicket {
+            customer: t.customer,
+            company: t.company,
+            request_type: t.request_type,
+            requester: t.requester,
+            subject: t.subject,
+            link_mail: t.link_mail,
+        },
+        wit::Effect::LinkMail(l) => sdk::Effect::LinkMail {
+            message_id: l.message_id,
+            request: l.request,
+        },
+    }
+}
+
+/// The metadata the guest declared.
+pub fn metadata(m: wit::Metadata) -> sdk::Metadata {
+    sdk::Metadata {
+        name: m.name,
+        version: m.version,
+        wit_version: m.wit_version,
+        capabilities: m.capabilities,
+        config_schema: m.config_schema,
+    }
+}

@@ -1,0 +1,98 @@
+//! CatchMail as a Relais plugin: its metadata, and [`decide`] as `handle`.
+
+use relais_sdk::{Effect, Event, Host, Metadata, Plugin, PluginError, WIT_VERSION};
+use serde_json::Value;
+
+use crate::{NAME, decide};
+
+/// The query capabilities [`decide`] uses: who owns the sender's address,
+/// the request and its type, and the global settings.
+pub const CAPABILITIES: [&str; 3] = ["requests", "directory", "settings"];
+
+/// JSON Schema of [`Config`](crate::Config), the rule's `config:` block.
+pub const CONFIG_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "catchmail config",
+  "type": ["object", "null"],
+  "additionalProperties": false,
+  "properties": {
+    "max-body-chars": {
+      "description": "The longest body accepted, in characters, once signature and quoted history are removed.",
+      "type": "integer",
+      "minimum": 1,
+      "default": 4000
+    },
+    "own-addresses": {
+      "description": "The addresses this desk sends from; a mail whose X-Loop names one is never answered.",
+      "type": "array",
+      "items": { "type": "string" },
+      "default": []
+    },
+    "language": {
+      "description": "The language of failure notices.",
+      "enum": ["fr", "en"],
+      "default": "fr"
+    }
+  }
+}"#;
+
+/// The CatchMail plugin, as the WebAssembly component exports it.
+#[derive(Debug, Clone, Copy)]
+pub struct CatchMail;
+
+impl Plugin for CatchMail {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: NAME.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            wit_version: WIT_VERSION.to_string(),
+            capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            config_schema: Some(CONFIG_SCHEMA.to_string()),
+        }
+    }
+
+    fn handle(
+        event: &Event,
+        config: &Value,
+        host: &(impl Host + ?Sized),
+    ) -> Result<Vec<Effect>, PluginError> {
+        decide(event, config, host)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    #[test]
+    fn metadata_names_the_plugin_and_known_capabilities() {
+        let metadata = CatchMail::metadata();
+        assert_eq!(metadata.name, "catchmail");
+        assert_eq!(metadata.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(metadata.wit_version, relais_sdk::WIT_VERSION);
+        assert_eq!(metadata.capabilities, ["requests", "directory", "settings"]);
+        assert!(
+            metadata
+                .capabilities
+                .iter()
+                .all(|c| relais_sdk::CAPABILITIES.contains(&c.as_str()))
+        );
+    }
+
+    #[test]
+    fn config_schema_is_json_and_lists_every_config_key() {
+        let schema: Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
+        let properties = schema["properties"].as_object().unwrap();
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let keys = defaults.as_object().unwrap();
+        assert_eq!(
+            properties.keys().collect::<Vec<_>>(),
+            keys.keys().collect::<Vec<_>>()
+        );
+        for (key, default) in keys {
+            assert_eq!(&properties[key]["default"], default, "default of `{key}`");
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The WebAssembly plugin host, end to end: bundled CatchMail, customers'
+//! plugins replacing it, the template, and plugins that misbehave. Every
+//! plugin here is built from source.
+
+use std::process::Command;
+
+use crate::support::{Setup, fixture, root, test_plugin, write_mail};
+
+const MISBEHAVE_RULES: &str = "rules:
+  - id: misbehave
+    on: mail-received
+    when: { subject: { matches: '^\\[(trap|loop|alloc|huge|ghost|stdout)\\]' } }
+    run: { plugin: misbehave, config: { do: placeholder } }
+";
+
+/// A set-up whose `misbehave` rule does `what`, beside the shipped CatchMail
+/// rule; one bad mail then one good CatchMail mail are ingested together.
+fn misbehave_then_catchmail(what: &str) -> (Setup, Vec<serde_json::Value>) {
+    let shipped =
+        std::fs::read_to_string(root().join("rules/catchmail.yaml")).expect("shipped rule");
+    let rules = MISBEHAVE_RULES.replace("placeholder", what);
+    let setup = Setup::with_directory()
+        .with_rules(&[("misbehave.yaml", &rules), ("catchmail.yaml", &shipped)]);
+    setup.install_plugin(&test_plugin("misbehave"), "misbehave.wasm");
+    let mails = setup.dir.path().join("mails");
+    std::fs::create_dir_all(&mails).expect("mkdir");
+    write_mail(
+        &mails,
+        "1-bad.eml",
+        &[
+            ("From", "jeanne@dupont.example"),
+            ("To", "robot@acme.example"),
+            ("Message-ID", "<bad@d>"),
+            ("Subject", &format!("[{what}] please")),
+        ],
+        "hello\r\n",
+    );
+    std::fs::copy(
+        fixture("mails/catchmail-jeanne.eml"),
+        mails.join("2-good.eml"),
+    )
+    .expect("copy");
+    let (_, lines) = setup.ingest_json(&[], &[&mails]);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    (setup, lines)
+}
+
+/// The trace of rule `id` in a run's trace.
+fn rule_trace(trace: &serde_json::Value, id: &str) -> serde_json::Value {
+    let rules = trace["rules"].as_array().expect("rules");
+    rules
+        .iter()
+        .find(|r| r["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no rule {id} in {trace}"))
+}
+
+fn assert_fault_then_normal(what: &str, expected: &str) {
+    let (setup, lines) = misbehave_then_catchmail(what);
+    let bad = &lines[0];
+    assert_eq!(bad["outcome"], "failed", "{bad}");
+    let error = bad["error"].as_str().expect("error");
+    assert!(
+        error.contains(expected),
+        "`{what}`: expected {expected:?} in {error:?}"
+    );
+    let run = setup
+        .store()
+        .run(bad["run"].as_i64().expect("run"))
+        .expect("query")
+        .expect("traced");
+    let rule = rule_trace(&run.trace, "misbehave");
+    assert_eq!(rule["failure"], "fault", "{rule}");
+    assert_eq!(
+        lines[1]["outcome"], "applied",
+        "the next event is processed normally: {}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["effects"][0]["kind"], "post-message");
+    assert_eq!(
+        setup
+            .store()
+            .mail("bad@d")
+            .expect("query")
+            .expect("kept")
+            .status,
+        "failed",
+        "the failed mail is kept for a retry"
+    );
+}
+
+#[test]
+fn a_trap_fails_its_event_only() {
+    assert_fault_then_normal("trap", "trapped");
+}
+
+#[test]
+fn an_endless_loop_runs_out_of_fuel() {
+    assert_fault_then_normal("loop", "CPU limit exceeded");
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_limit() {
+    assert_fault_then_normal("alloc", "memory limit of 64 MiB exceeded");
+}
+
+#[test]
+fn a_huge_output_is_refused() {
+    assert_fault_then_normal("huge", "limit");
+}
+
+#[test]
+fn an_effect_on_a_missing_request_fails_the_event() {
+    let (_, lines) = misbehave_then_catchmail("ghost");
+    assert_eq!(lines[0]["outcome"], "failed");
+    assert_eq!(
+        lines[0]["error"],
+        "effect 1 (post-message): request 99999999 does not exist"
+    );
+    assert_eq!(lines[1]["outcome"], "applied");
+}
+
+#[test]
+fn stdout_and_stderr_become_log_lines_with_the_plugin_name() {
+    let (setup, lines) = misbehave_then_catchmail("stdout");
+    assert_eq!(lines[0]["outcome"], "applied");
+    let run = setup
+        .store()
+        .run(lines[0]["run"].as_i64().expect("run"))
+        .expect("query")
+        .expect("traced");
+    let logs = rule_trace(&run.trace, "misbehave")["logs"]
+        .as_array()
+        .expect("logs")
+        .clone();
+    let texts: Vec<&str> = logs.iter().filter_map(|l| l["message"].as_str()).collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with("[stdout] ")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with("[stderr] ")),
+        "{texts:?}"
+    );
+    assert!(logs.iter().all(|l| l["plugin"] == "misbehave"), "{logs:?}");
+}
+
+fn refused(file: &str, as_name: &str, expected: &str) {
+    let setup = Setup::new();
+    setup.install_plugin(&test_plugin(file), as_name);
+    let check = setup.relais(&["check"]);
+    assert_eq!(check.code, 1, "{check:?}");
+    assert!(
+        check.stderr.contains(as_name) && check.stderr.contains(expected),
+        "expected {expected:?}:\n{}",
+        check.stderr
+    );
+    let list = setup.relais(&["plugins"]);
+    assert!(
+        list.stdout.contains("catchmail"),
+        "the bundled plugins still load: {list:?}"
+    );
+    assert!(list.stderr.contains(expected), "{list:?}");
+}
+
+#[test]
+fn a_plugin_importing_an_undeclared_capability_is_refused() {
+    refused(
+        "greedy",
+        "greedy.wasm",
+        "imports the `contracts` capability without declaring it",
+    );
+}
+
+#[test]
+fn a_plugin_asking_for_an_unknown_capability_is_refused() {
+    refused(
+        "spy",
+        "spy.wasm",
+        "asks for unknown capability `filesystem`",
+    );
+}
+
+#[test]
+fn a_plugin_built_against_another_wit_version_is_refused() {
+    refused("future", "future.wasm", "built against relais:plugin@9.0.0");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused() {
+    let setup = Setup::new();
+    std::fs::write(
+        setup.plugins_dir().join("junk.wasm"),
+        b"\0asm\x01\0\0\0garbage",
+    )
+    .expect("write");
+    let check = setup.relais(&["check"]);
+    assert_eq!(check.code, 1);
+    assert!(
+        check
+            .stderr
+            .contains("junk.wasm:1:1: not a valid WebAssembly component"),
+        "{check:?}"
+    );
+}
+
+#[test]
+fn bundled_catchmail_is_listed_with_its_capabilities() {
+    let list = Setup::new().relais(&["plugins"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    let line = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("catchmail"))
+        .expect("catchmail listed");
+    assert!(
+        line.contains("bundled") && line.contains("requests, directory, settings"),
+        "{line}"
+    );
+}
+
+#[test]
+fn plugin_run_prints_effects_and_logs_without_applying() {
+    let setup = Setup::with_directory();
+    let run = setup.relais(&[
+        "plugin",
+        "run",
+        test_plugin("misbehave").to_str().expect("utf-8"),
+        "--event",
+        fixture("mails/catchmail-jeanne.eml")
+            .to_str()
+            .expect("utf-8"),
+        "--config",
+        fixture("misbehave-query.yaml").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let output: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(output["plugin"]["name"], "misbehave");
+    let logs = output["logs"].as_array().expect("logs");
+    assert!(
+        logs.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("23010203"))),
+        "{logs:?}"
+    );
+    assert!(
+        setup.store().runs(10).expect("runs").is_empty(),
+        "nothing recorded"
+    );
+}
+
+#[test]
+fn the_template_builds_loads_and_replaces_the_bundled_catchmail() {
+    // The template takes a `prefix`, not CatchMail's keys: a rule of its own.
+    let rule = "rules:\n  - id: catchmail\n    on: mail-received\n    run: { plugin: catchmail, config: { prefix: \"seen: \" } }\n";
+    let setup = Setup::with_directory().with_rules(&[("catchmail.yaml", rule)]);
+    let work = setup.dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let created = setup.relais(&[
+        "plugin",
+        "new",
+        "catchmail",
+        "--dir",
+        work.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(created.code, 0, "{created:?}");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(work.join("catchmail/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root().join("target/wasm-template"))
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the template builds");
+    let wasm =
+        root().join("target/wasm-template/wasm32-wasip2/release/relais_plugin_catchmail.wasm");
+    setup.install_plugin(&wasm, "my-catchmail.wasm");
+    let list = setup.relais(&["plugins"]);
+    let line = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("catchmail"))
+        .expect("listed");
+    assert!(
+        line.contains("my-catchmail.wasm"),
+        "loaded from the file, not bundled: {line}"
+    );
+    let (run, lines) = setup.ingest_json(&[], &[&fixture("mails/catchmail-jeanne.eml")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(lines[0]["outcome"], "applied");
+    assert!(
+        lines[0]["effects"].as_array().expect("effects").is_empty(),
+        "the template posts nothing: {}",
+        lines[0]
+    );
+    assert!(
+        setup
+            .store()
+            .messages(23010203)
+            .expect("messages")
+            .is_empty()
+    );
+    let run = setup
+        .store()
+        .run(lines[0]["run"].as_i64().expect("run"))
+        .expect("query")
+        .expect("traced");
+    let log = &run.trace["rules"][0]["logs"][0];
+    assert_eq!(
+        log["message"], "seen: Validation qualité #23010203 *message*",
+        "{log}"
+    );
+}
