@@ -85,7 +85,8 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
 
     let runtime = super::runtime()?;
-    let plugins = Plugins::bundled(&runtime)?;
+    let plugins =
+        Plugins::bundled(&runtime, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rules = relais::rules::load_dir(&dir.join("rules"), &plugins)
         .map_err(|errors| anyhow::anyhow!("demo rules: {}", errors[0]))?;
     println!(

@@ -355,11 +355,7 @@ fn runtime() -> Result<Runtime> {
 /// Loads plugins and rules; every problem (a plugin file that cannot load, a
 /// rule error) as a diagnostic.
 fn load_config(runtime: &Runtime, paths: &Paths) -> Result<(Plugins, RuleSet), Vec<Diagnostic>> {
-    let (plugins, plugin_errors) = Plugins::load(runtime, &paths.plugins);
-    let mut diagnostics: Vec<Diagnostic> = plugin_errors
-        .iter()
-        .map(|e| Diagnostic::file(&e.path, e.reason.clone()))
-        .collect();
+    let (plugins, mut diagnostics) = Plugins::load(runtime, &paths.plugins);
     match relais::rules::load_dir(&paths.rules, &plugins) {
         Ok(rules) if diagnostics.is_empty() => Ok((plugins, rules)),
         Ok(_) => Err(diagnostics),

@@ -23,7 +23,7 @@ pub fn run(
 ) -> Result<ExitCode> {
     let runtime = super::runtime()?;
     let loaded = runtime
-        .load_file(plugin)
+        .load_file(plugin, &Default::default())
         .map_err(|e| anyhow!("{}: {e}", plugin.display()))?;
     let event = read_event(event, account)?;
     let config: serde_json::Value = match config {

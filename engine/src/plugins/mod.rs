@@ -18,9 +18,26 @@ use std::sync::Arc;
 
 use relais_sdk::{Effect, Event, Host};
 
-pub use wasm::{Limits, Runtime, WasmPlugin};
+pub use wasm::{Limits, LimitsFile, LimitsSpec, Runtime, WasmPlugin};
 
 use crate::rules::PluginCatalog;
+use crate::yaml::{Diagnostic, Document};
+
+/// Reads `limits.yaml`; a missing file means the defaults.
+fn read_limits(path: &Path) -> Result<LimitsFile, Diagnostic> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(LimitsFile::default());
+        }
+        Err(error) => return Err(Diagnostic::file(path, format!("cannot read: {error}"))),
+    };
+    let doc = Document::parse(path, &text)?;
+    if doc.value().is_null() {
+        return Ok(LimitsFile::default());
+    }
+    doc.deserialize_at(&[])
+}
 
 /// The bundled plugins, built from `plugins/` by `build.rs`.
 const BUNDLED: &[(&str, &[u8])] = &[(
@@ -108,15 +125,8 @@ pub trait Plugin: Send + Sync {
     ) -> Result<Vec<Effect>, Failure>;
 }
 
-/// A plugin file that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {reason}", path.display())]
-pub struct PluginLoadError {
-    /// The file (or directory).
-    pub path: PathBuf,
-    /// Why.
-    pub reason: String,
-}
+/// The file of per-plugin limits, in the plugins directory.
+pub const LIMITS_FILE: &str = "limits.yaml";
 
 /// The plugins rules can run, by name.
 #[derive(Clone, Default)]
@@ -131,29 +141,34 @@ impl fmt::Debug for Plugins {
 }
 
 impl Plugins {
-    /// The bundled plugins.
-    pub fn bundled(runtime: &Runtime) -> Result<Plugins, PluginLoadError> {
+    /// The bundled plugins, under these limits.
+    pub fn bundled(runtime: &Runtime, limits: &LimitsFile) -> Result<Plugins, Diagnostic> {
         let mut plugins = Plugins::default();
         for (name, bytes) in BUNDLED {
-            let plugin =
-                runtime
-                    .load(bytes, Origin::Bundled)
-                    .map_err(|reason| PluginLoadError {
-                        path: PathBuf::from(format!("(bundled {name})")),
-                        reason,
-                    })?;
+            let plugin = runtime
+                .load(bytes, Origin::Bundled, limits)
+                .map_err(|reason| {
+                    Diagnostic::file(Path::new(&format!("(bundled {name})")), reason)
+                })?;
             plugins.add(Arc::new(plugin));
         }
         Ok(plugins)
     }
 
     /// The bundled plugins, plus the `*.wasm` files of `dir` (a missing
-    /// directory adds none). A file with a bundled plugin's name replaces
-    /// it. Files that cannot be loaded are returned apart, each with why; the
-    /// others load.
-    pub fn load(runtime: &Runtime, dir: &Path) -> (Plugins, Vec<PluginLoadError>) {
+    /// directory adds none), under the limits of `dir/limits.yaml`. A file
+    /// with a bundled plugin's name replaces it. What cannot be loaded is
+    /// returned apart, each with why; the rest loads.
+    pub fn load(runtime: &Runtime, dir: &Path) -> (Plugins, Vec<Diagnostic>) {
         let mut errors = Vec::new();
-        let mut plugins = match Plugins::bundled(runtime) {
+        let limits = match read_limits(&dir.join(LIMITS_FILE)) {
+            Ok(limits) => limits,
+            Err(error) => {
+                errors.push(error);
+                LimitsFile::default()
+            }
+        };
+        let mut plugins = match Plugins::bundled(runtime, &limits) {
             Ok(plugins) => plugins,
             Err(error) => {
                 errors.push(error);
@@ -164,10 +179,10 @@ impl Plugins {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return (plugins, errors),
             Err(error) => {
-                errors.push(PluginLoadError {
-                    path: dir.to_path_buf(),
-                    reason: format!("cannot read: {error}"),
-                });
+                errors.push(Diagnostic::file(
+                    dir,
+                    format!("cannot read the plugins directory: {error}"),
+                ));
                 return (plugins, errors);
             }
         };
@@ -179,17 +194,13 @@ impl Plugins {
         files.sort();
         let mut from_files: BTreeMap<String, PathBuf> = BTreeMap::new();
         for path in files {
-            match runtime.load_file(&path) {
+            match runtime.load_file(&path, &limits) {
                 Ok(plugin) => {
                     let name = plugin.info().name.clone();
                     if let Some(first) = from_files.insert(name.clone(), path.clone()) {
-                        errors.push(PluginLoadError {
-                            path,
-                            reason: format!(
-                                "plugin `{name}` is already loaded from {}",
-                                first.display()
-                            ),
-                        });
+                        let reason =
+                            format!("plugin `{name}` is already loaded from {}", first.display());
+                        errors.push(Diagnostic::file(&path, reason));
                         continue;
                     }
                     if plugins
@@ -200,7 +211,7 @@ impl Plugins {
                     }
                     plugins.add(Arc::new(plugin));
                 }
-                Err(reason) => errors.push(PluginLoadError { path, reason }),
+                Err(reason) => errors.push(Diagnostic::file(&path, reason)),
             }
         }
         (plugins, errors)

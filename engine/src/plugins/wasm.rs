@@ -55,6 +55,66 @@ pub struct Limits {
     pub max_effects: usize,
 }
 
+/// Per-plugin limits, from `limits.yaml` in the plugins directory:
+///
+/// ```yaml
+/// default:   { fuel: 2000000000, memory-mib: 64, timeout-ms: 2000, max-effects: 1000, output-kib: 64 }
+/// plugins:
+///   catchmail: { memory-mib: 32 }
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// `default: { ... }`: every plugin's limits.
+    #[serde(default)]
+    pub default: LimitsSpec,
+    /// `plugins: { NAME: { ... } }`: one plugin's, over the default.
+    #[serde(default)]
+    pub plugins: std::collections::BTreeMap<String, LimitsSpec>,
+}
+
+/// Limits as written; a key left out keeps the value below it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsSpec {
+    /// `fuel: 2000000000`: wasm instructions per event.
+    pub fuel: Option<u64>,
+    /// `memory-mib: 64`: linear memory per event, at most 1024.
+    pub memory_mib: Option<usize>,
+    /// `timeout-ms: 2000`: wall clock per event.
+    pub timeout_ms: Option<u64>,
+    /// `max-effects: 1000`: effects per event.
+    pub max_effects: Option<usize>,
+    /// `output-kib: 64`: stdout and stderr kept per event.
+    pub output_kib: Option<usize>,
+}
+
+/// The ceiling of `memory-mib`: the pooling allocator reserves slots of
+/// this size.
+pub const MAX_MEMORY_MIB: usize = 1024;
+
+impl LimitsSpec {
+    /// These limits over `base`.
+    pub fn over(&self, base: &Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.unwrap_or(base.fuel),
+            memory_bytes: self
+                .memory_mib
+                .map(|m| m.min(MAX_MEMORY_MIB) << 20)
+                .unwrap_or(base.memory_bytes),
+            wall_clock: self
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(base.wall_clock),
+            output_bytes: self
+                .output_kib
+                .map(|k| k << 10)
+                .unwrap_or(base.output_bytes),
+            max_effects: self.max_effects.unwrap_or(base.max_effects),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -133,7 +193,7 @@ impl Runtime {
                 .total_core_instances(128)
                 .total_memories(64)
                 .total_tables(128)
-                .max_memory_size(limits.memory_bytes);
+                .max_memory_size(limits.memory_bytes.max(MAX_MEMORY_MIB << 20));
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         Engine::new(&config).map_err(|e| e.to_string())
@@ -144,15 +204,21 @@ impl Runtime {
         &self.limits
     }
 
-    /// Compiles and checks a plugin.
-    pub fn load(&self, bytes: &[u8], origin: Origin) -> Result<WasmPlugin, String> {
-        WasmPlugin::load(self, bytes, origin)
+    /// Compiles and checks a plugin; it runs under the default limits, or
+    /// those `overrides` give for its name.
+    pub fn load(
+        &self,
+        bytes: &[u8],
+        origin: Origin,
+        overrides: &LimitsFile,
+    ) -> Result<WasmPlugin, String> {
+        WasmPlugin::load(self, bytes, origin, overrides)
     }
 
     /// Compiles and checks the plugin file at `path`.
-    pub fn load_file(&self, path: &Path) -> Result<WasmPlugin, String> {
+    pub fn load_file(&self, path: &Path, overrides: &LimitsFile) -> Result<WasmPlugin, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        self.load(&bytes, Origin::File(path.to_path_buf()))
+        self.load(&bytes, Origin::File(path.to_path_buf()), overrides)
     }
 }
 
@@ -377,7 +443,12 @@ fn compatible(version: &str) -> bool {
 }
 
 impl WasmPlugin {
-    fn load(runtime: &Runtime, bytes: &[u8], origin: Origin) -> Result<WasmPlugin, String> {
+    fn load(
+        runtime: &Runtime,
+        bytes: &[u8],
+        origin: Origin,
+        overrides: &LimitsFile,
+    ) -> Result<WasmPlugin, String> {
         let engine = &runtime.engine;
         let component = Component::new(engine, bytes).map_err(|e| {
             let detail = format!("{e:#}");
@@ -471,11 +542,15 @@ impl WasmPlugin {
             origin,
             capabilities: metadata.capabilities.clone(),
         };
+        let mut limits = overrides.default.over(&runtime.limits);
+        if let Some(own) = overrides.plugins.get(&metadata.name) {
+            limits = own.over(&limits);
+        }
         Ok(WasmPlugin {
             info,
             metadata,
             engine: engine.clone(),
-            limits: runtime.limits.clone(),
+            limits,
             pre,
         })
     }
@@ -483,6 +558,11 @@ impl WasmPlugin {
     /// What the plugin declared.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
+    }
+
+    /// The limits each of its events runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 }
 

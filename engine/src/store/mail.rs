@@ -282,49 +282,6 @@ impl Tx<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mail<'a>(id: &'a str, raw: &'a [u8], attachments: &'a [NewAttachment]) -> NewMail<'a> {
-        NewMail {
-            message_id: id,
-            account: "cli",
-            subject: "s",
-            sender: None,
-            sent_at: None,
-            in_reply_to: &[],
-            references: &[],
-            raw,
-            attachments,
-            status: MailStatus::Processed,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn each_mail_once_and_attachments_shared() {
-        let mut store = Store::open_in_memory().expect("store");
-        let pdf = [NewAttachment {
-            filename: Some("a.pdf".into()),
-            content_type: "application/pdf".into(),
-            content: b"%PDF".to_vec(),
-        }];
-        let tx = store.begin().expect("tx");
-        tx.insert_mail(&mail("a@x", b"raw a", &pdf)).expect("first");
-        tx.insert_mail(&mail("b@x", b"raw b", &pdf))
-            .expect("second");
-        let again = tx
-            .insert_mail(&mail("a@x", b"raw a", &pdf))
-            .expect_err("duplicate");
-        assert!(again.to_string().contains("already stored"));
-        tx.commit().expect("commit");
-        // two raw messages and one shared attachment
-        assert_eq!(store.blob_count().expect("count"), 3);
-        assert_eq!(store.raw_mail("b@x").expect("raw"), Some(b"raw b".to_vec()));
-    }
-}
-
 /// How many mails a thread lookup gathers at most: a References header
 /// with hundreds of ids must not turn one query into thousands.
 const MAX_THREAD: usize = 500;
@@ -406,5 +363,48 @@ impl Store {
             }
         }
         Ok(found.into_values().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail<'a>(id: &'a str, raw: &'a [u8], attachments: &'a [NewAttachment]) -> NewMail<'a> {
+        NewMail {
+            message_id: id,
+            account: "cli",
+            subject: "s",
+            sender: None,
+            sent_at: None,
+            in_reply_to: &[],
+            references: &[],
+            raw,
+            attachments,
+            status: MailStatus::Processed,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn each_mail_once_and_attachments_shared() {
+        let mut store = Store::open_in_memory().expect("store");
+        let pdf = [NewAttachment {
+            filename: Some("a.pdf".into()),
+            content_type: "application/pdf".into(),
+            content: b"%PDF".to_vec(),
+        }];
+        let tx = store.begin().expect("tx");
+        tx.insert_mail(&mail("a@x", b"raw a", &pdf)).expect("first");
+        tx.insert_mail(&mail("b@x", b"raw b", &pdf))
+            .expect("second");
+        let again = tx
+            .insert_mail(&mail("a@x", b"raw a", &pdf))
+            .expect_err("duplicate");
+        assert!(again.to_string().contains("already stored"));
+        tx.commit().expect("commit");
+        // two raw messages and one shared attachment
+        assert_eq!(store.blob_count().expect("count"), 3);
+        assert_eq!(store.raw_mail("b@x").expect("raw"), Some(b"raw b".to_vec()));
     }
 }

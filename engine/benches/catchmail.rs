@@ -1,0 +1,101 @@
+//! Per-event cost of the bundled CatchMail plugin: a fresh wasm store,
+//! instantiation, the call with its host queries (an in-memory SQLite
+//! store), and the effects back, compared with the same decision logic
+//! linked natively, which is the lower bound.
+//!
+//! Run: `cargo bench -p relais --bench catchmail` (set `ITERATIONS` to
+//! change the sample count).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relais::plugins::{Limits, Runtime};
+use relais::{Plugins, Store, StoreHost};
+use relais_sdk::Event;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn measure(iterations: usize, mut call: impl FnMut()) -> (Duration, Duration, Duration) {
+    for _ in 0..iterations / 10 {
+        call();
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        call();
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    (
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.iter().sum::<Duration>() / iterations as u32,
+    )
+}
+
+fn main() {
+    let iterations: usize = std::env::var("ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut store = Store::open_in_memory().expect("store");
+    let directory_file = root.join("demo/directory.yaml");
+    let text = std::fs::read_to_string(&directory_file).expect("demo directory");
+    let data = relais::directory::parse(&directory_file, &text, &store).expect("valid directory");
+    store.import_directory(&data).expect("import");
+    let raw = std::fs::read(root.join("demo/mails/01-contact-message.eml")).expect("demo mail");
+    let event = Event::MailReceived(
+        relais::sources::mail::parse(&raw, "catchmail")
+            .expect("mail")
+            .mail,
+    );
+    let config = serde_json::json!({ "max-body-chars": 4000, "language": "fr", "own-addresses": ["catchmail@acme.example"] });
+
+    let runtime = Runtime::new(Limits::default()).expect("runtime");
+    let plugins = Plugins::bundled(&runtime, &Default::default()).expect("bundled plugins");
+    let plugin = plugins.get("catchmail").expect("catchmail").clone();
+    let host = Arc::new(StoreHost::new(store.clone(), "catchmail"));
+
+    let effects = plugin
+        .handle(&event, &config, host.clone())
+        .expect("CatchMail decides");
+    assert_eq!(effects.len(), 1, "one post-message");
+    let wasm = measure(iterations, || {
+        let effects = plugin
+            .handle(&event, &config, host.clone())
+            .expect("decides");
+        std::hint::black_box(effects);
+        host.take_logs();
+    });
+    let native = measure(iterations, || {
+        let effects =
+            relais_plugin_catchmail::decide(&event, &config, host.as_ref()).expect("decides");
+        std::hint::black_box(effects);
+        host.take_logs();
+    });
+
+    println!("CatchMail, one typical mail (post-message), {iterations} events each");
+    println!("{:<34} {:>10} {:>10} {:>10}", "", "median", "p99", "mean");
+    let row = |name: &str, (median, p99, mean): (Duration, Duration, Duration)| {
+        println!(
+            "{name:<34} {:>8.1}µs {:>8.1}µs {:>8.1}µs",
+            micros(median),
+            micros(p99),
+            micros(mean)
+        );
+    };
+    row("wasm component (fresh store)", wasm);
+    row("native (same logic, linked)", native);
+    println!(
+        "ratio wasm/native (median): {:.1}x",
+        micros(wasm.0) / micros(native.0)
+    );
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
