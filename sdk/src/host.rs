@@ -110,6 +110,26 @@ pub struct Metadata {
     pub config_schema: Option<String>,
 }
 
+impl Metadata {
+    /// Metadata built against this SDK's [`WIT_VERSION`], with no config
+    /// schema: `Metadata::new("triage", env!("CARGO_PKG_VERSION"), &["requests"])`.
+    pub fn new(name: &str, version: &str, capabilities: &[&str]) -> Metadata {
+        Metadata {
+            name: name.to_string(),
+            version: version.to_string(),
+            wit_version: WIT_VERSION.to_string(),
+            capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+            config_schema: None,
+        }
+    }
+
+    /// The same, publishing the JSON Schema of the rule config.
+    pub fn with_config_schema(mut self, schema: &str) -> Metadata {
+        self.config_schema = Some(schema.to_string());
+        self
+    }
+}
+
 /// A plugin: metadata and a decision function. Implement it, then export it
 /// with [`export_plugin!`](crate::export_plugin) when building for
 /// `wasm32-wasip2`.

@@ -17,21 +17,15 @@
 //! `target/wasm32-wasip2/release/` is the plugin.
 //!
 //! ```
-//! use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError, WIT_VERSION};
+//! use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError};
 //!
 //! /// Logs the subject of every mail it sees; asks for nothing.
 //! struct Echo;
 //!
 //! impl Plugin for Echo {
 //!     fn metadata() -> Metadata {
-//!         Metadata {
-//!             name: "echo".to_string(),
-//!             version: env!("CARGO_PKG_VERSION").to_string(),
-//!             wit_version: WIT_VERSION.to_string(),
-//!             // `log` is always granted: no capability to declare.
-//!             capabilities: vec![],
-//!             config_schema: None,
-//!         }
+//!         // `log` is always granted: no capability to declare.
+//!         Metadata::new("echo", env!("CARGO_PKG_VERSION"), &[])
 //!     }
 //!
 //!     fn handle(

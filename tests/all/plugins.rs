@@ -318,3 +318,56 @@ fn the_template_builds_loads_and_replaces_the_bundled_catchmail() {
         "{log}"
     );
 }
+
+#[test]
+fn limits_yaml_sets_one_plugins_limits() {
+    let shipped =
+        std::fs::read_to_string(root().join("rules/catchmail.yaml")).expect("shipped rule");
+    let rules = MISBEHAVE_RULES.replace("placeholder", "loop");
+    let setup = Setup::with_directory()
+        .with_rules(&[("misbehave.yaml", &rules), ("catchmail.yaml", &shipped)]);
+    setup.install_plugin(&test_plugin("misbehave"), "misbehave.wasm");
+    // Fuel enough for minutes: the wall clock must stop the loop first.
+    std::fs::write(
+        setup.plugins_dir().join("limits.yaml"),
+        "plugins:\n  misbehave: { timeout-ms: 100, fuel: 1000000000000 }\n",
+    )
+    .expect("write limits");
+    let mails = setup.dir.path().join("mails");
+    std::fs::create_dir_all(&mails).expect("mkdir");
+    write_mail(
+        &mails,
+        "loop.eml",
+        &[
+            ("From", "a@b.example"),
+            ("Message-ID", "<l@d>"),
+            ("Subject", "[loop]"),
+        ],
+        "x\r\n",
+    );
+    let (_, lines) = setup.ingest_json(&[], &[&mails]);
+    let error = lines[0]["error"].as_str().expect("failed");
+    assert!(
+        error.contains("wall-clock limit of 100ms exceeded"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_misspelt_limits_file_is_located() {
+    let setup = Setup::new();
+    std::fs::write(
+        setup.plugins_dir().join("limits.yaml"),
+        "default:\n  memory-mb: 32\n",
+    )
+    .expect("write");
+    let check = setup.relais(&["check"]);
+    assert_eq!(check.code, 1);
+    assert!(
+        check
+            .stderr
+            .contains("limits.yaml:2:3: unknown field `memory-mb`")
+            && check.stderr.contains("did you mean `memory-mib`?"),
+        "{check:?}"
+    );
+}

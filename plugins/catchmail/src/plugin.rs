@@ -1,6 +1,6 @@
 //! CatchMail as a Relais plugin: its metadata, and [`decide`] as `handle`.
 
-use relais_sdk::{Effect, Event, Host, Metadata, Plugin, PluginError, WIT_VERSION};
+use relais_sdk::{Effect, Event, Host, Metadata, Plugin, PluginError};
 use serde_json::Value;
 
 use crate::{NAME, decide};
@@ -42,13 +42,8 @@ pub struct CatchMail;
 
 impl Plugin for CatchMail {
     fn metadata() -> Metadata {
-        Metadata {
-            name: NAME.to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            wit_version: WIT_VERSION.to_string(),
-            capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
-            config_schema: Some(CONFIG_SCHEMA.to_string()),
-        }
+        Metadata::new(NAME, env!("CARGO_PKG_VERSION"), &CAPABILITIES)
+            .with_config_schema(CONFIG_SCHEMA)
     }
 
     fn handle(

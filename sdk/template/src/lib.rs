@@ -17,7 +17,7 @@
 //! `settings`, `contracts`, `mail`), or the host refuses the plugin.
 //! `host.log` needs none.
 
-use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError, WIT_VERSION};
+use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -50,13 +50,8 @@ struct Template;
 
 impl Plugin for Template {
     fn metadata() -> Metadata {
-        Metadata {
-            name: NAME.to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            wit_version: WIT_VERSION.to_string(),
-            capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
-            config_schema: Some(CONFIG_SCHEMA.to_string()),
-        }
+        Metadata::new(NAME, env!("CARGO_PKG_VERSION"), CAPABILITIES)
+            .with_config_schema(CONFIG_SCHEMA)
     }
 
     // `host` stays generic (never `&dyn Host`) so that the component only

@@ -8,12 +8,10 @@ struct Future;
 
 impl Plugin for Future {
     fn metadata() -> Metadata {
+        // Built against a WIT version this host does not speak.
         Metadata {
-            name: "future".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
             wit_version: "9.0.0".to_string(),
-            capabilities: Vec::new(),
-            config_schema: None,
+            ..Metadata::new("future", env!("CARGO_PKG_VERSION"), &[])
         }
     }
 

@@ -2,21 +2,15 @@
 //! `contracts` query: its component imports `relais:plugin/contracts`, and
 //! the host must refuse it at load time.
 
-use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError, WIT_VERSION};
+use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError};
 use serde_json::Value;
 
 struct Greedy;
 
 impl Plugin for Greedy {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "greedy".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            wit_version: WIT_VERSION.to_string(),
-            // A lie: `handle` calls `contracts`.
-            capabilities: vec!["requests".to_string()],
-            config_schema: None,
-        }
+        // A lie: `handle` calls `contracts`.
+        Metadata::new("greedy", env!("CARGO_PKG_VERSION"), &["requests"])
     }
 
     fn handle(

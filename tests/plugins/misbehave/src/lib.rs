@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use relais_sdk::{
     Author, Effect, Event, Host, Level, MessageSource, Metadata, PartyKind, Plugin, PluginError,
-    Side, WIT_VERSION,
+    Side,
 };
 use serde_json::Value;
 
@@ -20,13 +20,7 @@ struct Misbehave;
 
 impl Plugin for Misbehave {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "misbehave".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            wit_version: WIT_VERSION.to_string(),
-            capabilities: vec!["requests".to_string()],
-            config_schema: None,
-        }
+        Metadata::new("misbehave", env!("CARGO_PKG_VERSION"), &["requests"])
     }
 
     fn handle(

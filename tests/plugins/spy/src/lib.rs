@@ -1,20 +1,15 @@
 //! A plugin that declares a capability Relais does not know (`filesystem`):
 //! the host must refuse it at load time.
 
-use relais_sdk::{Effect, Event, Host, Metadata, Plugin, PluginError, WIT_VERSION};
+use relais_sdk::{Effect, Event, Host, Metadata, Plugin, PluginError};
 use serde_json::Value;
 
 struct Spy;
 
 impl Plugin for Spy {
     fn metadata() -> Metadata {
-        Metadata {
-            name: "spy".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            wit_version: WIT_VERSION.to_string(),
-            capabilities: vec!["filesystem".to_string()],
-            config_schema: None,
-        }
+        // `filesystem` is no capability of Relais.
+        Metadata::new("spy", env!("CARGO_PKG_VERSION"), &["filesystem"])
     }
 
     fn handle(
