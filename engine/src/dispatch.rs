@@ -290,11 +290,16 @@ impl Dispatcher<'_> {
         );
         report.source = Some(source.to_string());
         report.error = Some(error);
-        if !dry_run {
-            self.commit(&mut report, None, started, started_at, None)?;
-        }
-        report.duration_us = started.elapsed().as_micros() as u64;
-        Ok(report)
+        // Nothing was read, so there is no mail to keep: only the run.
+        self.finish(
+            report,
+            None,
+            &[],
+            MailStatus::Processed,
+            started,
+            started_at,
+            dry_run,
+        )
     }
 
     /// Processes an event that carries no mail (request saved, contract
@@ -304,15 +309,16 @@ impl Dispatcher<'_> {
         let started_at = crate::store::now();
         let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
         self.run_rules(event, &mut report)?;
-        if dry_run {
-            if report.outcome == Outcome::Applied {
-                report.outcome = Outcome::DryRun;
-            }
-            report.duration_us = started.elapsed().as_micros() as u64;
-            return Ok(report);
-        }
-        self.commit(&mut report, None, started, started_at, None)?;
-        Ok(report)
+        // No raw mail: only the run and the effects are written.
+        self.finish(
+            report,
+            None,
+            &[],
+            MailStatus::Processed,
+            started,
+            started_at,
+            dry_run,
+        )
     }
 
     /// Matches rules and runs plugins; sets `outcome` to `applied`,

@@ -2,9 +2,7 @@
 //! plugins replacing it, the template, and plugins that misbehave. Every
 //! plugin here is built from source.
 
-use std::process::Command;
-
-use crate::support::{Setup, fixture, root, test_plugin, write_mail};
+use crate::support::{Setup, build_wasm, fixture, root, test_plugin, write_mail};
 
 const MISBEHAVE_RULES: &str = "rules:
   - id: misbehave
@@ -14,14 +12,25 @@ const MISBEHAVE_RULES: &str = "rules:
 ";
 
 /// A set-up whose `misbehave` rule does `what`, beside the shipped CatchMail
-/// rule; one bad mail then one good CatchMail mail are ingested together.
-fn misbehave_then_catchmail(what: &str) -> (Setup, Vec<serde_json::Value>) {
+/// rule.
+fn misbehave_setup(what: &str) -> Setup {
     let shipped =
         std::fs::read_to_string(root().join("rules/catchmail.yaml")).expect("shipped rule");
     let rules = MISBEHAVE_RULES.replace("placeholder", what);
     let setup = Setup::with_directory()
         .with_rules(&[("misbehave.yaml", &rules), ("catchmail.yaml", &shipped)]);
     setup.install_plugin(&test_plugin("misbehave"), "misbehave.wasm");
+    setup
+}
+
+/// One bad mail then one good CatchMail mail, ingested together.
+fn misbehave_then_catchmail(what: &str) -> (Setup, Vec<serde_json::Value>) {
+    let setup = misbehave_setup(what);
+    let lines = ingest_bad_then_good(&setup, what);
+    (setup, lines)
+}
+
+fn ingest_bad_then_good(setup: &Setup, what: &str) -> Vec<serde_json::Value> {
     let mails = setup.dir.path().join("mails");
     std::fs::create_dir_all(&mails).expect("mkdir");
     write_mail(
@@ -42,7 +51,7 @@ fn misbehave_then_catchmail(what: &str) -> (Setup, Vec<serde_json::Value>) {
     .expect("copy");
     let (_, lines) = setup.ingest_json(&[], &[&mails]);
     assert_eq!(lines.len(), 2, "{lines:?}");
-    (setup, lines)
+    lines
 }
 
 /// The trace of rule `id` in a run's trace.
@@ -264,23 +273,11 @@ fn the_template_builds_loads_and_replaces_the_bundled_catchmail() {
         work.to_str().expect("utf-8"),
     ]);
     assert_eq!(created.code, 0, "{created:?}");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(work.join("catchmail/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(root().join("target/wasm-template"))
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "the template builds");
-    let wasm =
-        root().join("target/wasm-template/wasm32-wasip2/release/relais_plugin_catchmail.wasm");
+    let built = build_wasm(
+        &work.join("catchmail/Cargo.toml"),
+        &root().join("target/wasm-template"),
+    );
+    let wasm = built.join("relais_plugin_catchmail.wasm");
     setup.install_plugin(&wasm, "my-catchmail.wasm");
     let list = setup.relais(&["plugins"]);
     let line = list
@@ -321,31 +318,14 @@ fn the_template_builds_loads_and_replaces_the_bundled_catchmail() {
 
 #[test]
 fn limits_yaml_sets_one_plugins_limits() {
-    let shipped =
-        std::fs::read_to_string(root().join("rules/catchmail.yaml")).expect("shipped rule");
-    let rules = MISBEHAVE_RULES.replace("placeholder", "loop");
-    let setup = Setup::with_directory()
-        .with_rules(&[("misbehave.yaml", &rules), ("catchmail.yaml", &shipped)]);
-    setup.install_plugin(&test_plugin("misbehave"), "misbehave.wasm");
+    let setup = misbehave_setup("loop");
     // Fuel enough for minutes: the wall clock must stop the loop first.
     std::fs::write(
         setup.plugins_dir().join("limits.yaml"),
         "plugins:\n  misbehave: { timeout-ms: 100, fuel: 1000000000000 }\n",
     )
     .expect("write limits");
-    let mails = setup.dir.path().join("mails");
-    std::fs::create_dir_all(&mails).expect("mkdir");
-    write_mail(
-        &mails,
-        "loop.eml",
-        &[
-            ("From", "a@b.example"),
-            ("Message-ID", "<l@d>"),
-            ("Subject", "[loop]"),
-        ],
-        "x\r\n",
-    );
-    let (_, lines) = setup.ingest_json(&[], &[&mails]);
+    let lines = ingest_bad_then_good(&setup, "loop");
     let error = lines[0]["error"].as_str().expect("failed");
     assert!(
         error.contains("wall-clock limit of 100ms exceeded"),

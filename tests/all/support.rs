@@ -109,28 +109,36 @@ impl Setup {
 pub fn test_plugin(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        let target_dir = root().join("target/wasm-tests");
-        let status = Command::new(env!("CARGO"))
-            .current_dir(root())
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-                "tests/plugins/Cargo.toml",
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building tests/plugins failed");
-        target_dir.join("wasm32-wasip2/release")
+        build_wasm(
+            &root().join("tests/plugins/Cargo.toml"),
+            &root().join("target/wasm-tests"),
+        )
     });
     dir.join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// Builds the crate or workspace of `manifest` for `wasm32-wasip2`
+/// (release) into `target_dir`; returns the folder of the `.wasm` files.
+pub fn build_wasm(manifest: &Path, target_dir: &Path) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {} failed", manifest.display());
+    target_dir.join("wasm32-wasip2/release")
 }
 
 /// Writes a mail file with these headers and body; returns its path.
