@@ -1,9 +1,9 @@
 //! Directory records: import (upsert) and the read queries plugins use.
 
 use relais_sdk::{AddressOwner, PartyKind, Request, RequestType, Settings, User, UserKind};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, StoreError, from_json, now, to_json};
+use super::{Cached, Store, StoreError, from_json, now, to_json};
 use crate::directory::{DirectoryFile, Existing, Kind, UserKindSpec};
 
 /// How many records of each kind an import wrote.
@@ -43,7 +43,7 @@ impl Store {
         let stamp = now();
         let set = |key: &str, value: Option<bool>| -> Result<(), StoreError> {
             if let Some(value) = value {
-                tx.execute(
+                tx.run(
                     "INSERT INTO settings (key, value) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     params![key, value.to_string()],
@@ -54,27 +54,27 @@ impl Store {
         set(SETTING_MESSAGES, data.settings.direct_messages_enabled)?;
         set(SETTING_NOTIFY, data.settings.notify_by_email_default)?;
         for company in &data.companies {
-            tx.execute(
+            tx.run(
                 "INSERT INTO companies (code, name) VALUES (?1, ?2)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name",
                 params![company.code, company.name],
             )?;
         }
         for customer in &data.customers {
-            tx.execute(
+            tx.run(
                 "INSERT INTO customers (code, name, company) VALUES (?1, ?2, ?3)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, company = excluded.company",
                 params![customer.code, customer.name, customer.company],
             )?;
             for site in &customer.sites {
-                tx.execute(
+                tx.run(
                     "INSERT INTO sites (customer, code, name, main) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (customer, code) DO UPDATE SET name = excluded.name, main = excluded.main",
                     params![customer.code, site.code, site.name, site.main],
                 )?;
             }
             for (kind, format) in customer.alert_formats.entries() {
-                tx.execute(
+                tx.run(
                     "INSERT INTO alert_formats (customer, kind, keyword, template) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (customer, kind) DO UPDATE SET keyword = excluded.keyword, template = excluded.template",
                     params![customer.code, kind.as_str(), format.keyword, format.template],
@@ -82,7 +82,7 @@ impl Store {
             }
         }
         for contact in &data.contacts {
-            tx.execute(
+            tx.run(
                 "INSERT INTO contacts (id, name, customer, site, email, email2, reception, fax, alerts)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, customer = excluded.customer,
@@ -102,7 +102,7 @@ impl Store {
             )?;
         }
         for collaborator in &data.collaborators {
-            tx.execute(
+            tx.run(
                 "INSERT INTO collaborators (id, name, email, email2, alerts) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email,
                    email2 = excluded.email2, alerts = excluded.alerts",
@@ -120,7 +120,7 @@ impl Store {
                 UserKindSpec::Internal => "internal",
                 UserKindSpec::Extranet => "extranet",
             };
-            tx.execute(
+            tx.run(
                 "INSERT INTO users (login, kind, collaborator, contact, rights, catchmail, companies)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (login) DO UPDATE SET kind = excluded.kind, collaborator = excluded.collaborator,
@@ -138,14 +138,14 @@ impl Store {
             )?;
         }
         for request_type in &data.request_types {
-            tx.execute(
+            tx.run(
                 "INSERT INTO request_types (code, name, catchmail) VALUES (?1, ?2, ?3)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, catchmail = excluded.catchmail",
                 params![request_type.code, request_type.name, request_type.catchmail],
             )?;
         }
         for contract in &data.contracts {
-            tx.execute(
+            tx.run(
                 "INSERT INTO contracts (code, customer, alerts, recipients) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (code) DO UPDATE SET customer = excluded.customer, alerts = excluded.alerts,
                    recipients = excluded.recipients",
@@ -158,7 +158,7 @@ impl Store {
             )?;
         }
         for request in &data.requests {
-            tx.execute(
+            tx.run(
                 "INSERT INTO requests (number, company, customer, type, requester, state, publishable,
                    conversation_locked, contract, subject, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
@@ -203,9 +203,9 @@ impl Store {
     /// How many records of each kind the directory holds.
     pub fn directory_counts(&self) -> Result<DirectoryCounts, StoreError> {
         let count = |table: &str| -> Result<usize, StoreError> {
-            let n: i64 =
-                self.conn()
-                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            let n: i64 = self
+                .conn()
+                .one(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
             Ok(n as usize)
         };
         Ok(DirectoryCounts {
@@ -222,29 +222,27 @@ impl Store {
 
     /// The global settings (defaults for those never imported).
     pub fn settings(&self) -> Result<Settings, StoreError> {
-        let get = |key: &str| -> Result<Option<bool>, StoreError> {
-            let value: Option<String> = self
-                .conn()
-                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            Ok(value.map(|v| v == "true"))
-        };
-        let defaults = Settings::default();
-        Ok(Settings {
-            direct_messages_enabled: get(SETTING_MESSAGES)?
-                .unwrap_or(defaults.direct_messages_enabled),
-            notify_by_email_default: get(SETTING_NOTIFY)?
-                .unwrap_or(defaults.notify_by_email_default),
-        })
+        let mut settings = Settings::default();
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached("SELECT key, value FROM settings")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            let on = row.get::<_, String>(1)? == "true";
+            match key.as_str() {
+                SETTING_MESSAGES => settings.direct_messages_enabled = on,
+                SETTING_NOTIFY => settings.notify_by_email_default = on,
+                _ => {}
+            }
+        }
+        Ok(settings)
     }
 
     /// The request with this number.
     pub fn request(&self, number: u64) -> Result<Option<Request>, StoreError> {
         Ok(self
             .conn()
-            .query_row(
+            .one(
                 "SELECT number, company, customer, type, requester, state, publishable,
                         conversation_locked, contract, subject
                  FROM requests WHERE number = ?1",
@@ -258,7 +256,7 @@ impl Store {
     pub fn request_type(&self, code: &str) -> Result<Option<RequestType>, StoreError> {
         Ok(self
             .conn()
-            .query_row(
+            .one(
                 "SELECT code, catchmail FROM request_types WHERE code = ?1",
                 [code],
                 |row| {
@@ -278,7 +276,7 @@ impl Store {
     ) -> Result<Option<relais_sdk::ContractDetails>, StoreError> {
         let row: Option<(String, String, String, String)> = self
             .conn()
-            .query_row(
+            .one(
                 "SELECT code, customer, alerts, recipients FROM contracts WHERE code = ?1",
                 [code],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -319,73 +317,63 @@ impl Store {
     }
 
     /// Collaborators and contacts whose `email` or `email2` is `email`
-    /// (case-insensitive), each with its linked users.
+    /// (case-insensitive), each with its linked users: one query, since
+    /// CatchMail asks it for every mail.
     pub fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, StoreError> {
-        let email = email.trim();
-        let mut owners = Vec::new();
         let conn = self.conn();
         let mut statement = conn.prepare_cached(
-            "SELECT id, name FROM collaborators
-             WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE ORDER BY id",
+            "SELECT o.kind, o.id, o.name, o.customer,
+                    u.login, u.kind, u.rights, u.catchmail, u.companies
+             FROM (SELECT 0 AS kind, id, name, NULL AS customer FROM collaborators
+                   WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE
+                   UNION ALL
+                   SELECT 1, id, name, customer FROM contacts
+                   WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE) AS o
+             LEFT JOIN users AS u
+               ON (o.kind = 0 AND u.collaborator = o.id) OR (o.kind = 1 AND u.contact = o.id)
+             ORDER BY o.kind, o.id, u.login",
         )?;
-        let collaborators: Vec<(String, String)> = statement
-            .query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, name) in collaborators {
-            let users = Self::users_of(&conn, "collaborator", &id)?;
-            owners.push(AddressOwner {
-                kind: PartyKind::Collaborator,
-                id,
-                name,
-                customer: None,
-                users,
-            });
-        }
-        let mut statement = conn.prepare_cached(
-            "SELECT id, name, customer FROM contacts
-             WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE ORDER BY id",
-        )?;
-        let contacts: Vec<(String, String, String)> = statement
-            .query_map([email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, name, customer) in contacts {
-            let users = Self::users_of(&conn, "contact", &id)?;
-            owners.push(AddressOwner {
-                kind: PartyKind::Contact,
-                id,
-                name,
-                customer: Some(customer),
-                users,
-            });
+        let mut rows = statement.query([email.trim()])?;
+        let mut owners: Vec<AddressOwner> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let kind = if row.get::<_, i64>(0)? == 0 {
+                PartyKind::Collaborator
+            } else {
+                PartyKind::Contact
+            };
+            let id: String = row.get(1)?;
+            let same = owners
+                .last()
+                .is_some_and(|last| last.kind == kind && last.id == id);
+            if !same {
+                owners.push(AddressOwner {
+                    kind,
+                    id,
+                    name: row.get(2)?,
+                    customer: row.get(3)?,
+                    users: Vec::new(),
+                });
+            }
+            let Some(login) = row.get::<_, Option<String>>(4)? else {
+                continue;
+            };
+            let kind: String = row.get(5)?;
+            let user = User {
+                login,
+                kind: if kind == "internal" {
+                    UserKind::Internal
+                } else {
+                    UserKind::Extranet
+                },
+                rights: from_json(&row.get::<_, String>(6)?)?,
+                catchmail: row.get(7)?,
+                companies: from_json(&row.get::<_, String>(8)?)?,
+            };
+            if let Some(owner) = owners.last_mut() {
+                owner.users.push(user);
+            }
         }
         Ok(owners)
-    }
-
-    fn users_of(conn: &Connection, column: &str, id: &str) -> Result<Vec<User>, StoreError> {
-        let sql = format!(
-            "SELECT login, kind, rights, catchmail, companies FROM users WHERE {column} = ?1 ORDER BY login"
-        );
-        let mut statement = conn.prepare_cached(&sql)?;
-        let rows: Vec<(String, String, String, bool, String)> = statement
-            .query_map([id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        rows.into_iter()
-            .map(|(login, kind, rights, catchmail, companies)| {
-                Ok(User {
-                    login,
-                    kind: if kind == "internal" {
-                        UserKind::Internal
-                    } else {
-                        UserKind::Extranet
-                    },
-                    rights: from_json(&rights)?,
-                    catchmail,
-                    companies: from_json(&companies)?,
-                })
-            })
-            .collect()
     }
 
     fn exists_in(&self, kind: Kind, id: &str) -> Result<bool, StoreError> {
@@ -397,11 +385,7 @@ impl Store {
             Kind::RequestType => "SELECT 1 FROM request_types WHERE code = ?1",
             Kind::Contract => "SELECT 1 FROM contracts WHERE code = ?1",
         };
-        Ok(self
-            .conn()
-            .query_row(sql, [id], |_| Ok(()))
-            .optional()?
-            .is_some())
+        Ok(self.conn().one(sql, [id], |_| Ok(())).optional()?.is_some())
     }
 }
 
@@ -415,7 +399,7 @@ impl Existing for Store {
 
     fn site_exists(&self, customer: &str, site: &str) -> bool {
         self.conn()
-            .query_row(
+            .one(
                 "SELECT 1 FROM sites WHERE customer = ?1 AND code = ?2",
                 [customer, site],
                 |_| Ok(()),

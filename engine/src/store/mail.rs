@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, Tx, from_json, now, to_json};
+use super::{Cached, Store, StoreError, Tx, from_json, now, to_json};
 
 /// What became of a stored mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl Store {
     pub fn mail_exists(&self, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
-            .query_row(
+            .one(
                 "SELECT 1 FROM mails WHERE message_id = ?1",
                 [message_id],
                 |_| Ok(()),
@@ -117,7 +117,7 @@ impl Store {
     pub fn mail(&self, message_id: &str) -> Result<Option<MailRecord>, StoreError> {
         let row = self
             .conn()
-            .query_row(
+            .one(
                 "SELECT m.message_id, m.account, m.subject, m.sender, m.in_reply_to, m.refs, m.size,
                         m.status, m.error, l.request
                  FROM mails m LEFT JOIN mail_links l ON l.mail = m.id WHERE m.message_id = ?1",
@@ -161,7 +161,7 @@ impl Store {
     pub fn raw_mail(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn()
-            .query_row(
+            .one(
                 "SELECT b.content FROM mails m JOIN blobs b ON b.sha256 = m.raw WHERE m.message_id = ?1",
                 [message_id],
                 |r| r.get(0),
@@ -173,14 +173,14 @@ impl Store {
     pub fn blob_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
+            .one("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }
 
 impl Tx<'_> {
     fn put_blob(&self, content: &[u8]) -> Result<String, StoreError> {
         let key = sha256_hex(content);
-        self.conn.execute(
+        self.conn.run(
             "INSERT INTO blobs (sha256, size, content) VALUES (?1, ?2, ?3) ON CONFLICT (sha256) DO NOTHING",
             params![key, content.len() as i64, content],
         )?;
@@ -191,7 +191,7 @@ impl Tx<'_> {
     /// Message-ID is already stored is refused: each mail is stored once.
     pub fn insert_mail(&self, mail: &NewMail<'_>) -> Result<i64, StoreError> {
         let raw = self.put_blob(mail.raw)?;
-        let inserted = self.conn.execute(
+        let inserted = self.conn.run(
             "INSERT INTO mails (message_id, account, subject, sender, sent_at, in_reply_to, refs, raw,
                                 size, status, error, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -220,7 +220,7 @@ impl Tx<'_> {
         let id = self.conn.last_insert_rowid();
         for (position, attachment) in mail.attachments.iter().enumerate() {
             let key = self.put_blob(&attachment.content)?;
-            self.conn.execute(
+            self.conn.run(
                 "INSERT INTO mail_attachments (mail, position, filename, content_type, size, sha256)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -246,7 +246,7 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         let mail: Option<i64> = self
             .conn
-            .query_row(
+            .one(
                 "SELECT id FROM mails WHERE message_id = ?1",
                 [message_id],
                 |r| r.get(0),
@@ -260,7 +260,7 @@ impl Tx<'_> {
         self.require_request(request)?;
         let current: Option<i64> = self
             .conn
-            .query_row(
+            .one(
                 "SELECT request FROM mail_links WHERE mail = ?1",
                 [mail],
                 |r| r.get(0),
@@ -272,7 +272,7 @@ impl Tx<'_> {
                 "mail <{message_id}> is already linked to ticket {existing}"
             ))),
             None => {
-                self.conn.execute(
+                self.conn.run(
                     "INSERT INTO mail_links (mail, request, linked_at, run) VALUES (?1, ?2, ?3, ?4)",
                     params![mail, request as i64, now(), run],
                 )?;

@@ -3,7 +3,7 @@
 use relais_sdk::{Author, MessageSource, Side};
 use rusqlite::params;
 
-use super::{Store, StoreError, Tx, now};
+use super::{Cached, Store, StoreError, Tx, now};
 
 /// A direct message as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -83,8 +83,7 @@ impl Store {
     pub fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))?
-            as u64)
+            .one("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }
 
@@ -92,7 +91,7 @@ impl Tx<'_> {
     pub(super) fn require_request(&self, request: u64) -> Result<relais_sdk::Request, StoreError> {
         use rusqlite::OptionalExtension;
         self.conn
-            .query_row(
+            .one(
                 "SELECT number, company, customer, type, requester, state, publishable,
                         conversation_locked, contract, subject
                  FROM requests WHERE number = ?1",
@@ -124,7 +123,7 @@ impl Tx<'_> {
                 "request {request}: the conversation is locked, no new message is accepted"
             )));
         }
-        self.conn.execute(
+        self.conn.run(
             "INSERT INTO messages (request, author_kind, author_id, side, source, body, notify_by_email,
                                    created_at, run)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -152,14 +151,14 @@ impl Tx<'_> {
         subject: &str,
         request_type: &str,
     ) -> Result<u64, StoreError> {
-        let next: i64 = self.conn.query_row(
+        let next: i64 = self.conn.one(
             "SELECT coalesce(max(number), 0) + 1 FROM requests",
             [],
             |r| r.get(0),
         )?;
         let stamp = now();
         self.conn
-            .execute(
+            .run(
                 "INSERT INTO requests (number, company, customer, type, requester, state, publishable,
                    conversation_locked, contract, subject, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'open', 1, 0, NULL, ?6, ?7, ?7)",

@@ -12,7 +12,7 @@ mod runs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Params, Row};
 
 pub use directory::DirectoryCounts;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
@@ -99,6 +99,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
         let mut store = Store {
             conn: Arc::new(Mutex::new(conn)),
         };
@@ -174,6 +175,36 @@ impl Drop for Tx<'_> {
             // leaves SQLite to roll back when the connection closes.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
+    }
+}
+
+/// Statements through the connection's statement cache: every event runs
+/// the same few queries, so each is parsed once per connection.
+pub(crate) trait Cached {
+    /// `query_row`, prepared once.
+    fn one<T, P: Params>(
+        &self,
+        sql: &str,
+        params: P,
+        row: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+
+    /// `execute`, prepared once.
+    fn run<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl Cached for Connection {
+    fn one<T, P: Params>(
+        &self,
+        sql: &str,
+        params: P,
+        row: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, row)
+    }
+
+    fn run<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
     }
 }
 

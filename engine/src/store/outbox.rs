@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 
-use super::{Store, StoreError, Tx, from_json, now, to_json};
+use super::{Cached, Store, StoreError, Tx, from_json, now, to_json};
 
 /// A mail to queue.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -111,7 +111,7 @@ impl Store {
 impl Tx<'_> {
     /// Queues a mail for the sender task.
     pub fn queue_mail(&self, mail: &OutgoingMail, run: Option<i64>) -> Result<i64, StoreError> {
-        self.conn.execute(
+        self.conn.run(
             "INSERT INTO outbox (message_id, kind, recipients, subject, body, headers, request, created_at, run)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![

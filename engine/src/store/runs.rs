@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, Tx, from_json};
+use super::{Cached, Store, StoreError, Tx, from_json};
 
 /// A run trace to record.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -72,7 +72,7 @@ impl Store {
     pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
         let row = self
             .conn()
-            .query_row(
+            .one(
                 "SELECT id, trigger, summary, message_id, outcome, error, started_at, duration_us, trace
                  FROM runs WHERE id = ?1",
                 [id],
@@ -122,7 +122,7 @@ impl Store {
 impl Tx<'_> {
     /// Records a run trace; returns its id.
     pub fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
-        self.conn.execute(
+        self.conn.run(
             "INSERT INTO runs (trigger, summary, message_id, outcome, error, started_at, duration_us, trace)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
