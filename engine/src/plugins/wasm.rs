@@ -130,6 +130,19 @@ impl Default for Limits {
 /// Bytes of each linear memory and table kept mapped between events.
 const KEEP_RESIDENT: usize = 2 << 20;
 
+/// Whether the kernel has the `PAGEMAP_SCAN` ioctl (Linux 6.7 and later).
+fn pagemap_scan_available() -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut parts = release.trim().split(['.', '-']);
+    let mut number = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    matches!((number(), number()), (Some(major), Some(minor)) if (major, minor) >= (6, 7))
+}
+
 /// How often the wall-clock deadline is looked at.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -196,13 +209,16 @@ impl Runtime {
                 .total_core_instances(128)
                 .total_memories(64)
                 .total_tables(128)
-                .max_memory_size(limits.memory_bytes.max(MAX_MEMORY_MIB << 20))
+                .max_memory_size(limits.memory_bytes.max(MAX_MEMORY_MIB << 20));
+            if pagemap_scan_available() {
                 // Reset only the pages an event dirtied, in place, rather
-                // than unmapping them and faulting them back in next event
-                // (Linux 6.7+; elsewhere the kept region is zeroed).
-                .pagemap_scan(wasmtime::Enabled::Auto)
-                .linear_memory_keep_resident(KEEP_RESIDENT)
-                .table_keep_resident(KEEP_RESIDENT);
+                // than unmapping them and faulting them back in on the
+                // next event. Without the ioctl, the kept region would be
+                // zeroed whole, which costs more than it saves.
+                pool.pagemap_scan(wasmtime::Enabled::Auto)
+                    .linear_memory_keep_resident(KEEP_RESIDENT)
+                    .table_keep_resident(KEEP_RESIDENT);
+            }
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         Engine::new(&config).map_err(|e| e.to_string())
