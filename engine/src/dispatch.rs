@@ -19,7 +19,7 @@ use crate::effects::{self, EffectContext, MailIdentity};
 use crate::plugins::Plugins;
 use crate::rules::RuleSet;
 use crate::sources::mail::{MailError, ParsedMail, derived_message_id};
-use crate::store::{MailStatus, NewMail, RunRecord, Store, StoreError};
+use crate::store::{ImapReceipt, MailStatus, NewMail, RunRecord, Store, StoreError};
 
 /// Limits and identity of the engine.
 #[derive(Debug, Clone)]
@@ -191,6 +191,20 @@ impl Dispatcher<'_> {
         source: Option<&str>,
         dry_run: bool,
     ) -> Result<Report, StoreError> {
+        self.handle_received(raw, account, source, None, dry_run)
+    }
+
+    /// Processes one raw mail fetched from an IMAP server: `receipt` is
+    /// recorded in the same transaction, so the account's last UID moves
+    /// only with what committed.
+    pub fn handle_received(
+        &mut self,
+        raw: &[u8],
+        account: &str,
+        source: Option<&str>,
+        receipt: Option<&ImapReceipt>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
         let mut report = Report::new("mail-received", String::new(), Outcome::Rejected);
@@ -219,6 +233,7 @@ impl Dispatcher<'_> {
                     MailStatus::Malformed,
                     started,
                     started_at,
+                    receipt,
                     dry_run,
                 );
             }
@@ -236,6 +251,7 @@ impl Dispatcher<'_> {
                 MailStatus::Processed,
                 started,
                 started_at,
+                receipt,
                 dry_run,
             );
         }
@@ -245,6 +261,12 @@ impl Dispatcher<'_> {
                 human_size(raw.len() as u64),
                 human_size(self.options.max_mail_bytes)
             ));
+            report.effects.extend(too_large_notice(
+                mail,
+                &self.options.identity,
+                self.options.max_mail_bytes,
+                &mut report.warnings,
+            ));
             return self.finish(
                 report,
                 Some(&parsed),
@@ -252,6 +274,7 @@ impl Dispatcher<'_> {
                 MailStatus::TooLarge,
                 started,
                 started_at,
+                receipt,
                 dry_run,
             );
         }
@@ -269,6 +292,7 @@ impl Dispatcher<'_> {
             status,
             started,
             started_at,
+            receipt,
             dry_run,
         )
     }
@@ -298,6 +322,7 @@ impl Dispatcher<'_> {
             MailStatus::Processed,
             started,
             started_at,
+            None,
             dry_run,
         )
     }
@@ -317,6 +342,7 @@ impl Dispatcher<'_> {
             MailStatus::Processed,
             started,
             started_at,
+            None,
             dry_run,
         )
     }
@@ -398,6 +424,7 @@ impl Dispatcher<'_> {
         status: MailStatus,
         started: Instant,
         started_at: String,
+        receipt: Option<&ImapReceipt>,
         dry_run: bool,
     ) -> Result<Report, StoreError> {
         if dry_run {
@@ -416,6 +443,7 @@ impl Dispatcher<'_> {
             started,
             started_at,
             parsed.map(|p| &p.mail),
+            receipt,
         )?;
         Ok(report)
     }
@@ -429,6 +457,7 @@ impl Dispatcher<'_> {
         started: Instant,
         started_at: String,
         event_mail: Option<&relais_sdk::Mail>,
+        receipt: Option<&ImapReceipt>,
     ) -> Result<(), StoreError> {
         let settings = self.store.settings()?;
         let identity = self.options.identity.clone();
@@ -440,6 +469,9 @@ impl Dispatcher<'_> {
             let tx = store.begin()?;
             if let Some((parsed, raw, _)) = &mail {
                 insert_mail(&tx, report, *parsed, raw, status)?;
+            }
+            if let Some(receipt) = receipt {
+                tx.record_receipt(receipt)?;
             }
             let run = tx.record_run(&run_record(report, &started_at, started))?;
             if apply {
@@ -455,7 +487,9 @@ impl Dispatcher<'_> {
             Ok(run)
         };
         let status = mail.as_ref().map(|m| m.2).unwrap_or(MailStatus::Processed);
-        let apply = report.outcome == Outcome::Applied;
+        // Applied events, and a rejected mail's notice to its sender.
+        let apply = matches!(report.outcome, Outcome::Applied | Outcome::Rejected)
+            && !report.effects.is_empty();
         match attempt(self.store, report, status, apply) {
             Ok(run) => report.run = Some(run),
             Err(ApplyError::Store(error)) => return Err(error),
@@ -576,6 +610,38 @@ fn summarize_event(event: &Event) -> String {
         }
         Event::Schedule(fired) => format!("schedule of rule {} at {}", fired.rule, fired.fired_at),
     }
+}
+
+/// The reason code of the notice a too-large mail's sender gets.
+pub const MAIL_TOO_LARGE: &str = "mail-too-large";
+
+/// A failure notice for a mail over the size limit, unless the mail is
+/// automatic (then a warning says why no one is told).
+fn too_large_notice(
+    mail: &relais_sdk::Mail,
+    identity: &MailIdentity,
+    limit: u64,
+    warnings: &mut Vec<String>,
+) -> Option<Effect> {
+    if let Some(why) = mail.automatic_reason(&[identity.own_address.as_str()]) {
+        warnings.push(format!("sender not told: automatic mail ({why})"));
+        return None;
+    }
+    let sender = [mail.return_path.as_deref(), mail.from.as_ref().map(|a| a.email.as_str())]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|address| !address.is_empty())?;
+    let limit = human_size(limit);
+    Some(Effect::ReplyFailure {
+        to: sender.to_string(),
+        reason: MAIL_TOO_LARGE.to_string(),
+        message: format!(
+            "Votre message dépasse la taille maximale acceptée ({limit}) : il a été conservé mais n'a pas été traité.\n\n\
+             Your message is larger than the accepted maximum ({limit}): it was kept but not processed."
+        ),
+        in_reply_to: mail.message_id.clone(),
+    })
 }
 
 fn human_size(bytes: u64) -> String {

@@ -16,6 +16,11 @@ pub struct MailIdentity {
     pub own_address: String,
     /// Right-hand side of the Message-IDs we generate.
     pub message_id_domain: String,
+    /// Failure notices to one address within [`MailIdentity::notice_window`]
+    /// beyond which they are held back.
+    pub notices_per_sender: u32,
+    /// The window of that rate limit.
+    pub notice_window: std::time::Duration,
 }
 
 impl Default for MailIdentity {
@@ -23,6 +28,8 @@ impl Default for MailIdentity {
         MailIdentity {
             own_address: "relais@localhost".to_string(),
             message_id_domain: "relais.localhost".to_string(),
+            notices_per_sender: 5,
+            notice_window: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -116,7 +123,7 @@ fn apply_one(
                 headers: Vec::new(),
                 request: *request,
             };
-            tx.queue_mail(&mail, run)?;
+            tx.queue_mail(&mail, run, None, false)?;
         }
         Effect::ReplyFailure {
             to,
@@ -153,7 +160,20 @@ fn apply_one(
                 ],
                 request: None,
             };
-            tx.queue_mail(&mail, run)?;
+            // Rate limit per sender: a mail loop or a flood of bad mails
+            // must not turn Relais into a source of spam. Held-back notices
+            // stay in the outbox as `suppressed`, for the record.
+            let rate_key = to.trim().to_lowercase();
+            let window = chrono::Duration::from_std(context.identity.notice_window)
+                .unwrap_or(chrono::Duration::hours(1));
+            let since = (chrono::Utc::now() - window)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let suppressed =
+                tx.notices_since(&rate_key, &since)? >= context.identity.notices_per_sender;
+            if suppressed {
+                tracing::info!(reason = %reason, "failure notice held back by the per-sender rate limit");
+            }
+            tx.queue_mail(&mail, run, Some(&rate_key), suppressed)?;
         }
         Effect::CreateTicket {
             customer,

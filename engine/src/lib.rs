@@ -5,6 +5,8 @@
 //! [`sources`] → [`rules`] → [`plugins`] → [`effects`] → [`store`],
 //! driven by the [`dispatch`] module. Plugins decide; the host acts.
 
+pub mod config;
+pub mod daemon;
 pub mod directory;
 pub mod dispatch;
 pub mod effects;

@@ -37,6 +37,9 @@ struct Paths {
     /// Directory of customer plugins; bundled plugins are always available.
     #[arg(long, global = true, env = "RELAIS_PLUGINS", default_value = "plugins")]
     plugins: PathBuf,
+    /// Engine config file (`relais.yaml`); its paths replace the three above.
+    #[arg(long, global = true, env = "RELAIS_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,8 +88,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List outbound mail (queued, sent, failed).
+    /// Run the engine: watch the spool folder and the IMAP accounts, process
+    /// mail, deliver the outbox; stop with Ctrl-C or SIGTERM.
+    Run,
+    /// List outbound mail (queued, sent, failed, suppressed), or retry failed mail.
     Outbox {
+        #[command(subcommand)]
+        retry: Option<OutboxCommand>,
         /// Only this status.
         #[arg(long)]
         status: Option<String>,
@@ -146,6 +154,19 @@ enum PluginCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// Queue failed mail again: one by id, or all with `--all`.
+    Retry {
+        /// Outbox id (see `relais outbox --status failed`).
+        #[arg(required_unless_present = "all")]
+        id: Option<i64>,
+        /// Every failed mail.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum RunsCommand {
     /// Show one run's trace.
     Show {
@@ -177,7 +198,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(mut cli: Cli) -> Result<ExitCode> {
+    if cli.paths.config.is_some() {
+        let config = engine_config(&cli.paths)?;
+        cli.paths.db = config.database;
+        cli.paths.rules = config.rules;
+        cli.paths.plugins = config.plugins;
+    }
     let paths = &cli.paths;
     match cli.command {
         Command::Import { files } => import(paths, &files),
@@ -237,7 +264,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run => {
+            let config = engine_config(paths)?;
+            relais::daemon::run(config)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Outbox {
+            retry: Some(OutboxCommand::Retry { id, all: _ }),
+            ..
+        } => {
+            let store = open_store(&paths.db)?;
+            let queued = store.retry_mail(id)?;
+            println!(
+                "{queued} mail{} queued again",
+                if queued == 1 { "" } else { "s" }
+            );
+            Ok(if queued == 0 && id.is_some() {
+                eprintln!("no failed mail with that id");
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Outbox {
+            retry: None,
             status,
             limit,
             json,
@@ -298,6 +348,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: PluginCommand::New { name, dir, sdk },
         } => plugin_cmd::new(&name, &dir, sdk.as_deref()),
         Command::Demo { dir } => demo::run(&dir),
+    }
+}
+
+/// The engine config: the `--config` file, or the defaults with the paths
+/// given on the command line.
+fn engine_config(paths: &Paths) -> Result<relais::config::Config> {
+    match &paths.config {
+        Some(file) => relais::config::Config::load(file).map_err(|diagnostics| {
+            print_diagnostics(&diagnostics);
+            anyhow::anyhow!("{}: invalid config", file.display())
+        }),
+        None => Ok(relais::config::Config {
+            database: paths.db.clone(),
+            rules: paths.rules.clone(),
+            plugins: paths.plugins.clone(),
+            ..Default::default()
+        }),
     }
 }
 

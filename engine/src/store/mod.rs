@@ -4,6 +4,7 @@
 //! database can stand in later.
 
 mod directory;
+mod imap;
 mod mail;
 mod messages;
 mod outbox;
@@ -17,7 +18,8 @@ use rusqlite::{Connection, OpenFlags, Params, Row};
 pub use directory::DirectoryCounts;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
-pub use outbox::{OutboxRecord, OutgoingMail};
+pub use imap::ImapReceipt;
+pub use outbox::{Delivery, OutboxRecord, OutgoingMail};
 pub use runs::{RunRecord, RunSummary};
 
 /// A store failure, with what was being done.
@@ -56,7 +58,7 @@ pub enum StoreError {
 }
 
 /// Migrations, in order; the store's `user_version` is how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema2.sql")];
 
 /// Handle on the store. Clones share one connection (plugins' queries read
 /// through a clone while the dispatcher holds the original); one writer at a
@@ -145,10 +147,41 @@ impl Store {
 
     /// Starts the one transaction in which an event's mail, effects and run
     /// trace are written. Dropped without [`Tx::commit`], it writes nothing.
+    /// Inside a batch ([`Store::begin_batch`]) it is a savepoint: the event
+    /// is still all or nothing, and the batch commits once for all.
     pub fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
         let conn = self.conn();
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(Tx { conn, open: true })
+        let nested = !conn.is_autocommit();
+        conn.execute_batch(if nested {
+            "SAVEPOINT event"
+        } else {
+            "BEGIN IMMEDIATE"
+        })?;
+        Ok(Tx {
+            conn,
+            open: true,
+            nested,
+        })
+    }
+
+    /// Opens a batch: the events until [`Store::commit_batch`] share one
+    /// commit (one disk sync), each in its own savepoint. Readers of other
+    /// connections see none of it until then.
+    pub fn begin_batch(&mut self) -> Result<(), StoreError> {
+        Ok(self.conn().execute_batch("BEGIN IMMEDIATE")?)
+    }
+
+    /// Makes a batch durable.
+    pub fn commit_batch(&mut self) -> Result<(), StoreError> {
+        Ok(self.conn().execute_batch("COMMIT")?)
+    }
+
+    /// Drops a batch whose commit failed.
+    pub fn rollback_batch(&mut self) {
+        let conn = self.conn();
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -157,12 +190,18 @@ impl Store {
 pub struct Tx<'a> {
     conn: MutexGuard<'a, Connection>,
     open: bool,
+    nested: bool,
 }
 
 impl Tx<'_> {
-    /// Makes every write of this transaction durable.
+    /// Makes every write of this transaction durable (or, in a batch, part
+    /// of the batch's commit).
     pub fn commit(mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("COMMIT")?;
+        self.conn.execute_batch(if self.nested {
+            "RELEASE event"
+        } else {
+            "COMMIT"
+        })?;
         self.open = false;
         Ok(())
     }
@@ -173,7 +212,12 @@ impl Drop for Tx<'_> {
         if self.open {
             // Nothing of an uncommitted event may survive; a failed rollback
             // leaves SQLite to roll back when the connection closes.
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let sql = if self.nested {
+                "ROLLBACK TO event; RELEASE event"
+            } else {
+                "ROLLBACK"
+            };
+            let _ = self.conn.execute_batch(sql);
         }
     }
 }

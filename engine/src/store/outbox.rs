@@ -32,7 +32,8 @@ pub struct OutboxRecord {
     /// The mail.
     #[serde(flatten)]
     pub mail: OutgoingMail,
-    /// `queued`, `sent` or `failed`.
+    /// `queued`, `sent`, `failed` or `suppressed` (held back by a rate
+    /// limit, never sent).
     pub status: String,
     /// Delivery attempts so far.
     pub attempts: u32,
@@ -108,12 +109,136 @@ impl Store {
     }
 }
 
+/// A mail due for delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Outbox id.
+    pub id: i64,
+    /// The mail.
+    pub mail: OutgoingMail,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+impl Store {
+    /// Queued mails whose next attempt is due, oldest first.
+    pub fn due_mail(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, message_id, kind, recipients, subject, body, headers, request, attempts
+             FROM outbox
+             WHERE status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+             ORDER BY id LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![now(), limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, i64>(8)?,
+            ))
+        })?;
+        let mut due = Vec::new();
+        for row in rows {
+            let (id, message_id, kind, to, subject, body, headers, request, attempts) = row?;
+            due.push(Delivery {
+                id,
+                mail: OutgoingMail {
+                    message_id,
+                    kind,
+                    to: from_json(&to)?,
+                    subject,
+                    body,
+                    headers: from_json(&headers)?,
+                    request: request.map(|r| r as u64),
+                },
+                attempts: attempts as u32,
+            });
+        }
+        Ok(due)
+    }
+
+    /// When the next queued mail is due, if any is queued.
+    pub fn next_due(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.conn().one(
+            "SELECT min(coalesce(next_attempt_at, '')) FROM outbox WHERE status = 'queued'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The server took the mail.
+    pub fn mark_sent(&self, id: i64, answer: &str) -> Result<(), StoreError> {
+        self.conn().run(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2,
+                    last_error = NULL, next_attempt_at = NULL, answer = ?3
+             WHERE id = ?1",
+            params![id, now(), answer],
+        )?;
+        Ok(())
+    }
+
+    /// A temporary failure: try again at `next_attempt_at` (RFC 3339).
+    pub fn mark_retry(&self, id: i64, error: &str, next_attempt_at: &str) -> Result<(), StoreError> {
+        self.conn().run(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+             WHERE id = ?1",
+            params![id, error, next_attempt_at],
+        )?;
+        Ok(())
+    }
+
+    /// A permanent failure, with the server's answer.
+    pub fn mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.conn().run(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2,
+                    next_attempt_at = NULL
+             WHERE id = ?1",
+            params![id, error],
+        )?;
+        Ok(())
+    }
+
+    /// Queues failed mail again: one by id, or every failed one. Returns how
+    /// many were queued.
+    pub fn retry_mail(&self, id: Option<i64>) -> Result<usize, StoreError> {
+        Ok(self.conn().run(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = NULL
+             WHERE status = 'failed' AND (?1 IS NULL OR id = ?1)",
+            params![id],
+        )?)
+    }
+
+    /// How many mails wait in the outbox.
+    pub fn outbox_depth(&self) -> Result<u64, StoreError> {
+        Ok(self.conn().one(
+            "SELECT count(*) FROM outbox WHERE status = 'queued'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}
+
 impl Tx<'_> {
-    /// Queues a mail for the sender task.
-    pub fn queue_mail(&self, mail: &OutgoingMail, run: Option<i64>) -> Result<i64, StoreError> {
+    /// Queues a mail for the sender task. A failure notice carries its
+    /// recipient as `rate_key`; `suppressed` records one that the rate limit
+    /// held back (kept for the record, never sent).
+    pub fn queue_mail(
+        &self,
+        mail: &OutgoingMail,
+        run: Option<i64>,
+        rate_key: Option<&str>,
+        suppressed: bool,
+    ) -> Result<i64, StoreError> {
         self.conn.run(
-            "INSERT INTO outbox (message_id, kind, recipients, subject, body, headers, request, created_at, run)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO outbox (message_id, kind, recipients, subject, body, headers, request,
+                                 created_at, run, rate_key, status, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 mail.message_id,
                 mail.kind,
@@ -123,9 +248,22 @@ impl Tx<'_> {
                 to_json(&mail.headers)?,
                 mail.request.map(|r| r as i64),
                 now(),
-                run
+                run,
+                rate_key,
+                if suppressed { "suppressed" } else { "queued" },
+                suppressed.then_some("rate limit: too many failure notices to this sender"),
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Failure notices queued for `rate_key` since `since` (RFC 3339).
+    pub fn notices_since(&self, rate_key: &str, since: &str) -> Result<u32, StoreError> {
+        Ok(self.conn.one(
+            "SELECT count(*) FROM outbox WHERE rate_key = ?1 AND created_at >= ?2
+               AND status <> 'suppressed'",
+            params![rate_key, since],
+            |r| r.get(0),
+        )?)
     }
 }

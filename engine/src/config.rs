@@ -1,0 +1,543 @@
+//! The engine config file, `relais.yaml`: where the store, rules, plugins
+//! and spool live, the IMAP accounts, the SMTP relay, the HTTP address and
+//! the limits. Every key has an embedded default, so `relais run` works with
+//! no file at all.
+//!
+//! It is validated like rule files (unknown keys refused, errors as
+//! `file:line:col` with a "did you mean"). Secrets are never written in it:
+//! a password names an environment variable or a file, is read at start-up
+//! and is never printed, not even by `Debug`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::effects::MailIdentity;
+use crate::yaml::{Diagnostic, Document};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Config {
+    /// `database: relais.db`: the SQLite store file.
+    pub database: PathBuf,
+    /// `rules: rules`: the directory of rule files.
+    pub rules: PathBuf,
+    /// `plugins: plugins`: the directory of customer plugins.
+    pub plugins: PathBuf,
+    /// `spool: spool`: a folder watched for `*.eml` files or a Maildir;
+    /// processed files move to `done/` or `failed/` beside them.
+    pub spool: Option<PathBuf>,
+    /// `accounts: [...]`: IMAP mailboxes to watch.
+    pub accounts: Vec<Account>,
+    /// `outbox: {...}`: how outbound mail leaves.
+    pub outbox: Outbox,
+    /// `identity: {...}`: who outbound mail is from.
+    pub identity: Identity,
+    /// `failure-replies: {...}`: limits on CatchMail's failure notices.
+    pub failure_replies: FailureReplies,
+    /// `http: { listen: 127.0.0.1:8025 }`: the HTTP API, when wanted.
+    pub http: Option<Http>,
+    /// `limits: {...}`: engine limits.
+    pub limits: EngineLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database: "relais.db".into(),
+            rules: "rules".into(),
+            plugins: "plugins".into(),
+            spool: Some("spool".into()),
+            accounts: Vec::new(),
+            outbox: Outbox::default(),
+            identity: Identity::default(),
+            failure_replies: FailureReplies::default(),
+            http: None,
+            limits: EngineLimits::default(),
+        }
+    }
+}
+
+/// An IMAP account.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Account {
+    /// `name: catchmail`: the account name rules match with `account:`.
+    pub name: String,
+    /// `host: imap.example.com`.
+    pub host: String,
+    /// `port: 993` (the default for `tls`; 143 otherwise).
+    pub port: Option<u16>,
+    /// `security: tls` (implicit TLS, the default) or `plain` (loopback
+    /// only: refused for any other host).
+    #[serde(default)]
+    pub security: Security,
+    /// `username: catchmail@acme.example`.
+    pub username: String,
+    /// `password: { env: VAR }` or `{ file: PATH }`.
+    pub password: Secret,
+    /// `mailbox: INBOX`.
+    #[serde(default = "inbox")]
+    pub mailbox: String,
+    /// `move-to: Processed`: move each mail there once processed, instead
+    /// of flagging it `\Seen`.
+    pub move_to: Option<String>,
+    /// `idle: true`: wait with IMAP IDLE when the server has it; otherwise
+    /// poll.
+    #[serde(default = "yes")]
+    pub idle: bool,
+    /// `poll-seconds: 60`: how often to look when not idling.
+    #[serde(default = "sixty")]
+    pub poll_seconds: u64,
+    /// `delete-after-days: 30`: delete processed mail from the server after
+    /// that many days (kept in the store).
+    pub delete_after_days: Option<u32>,
+}
+
+fn inbox() -> String {
+    "INBOX".to_string()
+}
+fn yes() -> bool {
+    true
+}
+fn sixty() -> u64 {
+    60
+}
+
+impl Account {
+    /// The port, or the default for its security.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Tls => 993,
+            Security::Plain => 143,
+        })
+    }
+}
+
+/// Transport security of a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Security {
+    /// TLS from the first byte.
+    #[default]
+    Tls,
+    /// No TLS: allowed on loopback addresses only.
+    Plain,
+}
+
+/// How outbound mail leaves: a pickup directory (the default) or SMTP.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Outbox {
+    /// `pickup: outbox`: write each mail as `<message-id>.eml` there (used
+    /// when `smtp` is absent).
+    pub pickup: PathBuf,
+    /// `smtp: {...}`: deliver through this relay instead.
+    pub smtp: Option<Smtp>,
+    /// `retry-seconds: 30`: the first retry delay after a temporary
+    /// failure; it doubles on each attempt.
+    pub retry_seconds: u64,
+    /// `max-retry-seconds: 3600`: the longest delay between attempts.
+    pub max_retry_seconds: u64,
+    /// `max-attempts: 20`: after that many temporary failures the mail is
+    /// marked failed (it can still be retried by hand).
+    pub max_attempts: u32,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            pickup: "outbox".into(),
+            smtp: None,
+            retry_seconds: 30,
+            max_retry_seconds: 3600,
+            max_attempts: 20,
+        }
+    }
+}
+
+/// An SMTP relay.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Smtp {
+    /// `host: smtp.example.com`.
+    pub host: String,
+    /// `port: 587` (the default for `starttls`; 465 for `tls`, 25 for
+    /// `plain`).
+    pub port: Option<u16>,
+    /// `security: starttls` (the default), `tls` or `plain` (loopback only).
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// `username: relais`: authenticate when given.
+    pub username: Option<String>,
+    /// `password: { env: VAR }` or `{ file: PATH }`.
+    pub password: Option<Secret>,
+    /// `timeout-seconds: 30`.
+    #[serde(default = "thirty")]
+    pub timeout_seconds: u64,
+}
+
+fn thirty() -> u64 {
+    30
+}
+
+impl Smtp {
+    /// The port, or the default for its security.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::Plain => 25,
+        })
+    }
+}
+
+/// Transport security of an SMTP relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which is required.
+    #[default]
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+    /// No TLS: loopback only.
+    Plain,
+}
+
+/// Who outbound mail is from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Identity {
+    /// `address: catchmail@acme.example`: the From of mail Relais sends and
+    /// its `X-Loop` value.
+    pub address: String,
+    /// `message-id-domain: acme.example`: right-hand side of the
+    /// Message-IDs Relais generates.
+    pub message_id_domain: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        let defaults = MailIdentity::default();
+        Identity {
+            address: defaults.own_address,
+            message_id_domain: defaults.message_id_domain,
+        }
+    }
+}
+
+/// Limits on failure notices.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct FailureReplies {
+    /// `per-sender: 5`: at most that many notices to one address...
+    pub per_sender: u32,
+    /// `window-minutes: 60`: ...within this many minutes; the others are
+    /// recorded in the outbox as `suppressed`, never sent.
+    pub window_minutes: u64,
+}
+
+impl Default for FailureReplies {
+    fn default() -> Self {
+        FailureReplies {
+            per_sender: 5,
+            window_minutes: 60,
+        }
+    }
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Http {
+    /// `listen: 127.0.0.1:8025`.
+    pub listen: String,
+}
+
+/// Engine limits.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct EngineLimits {
+    /// `max-mail-mib: 25`: larger mails are kept, not processed, and their
+    /// sender is told (unless the mail is automatic).
+    pub max_mail_mib: u64,
+    /// `batch: 256`: at most that many events share one store commit when
+    /// mail arrives faster than it can be committed one by one.
+    pub batch: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            max_mail_mib: 25,
+            batch: 256,
+        }
+    }
+}
+
+/// A secret: the name of an environment variable or of a file holding it.
+#[derive(Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum Secret {
+    /// `{ env: RELAIS_IMAP_PASSWORD }`.
+    Env(String),
+    /// `{ file: /run/secrets/imap }`: the file's content, without its final
+    /// line break.
+    File(PathBuf),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Env(name) => write!(f, "Secret(env {name})"),
+            Secret::File(path) => write!(f, "Secret(file {})", path.display()),
+        }
+    }
+}
+
+/// A secret's value. `Debug` and `Display` print `***`.
+#[derive(Clone)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// The value, to hand to a server and nowhere else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Secret {
+    /// Reads the secret. The error names where it was looked for, never
+    /// the value.
+    pub fn resolve(&self) -> Result<SecretValue, String> {
+        match self {
+            Secret::Env(name) => std::env::var(name)
+                .map(SecretValue)
+                .map_err(|_| format!("environment variable {name} is not set")),
+            Secret::File(path) => std::fs::read_to_string(path)
+                .map(|text| SecretValue(text.trim_end_matches(['\r', '\n']).to_string()))
+                .map_err(|e| format!("cannot read the secret file {}: {e}", path.display())),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`; every problem is reported with its position.
+    pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![Diagnostic::file(path, format!("cannot read: {e}"))])?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses config text read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
+        let doc = Document::parse(path, text).map_err(|e| vec![e])?;
+        if doc.value().is_null() {
+            return Ok(Config::default());
+        }
+        let config: Config = doc.deserialize_at(&[]).map_err(|e| vec![e])?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let config = config.relative_to(base);
+        let errors = config.check(&doc);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Paths in the file are relative to the file's directory.
+    fn relative_to(mut self, base: &Path) -> Config {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.database);
+        join(&mut self.rules);
+        join(&mut self.plugins);
+        join(&mut self.outbox.pickup);
+        if let Some(spool) = &mut self.spool {
+            join(spool);
+        }
+        self
+    }
+
+    fn check(&self, doc: &Document) -> Vec<Diagnostic> {
+        use crate::yaml::Segment::{Index, Key};
+        let mut errors = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (index, account) in self.accounts.iter().enumerate() {
+            let at = |key: &str| vec![Key("accounts".into()), Index(index), Key(key.into())];
+            if !names.insert(account.name.as_str()) {
+                errors.push(doc.diagnostic(
+                    &at("name"),
+                    format!("two accounts are named `{}`", account.name),
+                ));
+            }
+            if account.security == Security::Plain && !is_loopback(&account.host) {
+                errors.push(doc.diagnostic(
+                    &at("security"),
+                    format!(
+                        "`security: plain` would send the password in clear to {}: use `tls`, or a loopback address",
+                        account.host
+                    ),
+                ));
+            }
+            if account.poll_seconds == 0 {
+                errors.push(doc.diagnostic(&at("poll-seconds"), "must be at least 1"));
+            }
+        }
+        if let Some(smtp) = &self.outbox.smtp {
+            let at = |key: &str| vec![Key("outbox".into()), Key("smtp".into()), Key(key.into())];
+            if smtp.security == SmtpSecurity::Plain
+                && smtp.username.is_some()
+                && !is_loopback(&smtp.host)
+            {
+                errors.push(doc.diagnostic(
+                    &at("security"),
+                    format!(
+                        "`security: plain` would send the password in clear to {}: use `starttls` or `tls`",
+                        smtp.host
+                    ),
+                ));
+            }
+            if smtp.username.is_some() != smtp.password.is_some() {
+                errors.push(doc.diagnostic(
+                    &at("username"),
+                    "give both `username` and `password`, or neither",
+                ));
+            }
+        }
+        if self.limits.batch == 0 {
+            errors.push(doc.diagnostic(
+                &[Key("limits".into()), Key("batch".into())],
+                "must be at least 1",
+            ));
+        }
+        if !self.identity.address.contains('@') {
+            errors.push(doc.diagnostic(
+                &[Key("identity".into()), Key("address".into())],
+                format!("`{}` is not a mail address", self.identity.address),
+            ));
+        }
+        errors
+    }
+
+    /// Resolves every secret now, so that a missing one stops start-up with
+    /// a clear message rather than failing later in a connection.
+    pub fn check_secrets(&self) -> Result<(), String> {
+        for account in &self.accounts {
+            account
+                .password
+                .resolve()
+                .map_err(|e| format!("account `{}`: password: {e}", account.name))?;
+        }
+        if let Some(Some(secret)) = self.outbox.smtp.as_ref().map(|s| s.password.as_ref()) {
+            secret
+                .resolve()
+                .map_err(|e| format!("outbox.smtp: password: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Outbound mail identity for effects.
+    pub fn mail_identity(&self) -> MailIdentity {
+        MailIdentity {
+            own_address: self.identity.address.clone(),
+            message_id_domain: self.identity.message_id_domain.clone(),
+            notices_per_sender: self.failure_replies.per_sender,
+            notice_window: Duration::from_secs(self.failure_replies.window_minutes * 60),
+        }
+    }
+
+    /// Delay before attempt `attempts + 1` after a temporary failure.
+    pub fn retry_delay(&self, attempts: u32) -> Duration {
+        let first = self.outbox.retry_seconds.max(1);
+        let delay = first.saturating_mul(1u64 << attempts.min(20));
+        Duration::from_secs(delay.min(self.outbox.max_retry_seconds.max(first)))
+    }
+}
+
+/// Whether `host` is a loopback name or address.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("conf/relais.yaml"), text).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default() {
+        let config = parse("").expect("valid");
+        assert_eq!(config.accounts.len(), 0);
+        assert_eq!(config.limits.max_mail_mib, 25);
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_file() {
+        let config = parse("database: data/relais.db\n").expect("valid");
+        assert_eq!(config.database, Path::new("conf/data/relais.db"));
+        assert_eq!(config.rules, Path::new("conf/rules"));
+    }
+
+    #[test]
+    fn unknown_keys_are_placed_and_suggested() {
+        let error = parse("databse: x.db\n").expect_err("invalid");
+        assert!(error.starts_with("conf/relais.yaml:1:1:"), "{error}");
+        assert!(error.contains("did you mean `database`"), "{error}");
+    }
+
+    #[test]
+    fn plain_imap_is_refused_off_loopback() {
+        let text = "accounts:\n  - name: a\n    host: imap.example.com\n    security: plain\n    username: u\n    password: { env: P }\n";
+        let error = parse(text).expect_err("invalid");
+        assert!(error.contains("conf/relais.yaml:4:15:"), "{error}");
+        assert!(error.contains("in clear"), "{error}");
+        let loopback = text.replace("imap.example.com", "127.0.0.1");
+        parse(&loopback).expect("loopback is fine");
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let secret = Secret::Env("RELAIS_TEST_SECRET_NEVER_SET".into());
+        let error = secret.resolve().expect_err("unset");
+        assert!(error.contains("RELAIS_TEST_SECRET_NEVER_SET"));
+        let value = SecretValue("hunter2".into());
+        assert_eq!(format!("{value:?}"), "***");
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_ceiling() {
+        let config = Config::default();
+        assert_eq!(config.retry_delay(0), Duration::from_secs(30));
+        assert_eq!(config.retry_delay(1), Duration::from_secs(60));
+        assert_eq!(config.retry_delay(10), Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,450 @@
+//! The IMAP source: one task per account.
+//!
+//! It logs in, selects the mailbox, compares its UIDVALIDITY with the one
+//! stored (a new one means the UIDs were renumbered: the account starts
+//! over, and mails already processed are recognised by Message-ID), fetches
+//! every mail above the last UID processed, and hands each to the
+//! dispatcher. The last UID moves in the same transaction as the mail's
+//! processing; only after that commit is the mail flagged `\Seen` (or moved
+//! to the configured folder), and a flag lost to a crash is set on the next
+//! connection. Then it waits: IMAP IDLE where the server has it, polling
+//! otherwise. A dropped connection is retried with a growing delay.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_imap::Session;
+use async_imap::extensions::idle::IdleResponse;
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::dispatcher::Job;
+use crate::config::{Account, Security};
+use crate::store::{ImapReceipt, Store};
+
+/// A connection, with or without TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Stream for T {}
+
+type ImapSession = Session<Box<dyn Stream>>;
+
+/// How long one IDLE lasts before it is renewed (RFC 2177 asks for less
+/// than 29 minutes).
+const IDLE_RENEW: Duration = Duration::from_secs(10 * 60);
+
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Mails fetched per round trip.
+const FETCH_CHUNK: u32 = 200;
+
+/// How often expired mail is looked for, when the account deletes it.
+const EXPIRY_CHECK: Duration = Duration::from_secs(3600);
+
+/// State of an account, for `relais status` and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// Connecting or reconnecting.
+    Connecting,
+    /// Connected and waiting for mail.
+    Connected,
+    /// The last attempt failed; retrying.
+    Failing(String),
+}
+
+/// Watches `account` until `shutdown` turns true.
+pub async fn run(
+    account: Account,
+    store: Store,
+    jobs: mpsc::Sender<Job>,
+    state: Arc<std::sync::Mutex<SourceState>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let set_state = |value: SourceState| {
+        *state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    };
+    let mut backoff = Duration::from_secs(1);
+    let mut last_expiry = None;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        set_state(SourceState::Connecting);
+        let mut connection = Connection {
+            account: &account,
+            store: store.clone(),
+            jobs: &jobs,
+            shutdown: shutdown.clone(),
+            last_expiry: &mut last_expiry,
+            connected: false,
+        };
+        let result = connection.serve(&set_state).await;
+        let was_connected = connection.connected;
+        match result {
+            Ok(()) => break,
+            Err(error) => {
+                if was_connected {
+                    backoff = Duration::from_secs(1);
+                }
+                tracing::warn!(account = %account.name, error = %error, retry_in_s = backoff.as_secs(), "IMAP connection lost; reconnecting");
+                set_state(SourceState::Failing(error));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    tracing::info!(account = %account.name, "IMAP source stopped");
+}
+
+struct Connection<'a> {
+    account: &'a Account,
+    store: Store,
+    jobs: &'a mpsc::Sender<Job>,
+    shutdown: watch::Receiver<bool>,
+    last_expiry: &'a mut Option<Instant>,
+    connected: bool,
+}
+
+impl Connection<'_> {
+    /// One connection's life: Ok when asked to stop, Err when it broke.
+    async fn serve(&mut self, set_state: &impl Fn(SourceState)) -> Result<(), String> {
+        let account = self.account;
+        let mut session = connect(account).await?;
+        let mailbox = session
+            .select(&account.mailbox)
+            .await
+            .map_err(|e| format!("SELECT {}: {e}", account.mailbox))?;
+        let uidvalidity = mailbox
+            .uid_validity
+            .ok_or("the server gives no UIDVALIDITY; UIDs cannot be trusted")?;
+        let idle = account.idle
+            && session
+                .capabilities()
+                .await
+                .map_err(|e| format!("CAPABILITY: {e}"))?
+                .has_str("IDLE");
+        self.connected = true;
+        set_state(SourceState::Connected);
+        tracing::info!(account = %account.name, mailbox = %account.mailbox, uidvalidity, idle, "IMAP account connected");
+        let last_uid = match self.store.imap_state(&account.name).map_err(|e| e.to_string())? {
+            Some((stored, last)) if stored == uidvalidity => last,
+            Some((stored, _)) => {
+                tracing::warn!(account = %account.name, old = stored, new = uidvalidity, "UIDVALIDITY changed: fetching the mailbox again; mails already processed are recognised by Message-ID");
+                self.reset(uidvalidity)?;
+                0
+            }
+            None => {
+                self.reset(uidvalidity)?;
+                0
+            }
+        };
+        let mut last_uid = last_uid;
+        self.acknowledge_pending(&mut session, uidvalidity).await?;
+        loop {
+            if *self.shutdown.borrow() {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+            last_uid = self.fetch_new(&mut session, uidvalidity, last_uid).await?;
+            self.expire(&mut session, uidvalidity).await?;
+            if *self.shutdown.borrow() {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+            session = if idle {
+                self.idle(session).await?
+            } else {
+                let mut shutdown = self.shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(account.poll_seconds)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                // NOOP keeps the session and shows a dead connection now.
+                session.noop().await.map_err(|e| format!("NOOP: {e}"))?;
+                session
+            };
+        }
+    }
+
+    fn reset(&mut self, uidvalidity: u32) -> Result<(), String> {
+        self.store
+            .reset_imap_state(&self.account.name, uidvalidity)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Fetches and processes every mail above `last_uid`; returns the new
+    /// last UID.
+    async fn fetch_new(
+        &mut self,
+        session: &mut ImapSession,
+        uidvalidity: u32,
+        mut last_uid: u32,
+    ) -> Result<u32, String> {
+        loop {
+            let mut uids: Vec<u32> = session
+                .uid_search(format!("UID {}:*", last_uid + 1))
+                .await
+                .map_err(|e| format!("UID SEARCH: {e}"))?
+                .into_iter()
+                // `N:*` always includes the last mail, even below N.
+                .filter(|uid| *uid > last_uid)
+                .collect();
+            if uids.is_empty() {
+                return Ok(last_uid);
+            }
+            uids.sort_unstable();
+            uids.truncate(FETCH_CHUNK as usize);
+            let set = uid_set(&uids);
+            let mut fetched: Vec<(u32, Vec<u8>)> = Vec::with_capacity(uids.len());
+            {
+                let mut stream = session
+                    .uid_fetch(&set, "(UID BODY.PEEK[])")
+                    .await
+                    .map_err(|e| format!("UID FETCH: {e}"))?;
+                while let Some(fetch) = stream
+                    .try_next()
+                    .await
+                    .map_err(|e| format!("UID FETCH: {e}"))?
+                {
+                    if let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) {
+                        fetched.push((uid, body.to_vec()));
+                    }
+                }
+            }
+            fetched.sort_by_key(|(uid, _)| *uid);
+            // Hand the whole chunk over, then await it: the dispatcher
+            // commits what arrives together in one batch.
+            let mut waiting = Vec::with_capacity(fetched.len());
+            for (uid, raw) in fetched {
+                let (done, outcome) = oneshot::channel();
+                let job = Job {
+                    raw,
+                    account: self.account.name.clone(),
+                    source: format!("imap://{}/{}/{uid}", self.account.name, self.account.mailbox),
+                    receipt: Some(ImapReceipt {
+                        account: self.account.name.clone(),
+                        uidvalidity,
+                        uid,
+                    }),
+                    done,
+                };
+                self.jobs
+                    .send(job)
+                    .await
+                    .map_err(|_| "the dispatcher stopped".to_string())?;
+                waiting.push((uid, outcome));
+            }
+            let mut committed = Vec::new();
+            let mut failure = None;
+            for (uid, outcome) in waiting {
+                match outcome.await {
+                    Ok(Ok(_)) => committed.push(uid),
+                    Ok(Err(error)) => {
+                        failure.get_or_insert(format!("mail UID {uid} not committed: {error}"));
+                    }
+                    Err(_) => {
+                        failure.get_or_insert("the dispatcher stopped".to_string());
+                    }
+                }
+            }
+            if let Some(&highest) = committed.iter().max() {
+                last_uid = last_uid.max(highest);
+            }
+            self.acknowledge(session, uidvalidity, &committed).await?;
+            if let Some(error) = failure {
+                // Not committed: not acknowledged either; the next
+                // connection fetches it again.
+                return Err(error);
+            }
+        }
+    }
+
+    /// Flags (or moves) committed mails, then forgets them as pending.
+    async fn acknowledge(
+        &mut self,
+        session: &mut ImapSession,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<(), String> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        match &self.account.move_to {
+            Some(folder) => session
+                .uid_mv(&set, folder)
+                .await
+                .map_err(|e| format!("UID MOVE to {folder}: {e}"))?,
+            None => {
+                let stream = session
+                    .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+                    .await
+                    .map_err(|e| format!("UID STORE: {e}"))?;
+                let _: Vec<_> = stream
+                    .try_collect()
+                    .await
+                    .map_err(|e| format!("UID STORE: {e}"))?;
+            }
+        }
+        self.store
+            .imap_acknowledged(&self.account.name, uidvalidity, uids)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Acknowledges what committed before a crash or a dropped connection.
+    async fn acknowledge_pending(
+        &mut self,
+        session: &mut ImapSession,
+        uidvalidity: u32,
+    ) -> Result<(), String> {
+        let pending = self
+            .store
+            .imap_pending(&self.account.name, uidvalidity)
+            .map_err(|e| e.to_string())?;
+        if !pending.is_empty() {
+            tracing::info!(account = %self.account.name, count = pending.len(), "acknowledging mails processed before the last disconnection");
+        }
+        for chunk in pending.chunks(FETCH_CHUNK as usize) {
+            self.acknowledge(session, uidvalidity, chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes processed mail older than the account's `delete-after-days`
+    /// from the server (the store keeps it).
+    async fn expire(&mut self, session: &mut ImapSession, uidvalidity: u32) -> Result<(), String> {
+        let Some(days) = self.account.delete_after_days else {
+            return Ok(());
+        };
+        if self.account.move_to.is_some()
+            || self.last_expiry.is_some_and(|at| at.elapsed() < EXPIRY_CHECK)
+        {
+            return Ok(());
+        }
+        *self.last_expiry = Some(Instant::now());
+        let expired = self
+            .store
+            .imap_expired(&self.account.name, uidvalidity, days)
+            .map_err(|e| e.to_string())?;
+        for chunk in expired.chunks(FETCH_CHUNK as usize) {
+            let set = uid_set(chunk);
+            let stream = session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await
+                .map_err(|e| format!("UID STORE \\Deleted: {e}"))?;
+            let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+            let stream = session
+                .uid_expunge(&set)
+                .await
+                .map_err(|e| format!("UID EXPUNGE: {e}"))?;
+            let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+            self.store
+                .imap_deleted(&self.account.name, uidvalidity, chunk)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(account = %self.account.name, count = chunk.len(), days, "deleted processed mail from the server");
+        }
+        Ok(())
+    }
+
+    /// Waits in IDLE for new mail, a renewal, or shutdown.
+    async fn idle(&mut self, session: ImapSession) -> Result<ImapSession, String> {
+        let mut handle = session.idle();
+        handle.init().await.map_err(|e| format!("IDLE: {e}"))?;
+        let (wait, stop) = handle.wait_with_timeout(IDLE_RENEW);
+        let mut shutdown = self.shutdown.clone();
+        let response = tokio::select! {
+            response = wait => response.map_err(|e| format!("IDLE: {e}"))?,
+            _ = shutdown.changed() => {
+                drop(stop);
+                IdleResponse::ManualInterrupt
+            }
+        };
+        if let IdleResponse::NewData(data) = &response {
+            tracing::debug!(account = %self.account.name, response = ?data.parsed(), "IDLE: server news");
+        }
+        handle.done().await.map_err(|e| format!("IDLE DONE: {e}"))
+    }
+}
+
+/// `1,3:5,9` from sorted UIDs.
+fn uid_set(uids: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+/// Connects and logs in.
+async fn connect(account: &Account) -> Result<ImapSession, String> {
+    let address = (account.host.as_str(), account.port());
+    let tcp = tokio::time::timeout(Duration::from_secs(30), tokio::net::TcpStream::connect(address))
+        .await
+        .map_err(|_| format!("connecting to {}:{} timed out", account.host, account.port()))?
+        .map_err(|e| format!("cannot connect to {}:{}: {e}", account.host, account.port()))?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Stream> = match account.security {
+        Security::Plain => Box::new(tcp),
+        Security::Tls => Box::new(tls(&account.host, tcp).await?),
+    };
+    let mut client = async_imap::Client::new(stream);
+    client
+        .read_response()
+        .await
+        .map_err(|e| format!("no greeting: {e}"))?
+        .ok_or("the server closed the connection before its greeting")?;
+    let password = account.password.resolve()?;
+    client
+        .login(&account.username, password.expose())
+        .await
+        .map_err(|(e, _)| format!("login as {} refused: {e}", account.username))
+}
+
+async fn tls(
+    host: &str,
+    tcp: tokio::net::TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("invalid server name {host}: {e}"))?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {host}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_compress_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[42]), "42");
+    }
+}

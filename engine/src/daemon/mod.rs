@@ -1,0 +1,150 @@
+//! `relais run`: the daemon. It starts every source (the spool folder, each
+//! IMAP account), the dispatcher thread and the outbox sender, and stops
+//! them cleanly on SIGINT or SIGTERM: sources stop taking mail, the
+//! dispatcher finishes the events already handed to it (each commits whole
+//! or not at all), and a mail not committed is not acknowledged, so it is
+//! taken again at the next start.
+
+pub mod dispatcher;
+pub mod imap;
+pub mod sender;
+pub mod spool;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::dispatch::Options;
+use crate::plugins::{Limits, Runtime};
+use crate::{Plugins, Store};
+
+/// How long sources get to finish their in-flight mail at shutdown.
+const GRACE: Duration = Duration::from_secs(20);
+
+/// Runs the daemon until a stop signal.
+pub fn run(config: Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("relais-io")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<()> {
+    config.check_secrets().map_err(|e| anyhow!(e))?;
+    let config = Arc::new(config);
+    let plugin_runtime = Runtime::new(Limits::default())
+        .map_err(|e| anyhow!("cannot start the plugin runtime: {e}"))?;
+    let (plugins, mut diagnostics) = Plugins::load(&plugin_runtime, &config.plugins);
+    let rules = match crate::rules::load_dir(&config.rules, &plugins) {
+        Ok(rules) if diagnostics.is_empty() => rules,
+        Ok(_) => return Err(invalid(&diagnostics)),
+        Err(errors) => {
+            diagnostics.extend(errors);
+            return Err(invalid(&diagnostics));
+        }
+    };
+    tracing::info!(rules = rules.rules.len(), set = %rules.hash, plugins = plugins.infos().len(), "rule set loaded");
+    let store = Store::open(&config.database)?;
+    let transport = sender::Transport::from_config(&config).map_err(|e| anyhow!(e))?;
+    let wake = Arc::new(Notify::new());
+    let options = Options {
+        max_mail_bytes: config.limits.max_mail_mib.saturating_mul(1 << 20),
+        identity: config.mail_identity(),
+    };
+    let (jobs, dispatcher) = dispatcher::spawn(dispatcher::Engine {
+        store,
+        rules: Arc::new(rules),
+        plugins: Arc::new(plugins),
+        options,
+        batch: config.limits.batch,
+        wake: wake.clone(),
+    })
+    .context("cannot start the dispatcher")?;
+
+    let (stop, shutdown) = watch::channel(false);
+    let mut sources = Vec::new();
+    if let Some(dir) = &config.spool {
+        sources.push(tokio::spawn(spool::run(
+            dir.clone(),
+            jobs.clone(),
+            shutdown.clone(),
+        )));
+    }
+    for account in &config.accounts {
+        // Each source reads through its own connection: it sees only what
+        // the dispatcher committed.
+        let store = Store::open(&config.database)?;
+        let state = Arc::new(Mutex::new(imap::SourceState::Connecting));
+        sources.push(tokio::spawn(imap::run(
+            account.clone(),
+            store,
+            jobs.clone(),
+            state,
+            shutdown.clone(),
+        )));
+    }
+    drop(jobs);
+    let sender = tokio::spawn(sender::run(
+        Store::open(&config.database)?,
+        config.clone(),
+        transport,
+        wake,
+        shutdown.clone(),
+    ));
+    tracing::info!(
+        accounts = config.accounts.len(),
+        spool = ?config.spool,
+        "relais is running; stop with Ctrl-C or SIGTERM"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("stopping: finishing the mail in flight");
+    let _ = stop.send(true);
+    let finished = tokio::time::timeout(GRACE, futures::future::join_all(sources)).await;
+    if finished.is_err() {
+        tracing::warn!("sources did not stop in time; their mail not committed will be fetched again");
+    }
+    let _ = tokio::time::timeout(GRACE, sender).await;
+    // Every job sender is gone now: the dispatcher ends after its queue.
+    tokio::task::spawn_blocking(move || dispatcher.join())
+        .await
+        .ok();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn invalid(diagnostics: &[crate::yaml::Diagnostic]) -> anyhow::Error {
+    let lines: Vec<String> = diagnostics.iter().map(|d| d.to_string()).collect();
+    anyhow!(
+        "the rule set is invalid; nothing started:\n{}",
+        lines.join("\n")
+    )
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

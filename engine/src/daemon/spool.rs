@@ -1,0 +1,227 @@
+//! The spool source: a watched folder for machines with no IMAP server.
+//!
+//! Drop `*.eml` files in the folder (write them under another name, or
+//! elsewhere, then rename them in: a file being written is not a mail yet),
+//! or point it at a Maildir (its `new/` and `cur/`). A file moves to `done/`
+//! or `failed/` beside it only after its processing committed; after a
+//! crash, a file still in place is processed again and recognised by its
+//! Message-ID. The folder is rescanned on every change the system reports,
+//! and every few seconds for file systems that report none.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::dispatcher::Job;
+use crate::dispatch::Outcome;
+
+/// How often the folder is rescanned without a change notice.
+const RESCAN: Duration = Duration::from_secs(2);
+
+/// Mails handed to the dispatcher before their outcomes are awaited.
+const IN_FLIGHT: usize = 512;
+
+/// The account name spool mail is received on.
+pub const ACCOUNT: &str = "spool";
+
+/// Watches `dir` until `shutdown` turns true.
+pub async fn run(dir: PathBuf, jobs: mpsc::Sender<Job>, mut shutdown: watch::Receiver<bool>) {
+    for sub in ["done", "failed"] {
+        if let Err(error) = std::fs::create_dir_all(dir.join(sub)) {
+            tracing::error!(dir = %dir.display(), error = %error, "cannot create the spool folders; spool source stopped");
+            return;
+        }
+    }
+    let (hint_tx, mut hints) = mpsc::unbounded_channel::<()>();
+    let _watcher = watch_dir(&dir, hint_tx);
+    tracing::info!(dir = %dir.display(), "spool source started");
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let files = list(&dir);
+        if files.is_empty() {
+            tokio::select! {
+                _ = hints.recv() => {}
+                _ = tokio::time::sleep(RESCAN) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        for chunk in files.chunks(IN_FLIGHT) {
+            if *shutdown.borrow() {
+                break;
+            }
+            if !process(&dir, chunk, &jobs).await {
+                // The dispatcher is gone or the store failed: wait, retry.
+                tokio::select! {
+                    _ = tokio::time::sleep(RESCAN) => {}
+                    _ = shutdown.changed() => {}
+                }
+                break;
+            }
+        }
+        // Changes seen while processing are covered by the next scan.
+        while hints.try_recv().is_ok() {}
+    }
+    tracing::info!("spool source stopped");
+}
+
+/// Processes `files`; false when the store could not commit them.
+async fn process(dir: &Path, files: &[PathBuf], jobs: &mpsc::Sender<Job>) -> bool {
+    let mut waiting = Vec::with_capacity(files.len());
+    for file in files {
+        let raw = match tokio::fs::read(file).await {
+            Ok(raw) => raw,
+            // Gone meanwhile (taken by another process, or renamed).
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                tracing::warn!(file = %file.display(), error = %error, "cannot read a spool file; moved to failed/");
+                move_to(dir, file, "failed");
+                continue;
+            }
+        };
+        let (done, outcome) = oneshot::channel();
+        let job = Job {
+            raw,
+            account: ACCOUNT.to_string(),
+            source: file.display().to_string(),
+            receipt: None,
+            done,
+        };
+        if jobs.send(job).await.is_err() {
+            return false;
+        }
+        waiting.push((file, outcome));
+    }
+    let mut all_committed = true;
+    for (file, outcome) in waiting {
+        match outcome.await {
+            Ok(Ok(report)) => {
+                let folder = match report.outcome {
+                    Outcome::Failed | Outcome::Rejected => "failed",
+                    _ => "done",
+                };
+                move_to(dir, file, folder);
+            }
+            Ok(Err(error)) => {
+                tracing::error!(file = %file.display(), error = %error, "spool mail not committed; left in place");
+                all_committed = false;
+            }
+            Err(_) => all_committed = false,
+        }
+    }
+    all_committed
+}
+
+/// Mail files ready in the spool: `*.eml` in the folder itself, and the
+/// files of a Maildir's `new/` and `cur/`, by name.
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let visible = |path: &Path| {
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'))
+    };
+    let mut add = |folder: &Path, eml_only: bool| {
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            let eml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml"));
+            if is_file && visible(&path) && (eml || !eml_only) {
+                files.push(path);
+            }
+        }
+    };
+    add(dir, true);
+    add(&dir.join("new"), false);
+    add(&dir.join("cur"), false);
+    files.sort();
+    files
+}
+
+/// Moves a processed file into `done/` or `failed/`, keeping its name
+/// (with a suffix if the name is taken).
+fn move_to(dir: &Path, file: &Path, folder: &str) {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mail".into());
+    let mut target = dir.join(folder).join(&name);
+    let mut n = 1;
+    while target.exists() {
+        target = dir.join(folder).join(format!("{name}.{n}"));
+        n += 1;
+    }
+    if let Err(error) = std::fs::rename(file, &target) {
+        tracing::error!(file = %file.display(), error = %error, "cannot move a processed spool file; it will be seen again and skipped as a duplicate");
+    }
+}
+
+/// A change watcher on the folder; `None` where the system offers none (the
+/// rescan covers it).
+fn watch_dir(dir: &Path, hints: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = hints.send(());
+        }
+    })
+    .map_err(|error| tracing::warn!(error = %error, "no file change notices; rescanning every few seconds"))
+    .ok()?;
+    for folder in [dir.to_path_buf(), dir.join("new")] {
+        if folder.is_dir() {
+            let _ = watcher.watch(&folder, notify::RecursiveMode::NonRecursive);
+        }
+    }
+    Some(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_eml_and_maildir_files_but_not_hidden_or_processed_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for sub in ["done", "failed", "new", "cur", "tmp"] {
+            std::fs::create_dir_all(root.join(sub)).expect("mkdir");
+        }
+        for file in [
+            "b.eml",
+            "a.EML",
+            ".writing.eml",
+            "notes.txt",
+            "done/old.eml",
+            "failed/bad.eml",
+            "new/1700000000.M1.host",
+            "cur/1700000001.M2.host:2,S",
+            "tmp/1700000002.M3.host",
+        ] {
+            std::fs::write(root.join(file), b"x").expect("write");
+        }
+        let names: Vec<String> = list(root)
+            .iter()
+            .map(|p| {
+                p.strip_prefix(root)
+                    .expect("inside")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a.EML",
+                "b.eml",
+                "cur/1700000001.M2.host:2,S",
+                "new/1700000000.M1.host"
+            ]
+        );
+    }
+}
