@@ -9,6 +9,14 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx w
     rustup target add wasm32-wasip2
 fi
 
+# Real mail servers for the mail-loop tests: Dovecot (IMAP) and Postfix
+# (SMTP) on loopback ports, installed with apt-get when missing.
+tests/mail-servers.sh start
+trap 'tests/mail-servers.sh stop >/dev/null 2>&1 || true' EXIT
+eval "$(tests/mail-servers.sh env)"
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# `--include-ignored`: the tests that need the mail servers are ignored by a
+# bare `cargo test`.
+cargo test --workspace --locked -- --include-ignored

@@ -280,22 +280,24 @@ impl Default for EngineLimits {
     }
 }
 
-/// A secret: the name of an environment variable or of a file holding it.
+/// A secret: the name of an environment variable or of a file holding it
+/// (exactly one of the two).
 #[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub enum Secret {
+pub struct Secret {
     /// `{ env: RELAIS_IMAP_PASSWORD }`.
-    Env(String),
+    pub env: Option<String>,
     /// `{ file: /run/secrets/imap }`: the file's content, without its final
     /// line break.
-    File(PathBuf),
+    pub file: Option<PathBuf>,
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Secret::Env(name) => write!(f, "Secret(env {name})"),
-            Secret::File(path) => write!(f, "Secret(file {})", path.display()),
+        match (&self.env, &self.file) {
+            (Some(name), _) => write!(f, "Secret(env {name})"),
+            (None, Some(path)) => write!(f, "Secret(file {})", path.display()),
+            (None, None) => f.write_str("Secret(none)"),
         }
     }
 }
@@ -321,13 +323,14 @@ impl Secret {
     /// Reads the secret. The error names where it was looked for, never
     /// the value.
     pub fn resolve(&self) -> Result<SecretValue, String> {
-        match self {
-            Secret::Env(name) => std::env::var(name)
+        match (&self.env, &self.file) {
+            (Some(name), None) => std::env::var(name)
                 .map(SecretValue)
                 .map_err(|_| format!("environment variable {name} is not set")),
-            Secret::File(path) => std::fs::read_to_string(path)
+            (None, Some(path)) => std::fs::read_to_string(path)
                 .map(|text| SecretValue(text.trim_end_matches(['\r', '\n']).to_string()))
                 .map_err(|e| format!("cannot read the secret file {}: {e}", path.display())),
+            _ => Err("give `env: VARIABLE` or `file: PATH`, one of the two".to_string()),
         }
     }
 }
@@ -393,6 +396,12 @@ impl Config {
                         "`security: plain` would send the password in clear to {}: use `tls`, or a loopback address",
                         account.host
                     ),
+                ));
+            }
+            if account.password.env.is_some() == account.password.file.is_some() {
+                errors.push(doc.diagnostic(
+                    &at("password"),
+                    "give `{ env: VARIABLE }` or `{ file: PATH }`, one of the two",
                 ));
             }
             if account.poll_seconds == 0 {
@@ -526,7 +535,10 @@ mod tests {
 
     #[test]
     fn secrets_are_never_printed() {
-        let secret = Secret::Env("RELAIS_TEST_SECRET_NEVER_SET".into());
+        let secret = Secret {
+            env: Some("RELAIS_TEST_SECRET_NEVER_SET".into()),
+            file: None,
+        };
         let error = secret.resolve().expect_err("unset");
         assert!(error.contains("RELAIS_TEST_SECRET_NEVER_SET"));
         let value = SecretValue("hunter2".into());

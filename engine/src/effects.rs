@@ -166,8 +166,8 @@ fn apply_one(
             let rate_key = to.trim().to_lowercase();
             let window = chrono::Duration::from_std(context.identity.notice_window)
                 .unwrap_or(chrono::Duration::hours(1));
-            let since = (chrono::Utc::now() - window)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let since =
+                (chrono::Utc::now() - window).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let suppressed =
                 tx.notices_since(&rate_key, &since)? >= context.identity.notices_per_sender;
             if suppressed {

@@ -84,7 +84,7 @@ pub use host::{CAPABILITIES, Host, HostError, Level, Metadata, Plugin, PluginErr
 /// `Err(message)`, and [`PluginError::Host`] becomes `Err("host error: ...")`
 /// so that the host can tell its own faults from the plugin's refusals.
 ///
-/// ```ignore
+/// ```text
 /// struct MyPlugin;
 /// impl relais_sdk::Plugin for MyPlugin { /* ... */ }
 /// relais_sdk::export_plugin!(MyPlugin);

@@ -7,5 +7,6 @@ mod check;
 mod demo;
 mod import;
 mod ingest;
+mod mailloop;
 mod plugins;
 mod support;

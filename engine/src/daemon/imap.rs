@@ -63,7 +63,9 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let set_state = |value: SourceState| {
-        *state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+        *state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
     };
     let mut backoff = Duration::from_secs(1);
     let mut last_expiry = None;
@@ -131,7 +133,11 @@ impl Connection<'_> {
         self.connected = true;
         set_state(SourceState::Connected);
         tracing::info!(account = %account.name, mailbox = %account.mailbox, uidvalidity, idle, "IMAP account connected");
-        let last_uid = match self.store.imap_state(&account.name).map_err(|e| e.to_string())? {
+        let last_uid = match self
+            .store
+            .imap_state(&account.name)
+            .map_err(|e| e.to_string())?
+        {
             Some((stored, last)) if stored == uidvalidity => last,
             Some((stored, _)) => {
                 tracing::warn!(account = %account.name, old = stored, new = uidvalidity, "UIDVALIDITY changed: fetching the mailbox again; mails already processed are recognised by Message-ID");
@@ -225,7 +231,10 @@ impl Connection<'_> {
                 let job = Job {
                     raw,
                     account: self.account.name.clone(),
-                    source: format!("imap://{}/{}/{uid}", self.account.name, self.account.mailbox),
+                    source: format!(
+                        "imap://{}/{}/{uid}",
+                        self.account.name, self.account.mailbox
+                    ),
                     receipt: Some(ImapReceipt {
                         account: self.account.name.clone(),
                         uidvalidity,
@@ -322,7 +331,9 @@ impl Connection<'_> {
             return Ok(());
         };
         if self.account.move_to.is_some()
-            || self.last_expiry.is_some_and(|at| at.elapsed() < EXPIRY_CHECK)
+            || self
+                .last_expiry
+                .is_some_and(|at| at.elapsed() < EXPIRY_CHECK)
         {
             return Ok(());
         }
@@ -395,10 +406,19 @@ fn uid_set(uids: &[u32]) -> String {
 /// Connects and logs in.
 async fn connect(account: &Account) -> Result<ImapSession, String> {
     let address = (account.host.as_str(), account.port());
-    let tcp = tokio::time::timeout(Duration::from_secs(30), tokio::net::TcpStream::connect(address))
-        .await
-        .map_err(|_| format!("connecting to {}:{} timed out", account.host, account.port()))?
-        .map_err(|e| format!("cannot connect to {}:{}: {e}", account.host, account.port()))?;
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    .map_err(|_| {
+        format!(
+            "connecting to {}:{} timed out",
+            account.host,
+            account.port()
+        )
+    })?
+    .map_err(|e| format!("cannot connect to {}:{}: {e}", account.host, account.port()))?;
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Stream> = match account.security {
         Security::Plain => Box::new(tcp),

@@ -108,7 +108,9 @@ async fn serve(config: Config) -> Result<()> {
     let _ = stop.send(true);
     let finished = tokio::time::timeout(GRACE, futures::future::join_all(sources)).await;
     if finished.is_err() {
-        tracing::warn!("sources did not stop in time; their mail not committed will be fetched again");
+        tracing::warn!(
+            "sources did not stop in time; their mail not committed will be fetched again"
+        );
     }
     let _ = tokio::time::timeout(GRACE, sender).await;
     // Every job sender is gone now: the dispatcher ends after its queue.

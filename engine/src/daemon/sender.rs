@@ -154,6 +154,7 @@ pub fn build_message(delivery: &Delivery, from: &str) -> Result<Message, String>
     let mut builder = Message::builder()
         .from(from)
         .subject(mail.subject.clone())
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
         .message_id(Some(format!("<{}>", mail.message_id)));
     for to in &mail.to {
         let address: Address = to

@@ -131,7 +131,9 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            let eml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml"));
+            let eml = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
             if is_file && visible(&path) && (eml || !eml_only) {
                 files.push(path);
             }
@@ -207,12 +209,7 @@ mod tests {
         }
         let names: Vec<String> = list(root)
             .iter()
-            .map(|p| {
-                p.strip_prefix(root)
-                    .expect("inside")
-                    .display()
-                    .to_string()
-            })
+            .map(|p| p.strip_prefix(root).expect("inside").display().to_string())
             .collect();
         assert_eq!(
             names,

@@ -174,7 +174,12 @@ mod tests {
         store
             .imap_acknowledged("catchmail", 7, &[2, 3])
             .expect("acknowledged");
-        assert!(store.imap_pending("catchmail", 7).expect("pending").is_empty());
+        assert!(
+            store
+                .imap_pending("catchmail", 7)
+                .expect("pending")
+                .is_empty()
+        );
     }
 
     #[test]
@@ -185,7 +190,12 @@ mod tests {
         tx.commit().expect("commit");
         store.reset_imap_state("catchmail", 8).expect("reset");
         assert_eq!(store.imap_state("catchmail").expect("state"), Some((8, 0)));
-        assert!(store.imap_pending("catchmail", 7).expect("pending").is_empty());
+        assert!(
+            store
+                .imap_pending("catchmail", 7)
+                .expect("pending")
+                .is_empty()
+        );
     }
 
     #[test]

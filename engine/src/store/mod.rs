@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OpenFlags, Params, Row};
 
 pub use directory::DirectoryCounts;
+pub use imap::ImapReceipt;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
-pub use imap::ImapReceipt;
 pub use outbox::{Delivery, OutboxRecord, OutgoingMail};
 pub use runs::{RunRecord, RunSummary};
 

@@ -184,7 +184,12 @@ impl Store {
     }
 
     /// A temporary failure: try again at `next_attempt_at` (RFC 3339).
-    pub fn mark_retry(&self, id: i64, error: &str, next_attempt_at: &str) -> Result<(), StoreError> {
+    pub fn mark_retry(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: &str,
+    ) -> Result<(), StoreError> {
         self.conn().run(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
              WHERE id = ?1",

@@ -1,0 +1,104 @@
+//! Throughput of the whole CatchMail path in the daemon: a spool of mails
+//! (read, parse, store, rules, the wasm plugin, effects, outbox rows, run
+//! traces, file moved to `done/`) on a real SQLite file with
+//! `synchronous=FULL`. Half the mails post a direct message, half get a
+//! failure notice queued in the outbox.
+//!
+//! Run: `cargo bench -p relais --bench spool` (`MAILS=N` to change the
+//! spool size, 10,000 by default).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use relais::daemon::{dispatcher, spool};
+use relais::plugins::{Limits, Runtime};
+use relais::{Options, Plugins, Store};
+use tokio::sync::{Notify, watch};
+
+fn main() {
+    let mails: usize = std::env::var("MAILS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("relais.db")).expect("store");
+    let directory_file = root.join("demo/directory.yaml");
+    let text = std::fs::read_to_string(&directory_file).expect("demo directory");
+    let data = relais::directory::parse(&directory_file, &text, &store).expect("valid directory");
+    store.import_directory(&data).expect("import");
+
+    let spool_dir = dir.path().join("spool");
+    std::fs::create_dir_all(&spool_dir).expect("spool");
+    let good =
+        std::fs::read_to_string(root.join("demo/mails/01-contact-message.eml")).expect("mail");
+    let locked =
+        std::fs::read_to_string(root.join("demo/mails/03-locked-conversation.eml")).expect("mail");
+    for n in 0..mails {
+        let template = if n % 2 == 0 { &good } else { &locked };
+        let text = template
+            .lines()
+            .map(|line| {
+                if line.to_ascii_lowercase().starts_with("message-id:") {
+                    format!("Message-ID: <bench-{n}@dupont.example>")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        std::fs::write(spool_dir.join(format!("{n:06}.eml")), text).expect("write mail");
+    }
+
+    let runtime = Runtime::new(Limits::default()).expect("runtime");
+    let plugins = Plugins::load(&runtime, &dir.path().join("plugins")).0;
+    let rules = relais::rules::load_dir(&root.join("rules"), &plugins).expect("shipped rules");
+    let (jobs, thread) = dispatcher::spawn(dispatcher::Engine {
+        store,
+        rules: Arc::new(rules),
+        plugins: Arc::new(plugins),
+        options: Options::default(),
+        batch: 256,
+        wake: Arc::new(Notify::new()),
+    })
+    .expect("dispatcher");
+
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let (stop, shutdown) = watch::channel(false);
+    let started = Instant::now();
+    let source = io.spawn(spool::run(spool_dir.clone(), jobs, shutdown));
+    let done = spool_dir.join("done");
+    loop {
+        let moved = std::fs::read_dir(&done).map(|d| d.count()).unwrap_or(0);
+        if moved >= mails {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(true);
+    io.block_on(source).expect("source stops");
+    thread.join().expect("dispatcher stops");
+
+    let check = Store::open(&dir.path().join("relais.db")).expect("store");
+    let messages = check.message_count().expect("count");
+    let queued = check.outbox_depth().expect("depth");
+    assert_eq!(
+        messages as usize,
+        mails.div_ceil(2),
+        "one message per good mail"
+    );
+    assert_eq!(queued as usize, mails / 2, "one notice per refused mail");
+    println!("spool of {mails} CatchMail mails (half messages, half failure notices)");
+    println!(
+        "processed in {:.2} s: {:.0} mails/s ({:.0} µs per mail)",
+        elapsed.as_secs_f64(),
+        mails as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / mails as f64
+    );
+}

@@ -1,0 +1,748 @@
+//! The mail loop against real servers: Postfix (SMTP) delivers into Dovecot
+//! (IMAP with IDLE), `relais run` picks mail up over IMAP and sends its
+//! failure notices back through Postfix. The servers come from
+//! `tests/mail-servers.sh start` (which `tests/run.sh` runs); these tests are
+//! ignored by a bare `cargo test` and run with `--include-ignored`.
+//!
+//! Tests share the servers but not mailboxes: each uses its own CatchMail
+//! address (`catchmail@<test>.example`) and Message-IDs of its own.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Setup, root};
+
+/// The servers' coordinates, from `tests/mail-servers.sh env`, and a hold
+/// on them: shared by tests that only use them, exclusive for the tests
+/// that stop and start them.
+struct Servers {
+    imap_port: u16,
+    smtp_port: u16,
+    mail_dir: PathBuf,
+    _hold: Hold,
+}
+
+#[allow(dead_code)]
+enum Hold {
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+    Exclusive(std::sync::RwLockWriteGuard<'static, ()>),
+}
+
+static SERVERS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// The servers, shared with other tests.
+fn servers() -> Servers {
+    coordinates(Hold::Shared(
+        SERVERS.read().unwrap_or_else(|e| e.into_inner()),
+    ))
+}
+
+/// The servers, for a test that stops and starts them.
+fn servers_exclusive() -> Servers {
+    coordinates(Hold::Exclusive(
+        SERVERS.write().unwrap_or_else(|e| e.into_inner()),
+    ))
+}
+
+fn coordinates(hold: Hold) -> Servers {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: start the servers with `tests/mail-servers.sh start` and `eval \"$(tests/mail-servers.sh env)\"`, or run tests/run.sh")
+        })
+    };
+    Servers {
+        imap_port: var("RELAIS_TEST_IMAP_PORT").parse().expect("port"),
+        smtp_port: var("RELAIS_TEST_SMTP_PORT").parse().expect("port"),
+        mail_dir: PathBuf::from(var("RELAIS_TEST_MAIL_DIR")),
+        _hold: hold,
+    }
+}
+
+/// Runs the harness script (stop and start one server).
+fn harness(args: &[&str]) {
+    let status = Command::new(root().join("tests/mail-servers.sh"))
+        .args(args)
+        .status()
+        .expect("harness runs");
+    assert!(status.success(), "mail-servers.sh {args:?} failed");
+}
+
+impl Servers {
+    /// A user's Maildir (`new/` and `cur/` hold its mail).
+    fn maildir(&self, address: &str) -> PathBuf {
+        let (local, domain) = address.split_once('@').expect("an address");
+        self.mail_dir
+            .join("mail")
+            .join(domain.to_lowercase())
+            .join(local.to_lowercase())
+            .join("Maildir")
+    }
+
+    /// Every mail in a user's Maildir, as (file name, text).
+    fn mails(&self, address: &str) -> Vec<(String, String)> {
+        let mut mails = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir(address).join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                mails.push((entry.file_name().to_string_lossy().into_owned(), text));
+            }
+        }
+        mails
+    }
+
+    /// Mails in `address`'s mailbox that answer `message_id`.
+    fn replies_to(&self, address: &str, message_id: &str) -> Vec<String> {
+        let needle = format!("In-Reply-To: <{message_id}>");
+        self.mails(address)
+            .into_iter()
+            .map(|(_, text)| text)
+            .filter(|text| text.contains(&needle))
+            .collect()
+    }
+
+    /// Sends a raw mail through Postfix with this envelope.
+    fn send(&self, from: &str, to: &str, raw: &str) {
+        let stream = TcpStream::connect(("127.0.0.1", self.smtp_port)).expect("SMTP connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut writer = stream;
+        let mut expect = |code: &str| loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("SMTP answers");
+            assert!(
+                line.starts_with(code),
+                "SMTP: expected {code}, got {line:?}"
+            );
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        };
+        expect("220");
+        let mut command = |text: &str, code: &str| {
+            writer
+                .write_all(format!("{text}\r\n").as_bytes())
+                .expect("SMTP write");
+            expect(code);
+        };
+        command("EHLO test.example", "250");
+        command(&format!("MAIL FROM:<{from}>"), "250");
+        command(&format!("RCPT TO:<{to}>"), "250");
+        command("DATA", "354");
+        let body = raw.replace("\r\n", "\n").replace('\n', "\r\n");
+        let dotted: String = body
+            .split("\r\n")
+            .map(|line| {
+                if line.starts_with('.') {
+                    format!(".{line}\r\n")
+                } else {
+                    format!("{line}\r\n")
+                }
+            })
+            .collect();
+        command(&format!("{dotted}."), "250");
+        command("QUIT", "221");
+    }
+}
+
+/// A name no other test run uses: mailboxes and Message-IDs outlive a run
+/// in the servers' store.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{name}-{:x}", nanos % (1 << 40))
+}
+
+/// A demo mail with a Message-ID of its own.
+fn demo_mail(file: &str, message_id: &str) -> String {
+    let text = std::fs::read_to_string(root().join("demo/mails").join(file)).expect("demo mail");
+    text.lines()
+        .map(|line| {
+            if line.to_ascii_lowercase().starts_with("message-id:") {
+                format!("Message-ID: <{message_id}>")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// `relais run` as a child process, with its log kept.
+struct Engine {
+    child: Option<Child>,
+    config: PathBuf,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Engine {
+    /// A CatchMail set-up on `catchmail@<name>.example`, with the demo
+    /// directory imported; `extra` is appended to the config.
+    fn config(setup: &Setup, servers: &Servers, name: &str, extra: &str) -> PathBuf {
+        let demo = setup.relais(&[
+            "import",
+            root().join("demo/directory.yaml").to_str().expect("utf-8"),
+        ]);
+        assert_eq!(demo.code, 0, "{demo:?}");
+        let config = format!(
+            "database: relais.db
+rules: {rules}
+plugins: plugins
+spool: ~
+accounts:
+  - name: catchmail
+    host: 127.0.0.1
+    port: {imap}
+    security: plain
+    username: catchmail@{name}.example
+    password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}
+outbox:
+  smtp: {{ host: 127.0.0.1, port: {smtp}, security: plain }}
+  retry-seconds: 1
+  max-retry-seconds: 2
+identity: {{ address: catchmail@{name}.example, message-id-domain: {name}.example }}
+{extra}",
+            rules = root().join("rules").display(),
+            imap = servers.imap_port,
+            smtp = servers.smtp_port,
+        );
+        let path = setup.dir.path().join("relais.yaml");
+        std::fs::write(&path, config).expect("write config");
+        path
+    }
+
+    fn start(setup: &Setup, config: &Path) -> Engine {
+        let mut engine = Engine {
+            child: None,
+            config: config.to_path_buf(),
+            dir: setup.dir.path().to_path_buf(),
+            log: setup.dir.path().join("relais.log"),
+        };
+        engine.spawn();
+        engine
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_relais"))
+            .current_dir(&self.dir)
+            .env("RELAIS_LOG", "info,relais=debug")
+            .env("NO_COLOR", "1")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("relais run starts");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("reaped");
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        child.wait().expect("exits")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits for `ready`, up to `limit`; panics with `what` and the log.
+fn wait_for(engine: &mut Engine, limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        if let Some(child) = engine.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!(
+                "relais exited ({status}) while waiting for {what}:\n{}",
+                engine.log()
+            );
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out waiting for {what}; relais log:\n{}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn processed(setup: &Setup, message_id: &str) -> bool {
+    setup.store().mail(message_id).expect("store").is_some()
+}
+
+/// CatchMail messages on request 23010203 whose body contains `token`.
+fn posted(setup: &Setup, token: &str) -> usize {
+    setup
+        .store()
+        .messages(23010203)
+        .expect("messages")
+        .iter()
+        .filter(|m| m.body.contains(token))
+        .count()
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn mail_through_postfix_and_dovecot_becomes_messages_and_notices() {
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("e2e");
+    let config = Engine::config(&setup, &servers, &name, "");
+    let mut engine = Engine::start(&setup, &config);
+    let inbox = &format!("catchmail@{name}.example");
+
+    let good = &format!("{name}-good@dupont.example");
+    let locked = &format!("{name}-locked@dupont.example");
+    let automatic = &format!("{name}-auto@dupont.example");
+    let mail = demo_mail("01-contact-message.eml", good).replace("Bonjour", "Bonjour e2e-token");
+    servers.send("jeanne@dupont.example", inbox, &mail);
+    servers.send(
+        "jeanne@dupont.example",
+        inbox,
+        &demo_mail("03-locked-conversation.eml", locked),
+    );
+    servers.send(
+        "marc@dupont.example",
+        inbox,
+        &demo_mail("06-out-of-office.eml", automatic),
+    );
+
+    wait_for(&mut engine, Duration::from_secs(30), "three mails", || {
+        [good, locked, automatic]
+            .iter()
+            .all(|id| processed(&setup, id))
+    });
+    assert_eq!(posted(&setup, "e2e-token"), 1, "one direct message");
+
+    // The notice comes back through Postfix into the sender's mailbox.
+    wait_for(
+        &mut engine,
+        Duration::from_secs(30),
+        "the failure notice",
+        || {
+            !servers
+                .replies_to("jeanne@dupont.example", locked)
+                .is_empty()
+        },
+    );
+    let notices = servers.replies_to("jeanne@dupont.example", locked);
+    assert_eq!(notices.len(), 1, "exactly one notice");
+    let notice = &notices[0];
+    for header in [
+        "Return-Path: <>",
+        "Auto-Submitted: auto-replied",
+        &format!("References: <{locked}>"),
+        &format!("X-Loop: catchmail@{name}.example"),
+        "X-Relais-Reason: conversation-locked",
+    ] {
+        assert!(notice.contains(header), "missing {header:?} in:\n{notice}");
+    }
+    // Automatic mail is never answered.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        servers
+            .replies_to("marc@dupont.example", automatic)
+            .is_empty(),
+        "an out-of-office got an answer"
+    );
+
+    // Each mail is flagged \Seen on the server once processed.
+    wait_for(&mut engine, Duration::from_secs(10), "\\Seen flags", || {
+        let mails = servers.mails(inbox);
+        mails.len() == 3
+            && mails
+                .iter()
+                .all(|(name, _)| name.split(":2,").nth(1).is_some_and(|f| f.contains('S')))
+    });
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn the_engine_stops_cleanly_on_sigterm() {
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("sigterm");
+    let config = Engine::config(&setup, &servers, &name, "");
+    let mut engine = Engine::start(&setup, &config);
+    let log = engine.log.clone();
+    wait_for(
+        &mut engine,
+        Duration::from_secs(20),
+        "the connection",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("IMAP account connected")
+        },
+    );
+    let status = engine.stop();
+    assert!(status.success(), "exit {status:?}: {}", engine.log());
+    assert!(engine.log().contains("stopped"), "{}", engine.log());
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn a_permanently_rejected_recipient_marks_the_notice_failed() {
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("reject");
+    let config = Engine::config(&setup, &servers, &name, "");
+    let mut engine = Engine::start(&setup, &config);
+    // An unknown sender whose address Postfix refuses with 550.
+    let id = &format!("{name}-1@elsewhere.example");
+    let mail = demo_mail("04-unknown-sender.eml", id).replace(
+        "someone@elsewhere.example",
+        "rejected-user@elsewhere.example",
+    );
+    servers.send(
+        "rejected-user@elsewhere.example",
+        &format!("catchmail@{name}.example"),
+        &mail,
+    );
+    wait_for(
+        &mut engine,
+        Duration::from_secs(30),
+        "the failed notice",
+        || {
+            !setup
+                .store()
+                .outbox(Some("failed"), 10)
+                .expect("outbox")
+                .is_empty()
+        },
+    );
+    let failed = setup.store().outbox(Some("failed"), 10).expect("outbox");
+    assert_eq!(failed.len(), 1);
+    let error = failed[0].last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("550"),
+        "the server's answer is kept: {error}"
+    );
+    assert_eq!(failed[0].attempts, 1, "a permanent failure is not retried");
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn a_mail_over_the_size_limit_is_kept_and_its_sender_told() {
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("huge");
+    let config = Engine::config(&setup, &servers, &name, "limits: { max-mail-mib: 1 }\n");
+    let mut engine = Engine::start(&setup, &config);
+    let big = "x".repeat(76);
+    let padding: String = (0..20_000).map(|_| format!("{big}\n")).collect();
+    let id = &format!("{name}-1@dupont.example");
+    let mail = demo_mail("01-contact-message.eml", id) + "\r\n" + &padding;
+    let automatic_id = &format!("{name}-auto@dupont.example");
+    let automatic = demo_mail("06-out-of-office.eml", automatic_id) + "\r\n" + &padding;
+    servers.send(
+        "jeanne@dupont.example",
+        &format!("catchmail@{name}.example"),
+        &mail,
+    );
+    servers.send(
+        "marc@dupont.example",
+        &format!("catchmail@{name}.example"),
+        &automatic,
+    );
+    wait_for(
+        &mut engine,
+        Duration::from_secs(30),
+        "both mails kept",
+        || processed(&setup, id) && processed(&setup, automatic_id),
+    );
+    let store = setup.store();
+    for message_id in [id, automatic_id] {
+        let record = store.mail(message_id).expect("store").expect("kept");
+        assert_eq!(record.status, "too-large");
+    }
+    assert_eq!(posted(&setup, "Bonjour"), 0, "not processed");
+    wait_for(&mut engine, Duration::from_secs(30), "the notice", || {
+        !servers.replies_to("jeanne@dupont.example", id).is_empty()
+    });
+    let notice = &servers.replies_to("jeanne@dupont.example", id)[0];
+    assert!(
+        notice.contains("X-Relais-Reason: mail-too-large"),
+        "{notice}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        servers
+            .replies_to("marc@dupont.example", automatic_id)
+            .is_empty()
+    );
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn smtp_down_then_back_sends_the_notice_once_later() {
+    let servers = servers_exclusive();
+    let setup = Setup::new();
+    // Mail is taken from a spool folder here: with Postfix down, nothing
+    // would reach Dovecot.
+    let name = unique("smtpdown");
+    let config = Engine::config(&setup, &servers, &name, "");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("spool: ~", "spool: spool");
+    std::fs::write(&config, text).expect("config");
+    harness(&["stop-smtp"]);
+    let mut engine = Engine::start(&setup, &config);
+    let id = &format!("{name}-1@dupont.example");
+    let spool = setup.dir.path().join("spool");
+    std::fs::create_dir_all(&spool).expect("spool");
+    std::fs::write(
+        spool.join("mail.eml"),
+        demo_mail("03-locked-conversation.eml", id),
+    )
+    .expect("drop");
+    wait_for(
+        &mut engine,
+        Duration::from_secs(30),
+        "a failed attempt",
+        || {
+            setup
+                .store()
+                .outbox(Some("queued"), 10)
+                .expect("outbox")
+                .iter()
+                .any(|m| m.attempts >= 1)
+        },
+    );
+    let queued = setup.store().outbox(Some("queued"), 10).expect("outbox");
+    assert!(
+        queued[0].last_error.is_some(),
+        "the error is kept: {queued:?}"
+    );
+    harness(&["start-smtp"]);
+    wait_for(&mut engine, Duration::from_secs(60), "the notice", || {
+        !servers.replies_to("jeanne@dupont.example", id).is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(servers.replies_to("jeanne@dupont.example", id).len(), 1);
+    let sent = setup.store().outbox(Some("sent"), 10).expect("outbox");
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].attempts >= 2, "{sent:?}");
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn imap_restart_and_uidvalidity_change_lose_and_repeat_nothing() {
+    let servers = servers_exclusive();
+    let setup = Setup::new();
+    let name = unique("restart");
+    let config = Engine::config(&setup, &servers, &name, "");
+    let mut engine = Engine::start(&setup, &config);
+    let inbox = &format!("catchmail@{name}.example");
+    let send = |n: usize| {
+        let id = format!("{name}-{n}@dupont.example");
+        let mail = demo_mail("01-contact-message.eml", &id)
+            .replace("Bonjour", &format!("Bonjour restart-token-{n}"));
+        servers.send("jeanne@dupont.example", inbox, &mail);
+        id
+    };
+    let first = send(1);
+    wait_for(&mut engine, Duration::from_secs(30), "mail 1", || {
+        processed(&setup, &first)
+    });
+
+    // The IMAP server goes away mid-session; mail arriving meanwhile waits
+    // in Postfix's queue.
+    harness(&["stop-imap"]);
+    let second = send(2);
+    std::thread::sleep(Duration::from_secs(2));
+    harness(&["start-imap"]);
+    wait_for(&mut engine, Duration::from_secs(60), "mail 2", || {
+        processed(&setup, &second)
+    });
+    assert!(engine.log().contains("reconnecting"), "{}", engine.log());
+
+    // A new UIDVALIDITY: the mailbox is read again, but nothing is
+    // processed twice.
+    harness(&["uidvalidity", inbox, "INBOX"]);
+    let third = send(3);
+    wait_for(&mut engine, Duration::from_secs(60), "mail 3", || {
+        processed(&setup, &third)
+    });
+    assert!(
+        engine.log().contains("UIDVALIDITY changed"),
+        "{}",
+        engine.log()
+    );
+    for n in 1..=3 {
+        assert_eq!(
+            posted(&setup, &format!("restart-token-{n}")),
+            1,
+            "mail {n} posted exactly once"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn sigkill_in_a_batch_then_restart_processes_and_sends_everything_once() {
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("crash");
+    let config = Engine::config(
+        &setup,
+        &servers,
+        &name,
+        "limits: { batch: 8 }\nfailure-replies: { per-sender: 1000 }\n",
+    );
+    let inbox = &format!("catchmail@{name}.example");
+    // Half the mails post a message, half get a notice back.
+    let total = 600;
+    let ids: Vec<String> = (0..total)
+        .map(|n| format!("{name}-{n}@dupont.example"))
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        let mail = if n % 2 == 0 {
+            demo_mail("01-contact-message.eml", id)
+                .replace("Bonjour", &format!("Bonjour crash-token-{n}."))
+        } else {
+            demo_mail("03-locked-conversation.eml", id)
+        };
+        servers.send("jeanne@dupont.example", inbox, &mail);
+    }
+    wait_for_delivery(&servers, inbox, total);
+
+    let mut engine = Engine::start(&setup, &config);
+    // Killed as soon as the first commits show: the rest is in flight.
+    let store = setup.store();
+    let started = Instant::now();
+    while store.runs(1).map(|r| r.is_empty()).unwrap_or(true) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    engine.kill();
+    let done_before = ids.iter().filter(|id| processed(&setup, id)).count();
+    assert!(done_before < total, "killed too late to test anything");
+    engine.spawn();
+    wait_for(&mut engine, Duration::from_secs(120), "every mail", || {
+        ids.iter().all(|id| processed(&setup, id))
+    });
+    for (n, id) in ids.iter().enumerate() {
+        if n % 2 == 0 {
+            assert_eq!(
+                posted(&setup, &format!("crash-token-{n}.")),
+                1,
+                "mail {n} posted once"
+            );
+        }
+        let store = setup.store();
+        let processings = store
+            .runs_of_mail(id)
+            .expect("runs")
+            .into_iter()
+            .filter_map(|run| store.run(run).expect("run"))
+            .filter(|run| run.outcome != "duplicate")
+            .count();
+        assert_eq!(processings, 1, "mail {n} processed once");
+    }
+    wait_for(&mut engine, Duration::from_secs(60), "every notice", || {
+        ids.iter()
+            .enumerate()
+            .filter(|(n, _)| n % 2 == 1)
+            .all(|(_, id)| !servers.replies_to("jeanne@dupont.example", id).is_empty())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    for (n, id) in ids.iter().enumerate().filter(|(n, _)| n % 2 == 1) {
+        assert_eq!(
+            servers.replies_to("jeanne@dupont.example", id).len(),
+            1,
+            "notice {n} sent once"
+        );
+    }
+}
+
+/// Waits until Dovecot holds `count` mails for `address`.
+fn wait_for_delivery(servers: &Servers, address: &str, count: usize) {
+    let started = Instant::now();
+    while servers.mails(address).len() < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Postfix delivered {} of {count} mails",
+            servers.mails(address).len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn failure_notices_are_rate_limited_per_sender() {
+    let setup = Setup::new();
+    let demo = setup.relais(&[
+        "import",
+        root().join("demo/directory.yaml").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(demo.code, 0, "{demo:?}");
+    let dir = setup.dir.path().join("mails");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for n in 0..7 {
+        let mail = demo_mail(
+            "03-locked-conversation.eml",
+            &format!("rate-{n}@dupont.example"),
+        );
+        std::fs::write(dir.join(format!("{n}.eml")), mail).expect("write");
+    }
+    let (_, reports) = setup.ingest_json(&["--account", "catchmail"], &[&dir]);
+    assert_eq!(reports.len(), 7);
+    let store = setup.store();
+    let queued = store.outbox(Some("queued"), 100).expect("outbox");
+    let suppressed = store.outbox(Some("suppressed"), 100).expect("outbox");
+    assert_eq!(
+        queued.len(),
+        5,
+        "the default: 5 notices per sender per hour"
+    );
+    assert_eq!(suppressed.len(), 2, "the others are kept, not sent");
+    assert!(
+        suppressed[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("rate limit")),
+        "{suppressed:?}"
+    );
+}
