@@ -1,8 +1,8 @@
 //! Throughput of the whole CatchMail path in the daemon: a spool of mails
 //! (read, parse, store, rules, the wasm plugin, effects, outbox rows, run
 //! traces, file moved to `done/`) on a real SQLite file with
-//! `synchronous=FULL`. Half the mails post a direct message, half get a
-//! failure notice queued in the outbox.
+//! `synchronous=FULL`. Half the mails post a direct message, half (from
+//! unknown senders) get a failure notice queued in the outbox.
 //!
 //! Run: `cargo bench -p relais --bench spool` (`MAILS=N` to change the
 //! spool size, 10,000 by default).
@@ -33,11 +33,17 @@ fn main() {
     std::fs::create_dir_all(&spool_dir).expect("spool");
     let good =
         std::fs::read_to_string(root.join("demo/mails/01-contact-message.eml")).expect("mail");
-    let locked =
-        std::fs::read_to_string(root.join("demo/mails/03-locked-conversation.eml")).expect("mail");
+    let unknown =
+        std::fs::read_to_string(root.join("demo/mails/04-unknown-sender.eml")).expect("mail");
     for n in 0..mails {
-        let template = if n % 2 == 0 { &good } else { &locked };
-        let text = template
+        // Refused mails come from senders of their own: each gets its
+        // notice (the per-sender rate limit holds back repeats).
+        let text = if n % 2 == 0 {
+            good.clone()
+        } else {
+            unknown.replace("someone@", &format!("someone-{n}@"))
+        };
+        let text = text
             .lines()
             .map(|line| {
                 if line.to_ascii_lowercase().starts_with("message-id:") {
@@ -54,11 +60,12 @@ fn main() {
     let runtime = Runtime::new(Limits::default()).expect("runtime");
     let plugins = Plugins::load(&runtime, &dir.path().join("plugins")).0;
     let rules = relais::rules::load_dir(&root.join("rules"), &plugins).expect("shipped rules");
+    let options = Options::default();
     let (jobs, thread) = dispatcher::spawn(dispatcher::Engine {
         store,
         rules: Arc::new(rules),
         plugins: Arc::new(plugins),
-        options: Options::default(),
+        options,
         batch: 256,
         wake: Arc::new(Notify::new()),
     })

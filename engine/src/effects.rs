@@ -168,8 +168,8 @@ fn apply_one(
                 .unwrap_or(chrono::Duration::hours(1));
             let since =
                 (chrono::Utc::now() - window).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let suppressed =
-                tx.notices_since(&rate_key, &since)? >= context.identity.notices_per_sender;
+            let limit = context.identity.notices_per_sender;
+            let suppressed = tx.notices_since(&rate_key, &since, limit)? >= limit;
             if suppressed {
                 tracing::info!(reason = %reason, "failure notice held back by the per-sender rate limit");
             }

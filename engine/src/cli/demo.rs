@@ -109,11 +109,32 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
 
     println!("\n4. the activity thread of request 23010203:\n");
     super::output::print_messages(23010203, &store.messages(23010203)?);
-    println!("\n5. the outbox (failure replies to the senders):\n");
+    // Outbound mail leaves through the default transport: files in the
+    // pickup folder, as `relais run` would deliver them.
+    let config = relais::config::Config {
+        database: db.clone(),
+        outbox: relais::config::Outbox {
+            pickup: dir.join("outbox"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let transport = relais::daemon::sender::Transport::from_config(&config)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let io = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let sent = io.block_on(relais::daemon::sender::drain(&store, &config, &transport));
+    println!(
+        "\n5. the outbox: failure notices to the senders, {sent} delivered into {}:\n",
+        config.outbox.pickup.display()
+    );
     super::output::print_outbox(&store.outbox(None, 50)?);
     println!(
-        "\nNext: `relais --db {db} runs` lists every run, `relais --db {db} runs show ID` shows why a run did what it did.",
-        db = db.display()
+        "\nNext: `relais --db {db} runs` lists every run, `relais --db {db} runs show ID` shows why a run did what it did.\n\
+         In {dir}, `relais run` keeps watching spool/ (drop `.eml` files in it) and delivers into outbox/ until Ctrl-C.",
+        db = db.display(),
+        dir = dir.display()
     );
     Ok(ExitCode::SUCCESS)
 }

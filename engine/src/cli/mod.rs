@@ -37,9 +37,6 @@ struct Paths {
     /// Directory of customer plugins; bundled plugins are always available.
     #[arg(long, global = true, env = "RELAIS_PLUGINS", default_value = "plugins")]
     plugins: PathBuf,
-    /// Engine config file (`relais.yaml`); its paths replace the three above.
-    #[arg(long, global = true, env = "RELAIS_CONFIG")]
-    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +87,12 @@ enum Command {
     },
     /// Run the engine: watch the spool folder and the IMAP accounts, process
     /// mail, deliver the outbox; stop with Ctrl-C or SIGTERM.
-    Run,
+    Run {
+        /// Engine config file (`relais.yaml`); its paths replace `--db`,
+        /// `--rules` and `--plugins`.
+        #[arg(long, env = "RELAIS_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// List outbound mail (queued, sent, failed, suppressed), or retry failed mail.
     Outbox {
         #[command(subcommand)]
@@ -198,13 +200,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(mut cli: Cli) -> Result<ExitCode> {
-    if cli.paths.config.is_some() {
-        let config = engine_config(&cli.paths)?;
-        cli.paths.db = config.database;
-        cli.paths.rules = config.rules;
-        cli.paths.plugins = config.plugins;
-    }
+fn run(cli: Cli) -> Result<ExitCode> {
     let paths = &cli.paths;
     match cli.command {
         Command::Import { files } => import(paths, &files),
@@ -264,8 +260,8 @@ fn run(mut cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run => {
-            let config = engine_config(paths)?;
+        Command::Run { config } => {
+            let config = engine_config(paths, config.as_deref())?;
             relais::daemon::run(config)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -353,8 +349,8 @@ fn run(mut cli: Cli) -> Result<ExitCode> {
 
 /// The engine config: the `--config` file, or the defaults with the paths
 /// given on the command line.
-fn engine_config(paths: &Paths) -> Result<relais::config::Config> {
-    match &paths.config {
+fn engine_config(paths: &Paths, file: Option<&Path>) -> Result<relais::config::Config> {
+    match file {
         Some(file) => relais::config::Config::load(file).map_err(|diagnostics| {
             print_diagnostics(&diagnostics);
             anyhow::anyhow!("{}: invalid config", file.display())

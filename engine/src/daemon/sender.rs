@@ -216,6 +216,21 @@ pub async fn run(
     tracing::info!("outbox sender stopped");
 }
 
+/// Delivers every mail due now, once; returns how many were sent. For
+/// one-shot runs (`relais demo`) that have no sender task.
+pub async fn drain(store: &Store, config: &Config, transport: &Transport) -> usize {
+    let mut sent = 0;
+    let Ok(due) = store.due_mail(usize::MAX >> 1) else {
+        return 0;
+    };
+    for delivery in &due {
+        if send_one(store, config, transport, delivery).await {
+            sent += 1;
+        }
+    }
+    sent
+}
+
 /// How long until the next queued mail is due (at most [`IDLE_POLL`]).
 fn next_wait(store: &Store) -> Duration {
     let Ok(Some(next)) = store.next_due() else {
@@ -230,7 +245,13 @@ fn next_wait(store: &Store) -> Duration {
         .min(IDLE_POLL)
 }
 
-async fn send_one(store: &Store, config: &Config, transport: &Transport, delivery: &Delivery) {
+/// One attempt; true when the mail went out.
+async fn send_one(
+    store: &Store,
+    config: &Config,
+    transport: &Transport,
+    delivery: &Delivery,
+) -> bool {
     let id = delivery.id;
     let message_id = &delivery.mail.message_id;
     let attempt = match build_message(delivery, &config.identity.address) {
@@ -272,4 +293,5 @@ async fn send_one(store: &Store, config: &Config, transport: &Transport, deliver
     if let Err(error) = marked {
         tracing::error!(outbox = id, error = %error, "cannot record a delivery");
     }
+    matches!(attempt, Attempt::Sent(_))
 }

@@ -262,12 +262,13 @@ impl Tx<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Failure notices queued for `rate_key` since `since` (RFC 3339).
-    pub fn notices_since(&self, rate_key: &str, since: &str) -> Result<u32, StoreError> {
+    /// Failure notices queued for `rate_key` since `since` (RFC 3339),
+    /// counted up to `limit` (so the cost stays bounded).
+    pub fn notices_since(&self, rate_key: &str, since: &str, limit: u32) -> Result<u32, StoreError> {
         Ok(self.conn.one(
-            "SELECT count(*) FROM outbox WHERE rate_key = ?1 AND created_at >= ?2
-               AND status <> 'suppressed'",
-            params![rate_key, since],
+            "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE rate_key = ?1 AND created_at >= ?2
+               AND status <> 'suppressed' LIMIT ?3)",
+            params![rate_key, since, limit],
             |r| r.get(0),
         )?)
     }
