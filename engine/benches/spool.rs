@@ -79,13 +79,20 @@ fn main() {
     let (stop, shutdown) = watch::channel(false);
     let started = Instant::now();
     let source = io.spawn(spool::run(spool_dir.clone(), jobs, shutdown));
-    let done = spool_dir.join("done");
+    // Done when every mail has its run and has left the spool folder; the
+    // store is polled, not the 10,000-entry `done/` folder, which would
+    // cost the machine more than the engine.
+    let progress = Store::open(&dir.path().join("relais.db")).expect("store");
     loop {
-        let moved = std::fs::read_dir(&done).map(|d| d.count()).unwrap_or(0);
-        if moved >= mails {
+        let runs = progress
+            .runs(1)
+            .ok()
+            .and_then(|r| r.first().map(|r| r.id))
+            .unwrap_or(0);
+        if runs as usize >= mails && spool::list(&spool_dir).is_empty() {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let elapsed = started.elapsed();
     let _ = stop.send(true);

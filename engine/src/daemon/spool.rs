@@ -19,7 +19,7 @@ use crate::dispatch::Outcome;
 /// How often the folder is rescanned without a change notice.
 const RESCAN: Duration = Duration::from_secs(2);
 
-/// Mails handed to the dispatcher before their outcomes are awaited.
+/// Mails handed to the dispatcher and not yet settled.
 const IN_FLIGHT: usize = 512;
 
 /// The account name spool mail is received on.
@@ -49,17 +49,11 @@ pub async fn run(dir: PathBuf, jobs: mpsc::Sender<Job>, mut shutdown: watch::Rec
             }
             continue;
         }
-        for chunk in files.chunks(IN_FLIGHT) {
-            if *shutdown.borrow() {
-                break;
-            }
-            if !process(&dir, chunk, &jobs).await {
-                // The dispatcher is gone or the store failed: wait, retry.
-                tokio::select! {
-                    _ = tokio::time::sleep(RESCAN) => {}
-                    _ = shutdown.changed() => {}
-                }
-                break;
+        if !process(&dir, &files, &jobs, &shutdown).await {
+            // The dispatcher is gone or the store failed: wait, retry.
+            tokio::select! {
+                _ = tokio::time::sleep(RESCAN) => {}
+                _ = shutdown.changed() => {}
             }
         }
         // Changes seen while processing are covered by the next scan.
@@ -68,11 +62,25 @@ pub async fn run(dir: PathBuf, jobs: mpsc::Sender<Job>, mut shutdown: watch::Rec
     tracing::info!("spool source stopped");
 }
 
-/// Processes `files`; false when the store could not commit them.
-async fn process(dir: &Path, files: &[PathBuf], jobs: &mpsc::Sender<Job>) -> bool {
-    let mut waiting = Vec::with_capacity(files.len());
+/// Processes `files`, keeping up to [`IN_FLIGHT`] handed to the dispatcher
+/// while the outcomes of the oldest come back, so that reading files and
+/// moving them never leaves the dispatcher idle. False when the store could
+/// not commit some of them (they stay in place).
+async fn process(
+    dir: &Path,
+    files: &[PathBuf],
+    jobs: &mpsc::Sender<Job>,
+    shutdown: &watch::Receiver<bool>,
+) -> bool {
+    let mut waiting = std::collections::VecDeque::with_capacity(IN_FLIGHT);
+    let mut all_committed = true;
     for file in files {
-        let raw = match tokio::fs::read(file).await {
+        if *shutdown.borrow() {
+            break;
+        }
+        // Spool files are local and small next to the limit: a plain read
+        // is cheaper than a hop to a blocking thread for each.
+        let raw = match std::fs::read(file) {
             Ok(raw) => raw,
             // Gone meanwhile (taken by another process, or renamed).
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
@@ -93,26 +101,40 @@ async fn process(dir: &Path, files: &[PathBuf], jobs: &mpsc::Sender<Job>) -> boo
         if jobs.send(job).await.is_err() {
             return false;
         }
-        waiting.push((file, outcome));
-    }
-    let mut all_committed = true;
-    for (file, outcome) in waiting {
-        match outcome.await {
-            Ok(Ok(report)) => {
-                let folder = match report.outcome {
-                    Outcome::Failed | Outcome::Rejected => "failed",
-                    _ => "done",
-                };
-                move_to(dir, file, folder);
-            }
-            Ok(Err(error)) => {
-                tracing::error!(file = %file.display(), error = %error, "spool mail not committed; left in place");
-                all_committed = false;
-            }
-            Err(_) => all_committed = false,
+        waiting.push_back((file, outcome));
+        if waiting.len() >= IN_FLIGHT
+            && let Some((file, outcome)) = waiting.pop_front()
+        {
+            all_committed &= settle(dir, file, outcome).await;
         }
     }
+    while let Some((file, outcome)) = waiting.pop_front() {
+        all_committed &= settle(dir, file, outcome).await;
+    }
     all_committed
+}
+
+/// Waits for one file's outcome and moves it; false if not committed.
+async fn settle(
+    dir: &Path,
+    file: &Path,
+    outcome: oneshot::Receiver<Result<crate::dispatch::Report, String>>,
+) -> bool {
+    match outcome.await {
+        Ok(Ok(report)) => {
+            let folder = match report.outcome {
+                Outcome::Failed | Outcome::Rejected => "failed",
+                _ => "done",
+            };
+            move_to(dir, file, folder);
+            true
+        }
+        Ok(Err(error)) => {
+            tracing::error!(file = %file.display(), error = %error, "spool mail not committed; left in place");
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// Mail files ready in the spool: `*.eml` in the folder itself, and the
