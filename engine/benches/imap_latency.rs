@@ -6,7 +6,8 @@
 //! Needs the mail servers: `tests/mail-servers.sh start` then
 //! `eval "$(tests/mail-servers.sh env)"`.
 //! Run: `cargo bench -p relais --bench imap_latency` (`MAILS=N`, 200 by
-//! default, sent 20 per second).
+//! default, sent 20 per second; `IDLE_CHECK_MS=N` sets the account's
+//! `idle-check-ms`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -85,6 +86,9 @@ fn main() {
         move_to: None,
         idle: true,
         poll_seconds: 60,
+        idle_check_ms: std::env::var("IDLE_CHECK_MS")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         delete_after_days: None,
     };
     let state = Arc::new(Mutex::new(SourceState::Connecting));
@@ -132,15 +136,20 @@ fn main() {
 
     let check = Store::open(&db).expect("store");
     let started = Instant::now();
-    while ids
-        .iter()
-        .any(|id| !check.mail_exists(id).unwrap_or(false))
-    {
-        assert!(started.elapsed() < Duration::from_secs(60), "every mail processed");
+    while ids.iter().any(|id| !check.mail_exists(id).unwrap_or(false)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "every mail processed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let delivered = delivery_times(&mail_dir.join("mail").join(&domain).join("catchmail/Maildir"));
+    let delivered = delivery_times(
+        &mail_dir
+            .join("mail")
+            .join(&domain)
+            .join("catchmail/Maildir"),
+    );
     let mut latencies: Vec<Duration> = Vec::new();
     for id in &ids {
         let run = check
@@ -152,12 +161,20 @@ fn main() {
             .expect("processed");
         let started_at = chrono::DateTime::parse_from_rfc3339(&run.started_at).expect("time");
         let committed = SystemTime::from(started_at) + Duration::from_micros(run.duration_us);
-        let delivered_at = delivered.iter().find(|(i, _)| i == id).expect("delivered").1;
+        let delivered_at = delivered
+            .iter()
+            .find(|(i, _)| i == id)
+            .expect("delivered")
+            .1;
         latencies.push(committed.duration_since(delivered_at).unwrap_or_default());
     }
     latencies.sort();
     let at = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-    println!("{mails} mails through Postfix into Dovecot, IMAP IDLE, to the direct message committed");
+    let mode = match std::env::var("IDLE_CHECK_MS") {
+        Ok(ms) => format!("IDLE with idle-check-ms: {ms}"),
+        Err(_) => "IDLE alone".to_string(),
+    };
+    println!("{mails} mails through Postfix into Dovecot, {mode}, to the direct message committed");
     println!(
         "latency median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         at(0.5).as_secs_f64() * 1e3,

@@ -93,6 +93,11 @@ pub struct Account {
     /// `poll-seconds: 60`: how often to look when not idling.
     #[serde(default = "sixty")]
     pub poll_seconds: u64,
+    /// `idle-check-ms: 100`: while idling, also ask the server for news this
+    /// often. Off by default: IDLE alone is what a remote server expects;
+    /// but a server may hold its IDLE notices back (Dovecot batches them
+    /// for half a second), and a local server can be asked more often.
+    pub idle_check_ms: Option<u64>,
     /// `delete-after-days: 30`: delete processed mail from the server after
     /// that many days (kept in the store).
     pub delete_after_days: Option<u32>,
@@ -403,6 +408,9 @@ impl Config {
                     &at("password"),
                     "give `{ env: VARIABLE }` or `{ file: PATH }`, one of the two",
                 ));
+            }
+            if account.idle_check_ms == Some(0) {
+                errors.push(doc.diagnostic(&at("idle-check-ms"), "must be at least 1"));
             }
             if account.poll_seconds == 0 {
                 errors.push(doc.diagnostic(&at("poll-seconds"), "must be at least 1"));

@@ -119,8 +119,8 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         },
         ..Default::default()
     };
-    let transport = relais::daemon::sender::Transport::from_config(&config)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let transport =
+        relais::daemon::sender::Transport::from_config(&config).map_err(|e| anyhow::anyhow!(e))?;
     let io = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

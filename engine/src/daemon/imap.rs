@@ -366,7 +366,12 @@ impl Connection<'_> {
     async fn idle(&mut self, session: ImapSession) -> Result<ImapSession, String> {
         let mut handle = session.idle();
         handle.init().await.map_err(|e| format!("IDLE: {e}"))?;
-        let (wait, stop) = handle.wait_with_timeout(IDLE_RENEW);
+        let renew = self
+            .account
+            .idle_check_ms
+            .map(|ms| Duration::from_millis(ms).min(IDLE_RENEW))
+            .unwrap_or(IDLE_RENEW);
+        let (wait, stop) = handle.wait_with_timeout(renew);
         let mut shutdown = self.shutdown.clone();
         let response = tokio::select! {
             response = wait => response.map_err(|e| format!("IDLE: {e}"))?,

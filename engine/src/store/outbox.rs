@@ -264,7 +264,12 @@ impl Tx<'_> {
 
     /// Failure notices queued for `rate_key` since `since` (RFC 3339),
     /// counted up to `limit` (so the cost stays bounded).
-    pub fn notices_since(&self, rate_key: &str, since: &str, limit: u32) -> Result<u32, StoreError> {
+    pub fn notices_since(
+        &self,
+        rate_key: &str,
+        since: &str,
+        limit: u32,
+    ) -> Result<u32, StoreError> {
         Ok(self.conn.one(
             "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE rate_key = ?1 AND created_at >= ?2
                AND status <> 'suppressed' LIMIT ?3)",
