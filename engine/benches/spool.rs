@@ -108,7 +108,17 @@ fn main() {
         "one message per good mail"
     );
     assert_eq!(queued as usize, mails / 2, "one notice per refused mail");
+    let busy: u64 = check
+        .runs(mails)
+        .expect("runs")
+        .iter()
+        .map(|r| r.duration_us)
+        .sum();
     println!("spool of {mails} CatchMail mails (half messages, half failure notices)");
+    println!(
+        "dispatcher time per event before commit: {:.0} µs",
+        busy as f64 / mails as f64
+    );
     println!(
         "processed in {:.2} s: {:.0} mails/s ({:.0} µs per mail)",
         elapsed.as_secs_f64(),

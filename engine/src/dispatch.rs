@@ -191,16 +191,18 @@ impl Dispatcher<'_> {
         source: Option<&str>,
         dry_run: bool,
     ) -> Result<Report, StoreError> {
-        self.handle_received(raw, account, source, None, dry_run)
+        let parsed = crate::sources::mail::parse(raw, account);
+        self.handle_received(raw, parsed, source, None, dry_run)
     }
 
-    /// Processes one raw mail fetched from an IMAP server: `receipt` is
-    /// recorded in the same transaction, so the account's last UID moves
-    /// only with what committed.
+    /// Processes one raw mail already parsed (sources parse on their own
+    /// thread, off the dispatcher's). `receipt`, for a mail fetched from an
+    /// IMAP server, is recorded in the same transaction, so the account's
+    /// last UID moves only with what committed.
     pub fn handle_received(
         &mut self,
         raw: &[u8],
-        account: &str,
+        parsed: Result<ParsedMail, MailError>,
         source: Option<&str>,
         receipt: Option<&ImapReceipt>,
         dry_run: bool,
@@ -209,7 +211,7 @@ impl Dispatcher<'_> {
         let started_at = crate::store::now();
         let mut report = Report::new("mail-received", String::new(), Outcome::Rejected);
         report.source = source.map(str::to_string);
-        let parsed = match crate::sources::mail::parse(raw, account) {
+        let parsed = match parsed {
             Ok(parsed) => parsed,
             Err(error) => {
                 report.error = Some(error.to_string());

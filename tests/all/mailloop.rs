@@ -456,6 +456,77 @@ fn a_permanently_rejected_recipient_marks_the_notice_failed() {
         "the server's answer is kept: {error}"
     );
     assert_eq!(failed[0].attempts, 1, "a permanent failure is not retried");
+
+    // Retried by hand: queued again, refused again, with its answer.
+    let retry = setup.relais(&["outbox", "retry", "--all"]);
+    assert_eq!(retry.code, 0, "{retry:?}");
+    assert!(retry.stdout.contains("1 mail queued again"), "{retry:?}");
+    wait_for(
+        &mut engine,
+        Duration::from_secs(30),
+        "the second attempt",
+        || {
+            setup
+                .store()
+                .outbox(Some("failed"), 10)
+                .expect("outbox")
+                .first()
+                .is_some_and(|m| m.attempts == 2)
+        },
+    );
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn processed_mail_is_moved_or_deleted_from_the_server_as_configured() {
+    let servers = servers();
+    for (name, option) in [
+        (unique("moved"), "move-to: Processed"),
+        (unique("expired"), "delete-after-days: 0"),
+    ] {
+        let setup = Setup::new();
+        let config = Engine::config(&setup, &servers, &name, "");
+        let text = std::fs::read_to_string(&config).expect("config").replace(
+            "    password: { env: RELAIS_TEST_MAIL_PASSWORD }\n",
+            &format!("    password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}\n    {option}\n"),
+        );
+        std::fs::write(&config, text).expect("config");
+        let mut engine = Engine::start(&setup, &config);
+        let inbox = format!("catchmail@{name}.example");
+        let id = format!("{name}-1@dupont.example");
+        servers.send(
+            "jeanne@dupont.example",
+            &inbox,
+            &demo_mail("01-contact-message.eml", &id),
+        );
+        wait_for(&mut engine, Duration::from_secs(30), "the mail", || {
+            processed(&setup, &id)
+        });
+        // Gone from INBOX (the Maildir's own new/ and cur/).
+        wait_for(
+            &mut engine,
+            Duration::from_secs(30),
+            "INBOX emptied",
+            || servers.mails(&inbox).is_empty(),
+        );
+        let in_processed: usize = ["new", "cur"]
+            .iter()
+            .map(|sub| {
+                std::fs::read_dir(servers.maildir(&inbox).join(".Processed").join(sub))
+                    .map(|d| d.count())
+                    .unwrap_or(0)
+            })
+            .sum();
+        if option.starts_with("move-to") {
+            assert_eq!(in_processed, 1, "moved to Processed");
+        } else {
+            assert_eq!(in_processed, 0, "deleted, not moved");
+            assert!(
+                setup.store().mail(&id).expect("store").is_some(),
+                "kept in the store"
+            );
+        }
+    }
 }
 
 #[test]

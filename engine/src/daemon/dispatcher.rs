@@ -13,6 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::dispatch::{Dispatcher, Options, Report};
 use crate::plugins::Plugins;
 use crate::rules::RuleSet;
+use crate::sources::mail::{MailError, ParsedMail};
 use crate::store::{ImapReceipt, Store};
 
 /// One mail to process.
@@ -20,8 +21,9 @@ use crate::store::{ImapReceipt, Store};
 pub struct Job {
     /// The raw message.
     pub raw: Vec<u8>,
-    /// The account it was received on.
-    pub account: String,
+    /// The message parsed, by the source (so parsing runs beside the
+    /// dispatcher rather than on its thread).
+    pub parsed: Result<ParsedMail, MailError>,
     /// Where it came from, for the trace (a file, `imap://account/uid`).
     pub source: String,
     /// Its IMAP origin, recorded with its processing.
@@ -67,7 +69,7 @@ fn run(mut engine: Engine, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = process(&mut engine, &batch);
+        let results = process(&mut engine, &mut batch);
         engine.wake.notify_one();
         for (job, result) in batch.into_iter().zip(results) {
             // A source that gave up waiting will fetch the mail again.
@@ -76,7 +78,7 @@ fn run(mut engine: Engine, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-fn process(engine: &mut Engine, batch: &[Job]) -> Vec<Result<Report, String>> {
+fn process(engine: &mut Engine, batch: &mut [Job]) -> Vec<Result<Report, String>> {
     let batched = batch.len() > 1;
     if batched && let Err(error) = engine.store.begin_batch() {
         let error = format!("cannot start a transaction: {error}");
@@ -89,12 +91,13 @@ fn process(engine: &mut Engine, batch: &[Job]) -> Vec<Result<Report, String>> {
         options: &engine.options,
     };
     let mut results: Vec<Result<Report, String>> = batch
-        .iter()
+        .iter_mut()
         .map(|job| {
+            let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
             dispatcher
                 .handle_received(
                     &job.raw,
-                    &job.account,
+                    parsed,
                     Some(&job.source),
                     job.receipt.as_ref(),
                     false,

@@ -117,6 +117,10 @@ impl Connection<'_> {
     async fn serve(&mut self, set_state: &impl Fn(SourceState)) -> Result<(), String> {
         let account = self.account;
         let mut session = connect(account).await?;
+        if let Some(folder) = &account.move_to {
+            // Where processed mail goes; an error here is "already exists".
+            let _ = session.create(folder).await;
+        }
         let mailbox = session
             .select(&account.mailbox)
             .await
@@ -229,8 +233,8 @@ impl Connection<'_> {
             for (uid, raw) in fetched {
                 let (done, outcome) = oneshot::channel();
                 let job = Job {
+                    parsed: crate::sources::mail::parse(&raw, &self.account.name),
                     raw,
-                    account: self.account.name.clone(),
                     source: format!(
                         "imap://{}/{}/{uid}",
                         self.account.name, self.account.mailbox

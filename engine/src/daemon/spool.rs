@@ -92,8 +92,8 @@ async fn process(
         };
         let (done, outcome) = oneshot::channel();
         let job = Job {
+            parsed: crate::sources::mail::parse(&raw, ACCOUNT),
             raw,
-            account: ACCOUNT.to_string(),
             source: file.display().to_string(),
             receipt: None,
             done,

@@ -80,6 +80,10 @@ impl Store {
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
+            // Checkpoint less often than SQLite's default (1,000 pages): the
+            // pages every event rewrites (indexes, the tails of tables) are
+            // then copied back once for many events.
+            conn.pragma_update(None, "wal_autocheckpoint", 8000)?;
             Ok(conn)
         };
         let conn = open().map_err(|source| StoreError::Open {
