@@ -6,7 +6,8 @@
 //! Run: `cargo bench -p relais --bench catchmail` (set `ITERATIONS` to
 //! change the sample count).
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,13 +42,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut store = Store::open_in_memory().expect("store");
-    let directory_file = root.join("demo/directory.yaml");
-    let text = std::fs::read_to_string(&directory_file).expect("demo directory");
-    let data = relais::directory::parse(&directory_file, &text, &store).expect("valid directory");
-    store.import_directory(&data).expect("import");
-    let raw = std::fs::read(root.join("demo/mails/01-contact-message.eml")).expect("demo mail");
+    common::import_demo(&mut store);
+    let raw = common::demo_mail("01-contact-message.eml").into_bytes();
     let event = Event::MailReceived(
         relais::sources::mail::parse(&raw, "catchmail")
             .expect("mail")

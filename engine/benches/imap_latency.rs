@@ -9,6 +9,8 @@
 //! default, sent 20 per second; `IDLE_CHECK_MS=N` sets the account's
 //! `idle-check-ms`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -45,14 +47,11 @@ fn main() {
     let domain = format!("latency-{nonce}.example");
     let inbox = format!("catchmail@{domain}");
 
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = common::root();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("relais.db");
     let mut store = Store::open(&db).expect("store");
-    let directory_file = root.join("demo/directory.yaml");
-    let text = std::fs::read_to_string(&directory_file).expect("demo directory");
-    let data = relais::directory::parse(&directory_file, &text, &store).expect("valid directory");
-    store.import_directory(&data).expect("import");
+    common::import_demo(&mut store);
 
     let runtime = Runtime::new(Limits::default()).expect("runtime");
     let plugins = Plugins::load(&runtime, &dir.path().join("plugins")).0;
@@ -106,24 +105,13 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let template =
-        std::fs::read_to_string(root.join("demo/mails/01-contact-message.eml")).expect("mail");
+    let template = common::demo_mail("01-contact-message.eml");
     let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(smtp_port)
         .build();
     let ids: Vec<String> = (0..mails).map(|n| format!("lat-{n}@{domain}")).collect();
     for id in &ids {
-        let raw = template
-            .lines()
-            .map(|line| {
-                if line.to_ascii_lowercase().starts_with("message-id:") {
-                    format!("Message-ID: <{id}>")
-                } else {
-                    line.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\r\n");
+        let raw = common::with_message_id(&template, id);
         let envelope = lettre::address::Envelope::new(
             Some("jeanne@dupont.example".parse().expect("address")),
             vec![inbox.parse().expect("address")],

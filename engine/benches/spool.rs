@@ -7,7 +7,8 @@
 //! Run: `cargo bench -p relais --bench spool` (`MAILS=N` to change the
 //! spool size, 10,000 by default).
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,20 +22,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = common::root();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = Store::open(&dir.path().join("relais.db")).expect("store");
-    let directory_file = root.join("demo/directory.yaml");
-    let text = std::fs::read_to_string(&directory_file).expect("demo directory");
-    let data = relais::directory::parse(&directory_file, &text, &store).expect("valid directory");
-    store.import_directory(&data).expect("import");
+    common::import_demo(&mut store);
 
     let spool_dir = dir.path().join("spool");
     std::fs::create_dir_all(&spool_dir).expect("spool");
-    let good =
-        std::fs::read_to_string(root.join("demo/mails/01-contact-message.eml")).expect("mail");
-    let unknown =
-        std::fs::read_to_string(root.join("demo/mails/04-unknown-sender.eml")).expect("mail");
+    let good = common::demo_mail("01-contact-message.eml");
+    let unknown = common::demo_mail("04-unknown-sender.eml");
     for n in 0..mails {
         // Refused mails come from senders of their own: each gets its
         // notice (the per-sender rate limit holds back repeats).
@@ -43,17 +39,7 @@ fn main() {
         } else {
             unknown.replace("someone@", &format!("someone-{n}@"))
         };
-        let text = text
-            .lines()
-            .map(|line| {
-                if line.to_ascii_lowercase().starts_with("message-id:") {
-                    format!("Message-ID: <bench-{n}@dupont.example>")
-                } else {
-                    line.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\r\n");
+        let text = common::with_message_id(&text, &format!("bench-{n}@dupont.example"));
         std::fs::write(spool_dir.join(format!("{n:06}.eml")), text).expect("write mail");
     }
 

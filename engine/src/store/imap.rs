@@ -94,12 +94,22 @@ impl Store {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<(), StoreError> {
+        self.forget_uids("imap_pending", account, uidvalidity, uids)
+    }
+
+    /// Deletes the rows of `table` for these UIDs, in one transaction.
+    fn forget_uids(
+        &mut self,
+        table: &str,
+        account: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<(), StoreError> {
+        let sql =
+            format!("DELETE FROM {table} WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3");
         let tx = self.begin()?;
         for uid in uids {
-            tx.conn.run(
-                "DELETE FROM imap_pending WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
-                params![account, uidvalidity, uid],
-            )?;
+            tx.conn.run(&sql, params![account, uidvalidity, uid])?;
         }
         tx.commit()
     }
@@ -133,14 +143,7 @@ impl Store {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<(), StoreError> {
-        let tx = self.begin()?;
-        for uid in uids {
-            tx.conn.run(
-                "DELETE FROM imap_received WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
-                params![account, uidvalidity, uid],
-            )?;
-        }
-        tx.commit()
+        self.forget_uids("imap_received", account, uidvalidity, uids)
     }
 }
 

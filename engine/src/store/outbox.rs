@@ -51,58 +51,21 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, StoreError> {
         let conn = self.conn();
-        let mut statement = conn.prepare_cached(
-            "SELECT id, message_id, kind, recipients, subject, body, headers, request, status, attempts,
-                    last_error, created_at
-             FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = statement.query_map(params![status, limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, i64>(9)?,
-                r.get::<_, Option<String>>(10)?,
-                r.get::<_, String>(11)?,
-            ))
-        })?;
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MAIL_COLUMNS}, status, attempts, last_error, created_at
+             FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let mut rows = statement.query(params![status, limit as i64])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (
-                id,
-                message_id,
-                kind,
-                to,
-                subject,
-                body,
-                headers,
-                request,
-                status,
-                attempts,
-                last_error,
-                created_at,
-            ) = row?;
+        while let Some(row) = rows.next()? {
+            let (id, mail) = mail_from_row(row)?;
             out.push(OutboxRecord {
                 id,
-                mail: OutgoingMail {
-                    message_id,
-                    kind,
-                    to: from_json(&to)?,
-                    subject,
-                    body,
-                    headers: from_json(&headers)?,
-                    request: request.map(|r| r as u64),
-                },
-                status,
-                attempts: attempts as u32,
-                last_error,
-                created_at,
+                mail,
+                status: row.get(8)?,
+                attempts: row.get::<_, i64>(9)? as u32,
+                last_error: row.get(10)?,
+                created_at: row.get(11)?,
             });
         }
         Ok(out)
@@ -120,44 +83,43 @@ pub struct Delivery {
     pub attempts: u32,
 }
 
+/// The columns [`mail_from_row`] reads, first in a query.
+const MAIL_COLUMNS: &str = "id, message_id, kind, recipients, subject, body, headers, request";
+
+/// The outbox id and the mail of a row whose first columns are
+/// [`MAIL_COLUMNS`].
+fn mail_from_row(row: &rusqlite::Row<'_>) -> Result<(i64, OutgoingMail), StoreError> {
+    Ok((
+        row.get(0)?,
+        OutgoingMail {
+            message_id: row.get(1)?,
+            kind: row.get(2)?,
+            to: from_json(&row.get::<_, String>(3)?)?,
+            subject: row.get(4)?,
+            body: row.get(5)?,
+            headers: from_json(&row.get::<_, String>(6)?)?,
+            request: row.get::<_, Option<i64>>(7)?.map(|r| r as u64),
+        },
+    ))
+}
+
 impl Store {
     /// Queued mails whose next attempt is due, oldest first.
     pub fn due_mail(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let conn = self.conn();
-        let mut statement = conn.prepare_cached(
-            "SELECT id, message_id, kind, recipients, subject, body, headers, request, attempts
-             FROM outbox
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MAIL_COLUMNS}, attempts FROM outbox
              WHERE status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
-             ORDER BY id LIMIT ?2",
-        )?;
-        let rows = statement.query_map(params![now(), limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-                r.get::<_, i64>(8)?,
-            ))
-        })?;
+             ORDER BY id LIMIT ?2"
+        ))?;
+        let mut rows = statement.query(params![now(), limit as i64])?;
         let mut due = Vec::new();
-        for row in rows {
-            let (id, message_id, kind, to, subject, body, headers, request, attempts) = row?;
+        while let Some(row) = rows.next()? {
+            let (id, mail) = mail_from_row(row)?;
             due.push(Delivery {
                 id,
-                mail: OutgoingMail {
-                    message_id,
-                    kind,
-                    to: from_json(&to)?,
-                    subject,
-                    body,
-                    headers: from_json(&headers)?,
-                    request: request.map(|r| r as u64),
-                },
-                attempts: attempts as u32,
+                mail,
+                attempts: row.get::<_, i64>(8)? as u32,
             });
         }
         Ok(due)
