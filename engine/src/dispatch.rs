@@ -629,14 +629,7 @@ fn too_large_notice(
         warnings.push(format!("sender not told: automatic mail ({why})"));
         return None;
     }
-    let sender = [
-        mail.return_path.as_deref(),
-        mail.from.as_ref().map(|a| a.email.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .map(str::trim)
-    .find(|address| !address.is_empty())?;
+    let sender = mail.reply_address()?;
     let limit = human_size(limit);
     Some(Effect::ReplyFailure {
         to: sender.to_string(),

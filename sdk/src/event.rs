@@ -112,6 +112,19 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// Where an answer to this mail goes: the envelope sender
+    /// (Return-Path), else the From address; `None` when both are empty.
+    pub fn reply_address(&self) -> Option<&str> {
+        [
+            self.return_path.as_deref(),
+            self.from.as_ref().map(|from| from.email.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|address| !address.is_empty())
+    }
+
     /// Why this mail is automatic and must never be answered, or `None`
     /// when a person sent it. Follows RFC 3834 and common practice:
     /// `Auto-Submitted` other than `no`, `Precedence: bulk/junk/list`,

@@ -418,15 +418,7 @@ fn runtime() -> Result<Runtime> {
 /// Loads plugins and rules; every problem (a plugin file that cannot load, a
 /// rule error) as a diagnostic.
 fn load_config(runtime: &Runtime, paths: &Paths) -> Result<(Plugins, RuleSet), Vec<Diagnostic>> {
-    let (plugins, mut diagnostics) = Plugins::load(runtime, &paths.plugins);
-    match relais::rules::load_dir(&paths.rules, &plugins) {
-        Ok(rules) if diagnostics.is_empty() => Ok((plugins, rules)),
-        Ok(_) => Err(diagnostics),
-        Err(rule_errors) => {
-            diagnostics.extend(rule_errors);
-            Err(diagnostics)
-        }
-    }
+    relais::rules::load_with_plugins(runtime, &paths.plugins, &paths.rules)
 }
 
 fn check(paths: &Paths) -> Result<ExitCode> {

@@ -16,10 +16,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio::sync::{Notify, watch};
 
+use crate::Store;
 use crate::config::Config;
 use crate::dispatch::Options;
 use crate::plugins::{Limits, Runtime};
-use crate::{Plugins, Store};
 
 /// How long sources get to finish their in-flight mail at shutdown.
 const GRACE: Duration = Duration::from_secs(20);
@@ -40,15 +40,9 @@ async fn serve(config: Config) -> Result<()> {
     let config = Arc::new(config);
     let plugin_runtime = Runtime::new(Limits::default())
         .map_err(|e| anyhow!("cannot start the plugin runtime: {e}"))?;
-    let (plugins, mut diagnostics) = Plugins::load(&plugin_runtime, &config.plugins);
-    let rules = match crate::rules::load_dir(&config.rules, &plugins) {
-        Ok(rules) if diagnostics.is_empty() => rules,
-        Ok(_) => return Err(invalid(&diagnostics)),
-        Err(errors) => {
-            diagnostics.extend(errors);
-            return Err(invalid(&diagnostics));
-        }
-    };
+    let (plugins, rules) =
+        crate::rules::load_with_plugins(&plugin_runtime, &config.plugins, &config.rules)
+            .map_err(|diagnostics| invalid(&diagnostics))?;
     tracing::info!(rules = rules.rules.len(), set = %rules.hash, plugins = plugins.infos().len(), "rule set loaded");
     let store = Store::open(&config.database)?;
     let transport = sender::Transport::from_config(&config).map_err(|e| anyhow!(e))?;

@@ -75,6 +75,26 @@ impl RuleSet {
 /// Default `max` for queued and parallel rules.
 pub const DEFAULT_MAX: u32 = 10;
 
+/// Loads the plugins of `plugins_dir` (with the bundled ones) and the rule
+/// set of `rules_dir`: the same checks at start-up, in `relais check` and in
+/// `relais ingest`. Every problem, a plugin refused or a rule error, comes
+/// back as a diagnostic.
+pub fn load_with_plugins(
+    runtime: &crate::plugins::Runtime,
+    plugins_dir: &Path,
+    rules_dir: &Path,
+) -> Result<(crate::Plugins, RuleSet), Vec<Diagnostic>> {
+    let (plugins, mut diagnostics) = crate::Plugins::load(runtime, plugins_dir);
+    match load_dir(rules_dir, &plugins) {
+        Ok(rules) if diagnostics.is_empty() => Ok((plugins, rules)),
+        Ok(_) => Err(diagnostics),
+        Err(rule_errors) => {
+            diagnostics.extend(rule_errors);
+            Err(diagnostics)
+        }
+    }
+}
+
 /// Loads and validates every `*.yaml`/`*.yml` file of `dir` as one rule set.
 pub fn load_dir(dir: &Path, plugins: &dyn PluginCatalog) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {

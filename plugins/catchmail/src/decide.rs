@@ -272,17 +272,7 @@ fn refuse(
         Level::Info,
         &format!("refused mail {}{request}: {code}", mail.message_id),
     );
-    let return_path = mail
-        .return_path
-        .as_deref()
-        .map(str::trim)
-        .filter(|path| !path.is_empty());
-    let from = mail
-        .from
-        .as_ref()
-        .map(|from| from.email.trim())
-        .filter(|from| !from.is_empty());
-    let Some(to) = return_path.or(from) else {
+    let Some(to) = mail.reply_address() else {
         host.log(
             Level::Warn,
             &format!(
