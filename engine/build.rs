@@ -7,11 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (plugin name, package, artifact file name)
-const BUNDLED: &[(&str, &str, &str)] = &[(
-    "catchmail",
-    "relais-plugin-catchmail",
-    "relais_plugin_catchmail.wasm",
-)];
+const BUNDLED: &[(&str, &str, &str)] = &[
+    (
+        "catchmail",
+        "relais-plugin-catchmail",
+        "relais_plugin_catchmail.wasm",
+    ),
+    (
+        "alert-dispatch",
+        "relais-plugin-alert-dispatch",
+        "relais_plugin_alert_dispatch.wasm",
+    ),
+];
 
 const TARGET: &str = "wasm32-wasip2";
 

@@ -55,7 +55,11 @@ fn main() {
     let runtime = Runtime::new(Limits::default()).expect("runtime");
     let plugins = Plugins::bundled(&runtime, &Default::default()).expect("bundled plugins");
     let plugin = plugins.get("catchmail").expect("catchmail").clone();
-    let host = Arc::new(StoreHost::new(store.clone(), "catchmail"));
+    let host = Arc::new(StoreHost::new(
+        store.clone(),
+        Arc::new(relais::Templates::new()),
+        "catchmail",
+    ));
 
     let effects = plugin
         .handle(&event, &config, host.clone())

@@ -60,6 +60,8 @@ fn main() {
         store,
         rules: Arc::new(rules),
         plugins: Arc::new(plugins),
+        templates: Arc::new(relais::Templates::new()),
+        metrics: Arc::new(relais::metrics::Metrics::new()),
         options: Options::default(),
         batch: 256,
         wake: Arc::new(Notify::new()),

@@ -51,6 +51,8 @@ fn main() {
         store,
         rules: Arc::new(rules),
         plugins: Arc::new(plugins),
+        templates: Arc::new(relais::Templates::new()),
+        metrics: Arc::new(relais::metrics::Metrics::new()),
         options,
         batch: 256,
         wake: Arc::new(Notify::new()),

@@ -28,6 +28,8 @@ pub struct Config {
     pub rules: PathBuf,
     /// `plugins: plugins`: the directory of customer plugins.
     pub plugins: PathBuf,
+    /// `templates: templates`: the directory of mail templates (`*.jinja`).
+    pub templates: PathBuf,
     /// `spool: spool`: a folder watched for `*.eml` files or a Maildir;
     /// processed files move to `done/` or `failed/` beside them.
     pub spool: Option<PathBuf>,
@@ -39,8 +41,11 @@ pub struct Config {
     pub identity: Identity,
     /// `failure-replies: {...}`: limits on CatchMail's failure notices.
     pub failure_replies: FailureReplies,
-    /// `http: { listen: 127.0.0.1:8025 }`: the HTTP API, when wanted.
+    /// `http: { listen: 127.0.0.1:8025, token: { env: RELAIS_API_TOKEN } }`:
+    /// the HTTP API, when wanted.
     pub http: Option<Http>,
+    /// `requests: {...}`: which request states count as resolved and closed.
+    pub requests: RequestStates,
     /// `limits: {...}`: engine limits.
     pub limits: EngineLimits,
 }
@@ -51,12 +56,14 @@ impl Default for Config {
             database: "relais.db".into(),
             rules: "rules".into(),
             plugins: "plugins".into(),
+            templates: "templates".into(),
             spool: Some("spool".into()),
             accounts: Vec::new(),
             outbox: Outbox::default(),
             identity: Identity::default(),
             failure_replies: FailureReplies::default(),
             http: None,
+            requests: RequestStates::default(),
             limits: EngineLimits::default(),
         }
     }
@@ -262,6 +269,29 @@ impl Default for FailureReplies {
 pub struct Http {
     /// `listen: 127.0.0.1:8025`.
     pub listen: String,
+    /// `token: { env: RELAIS_API_TOKEN }`: the bearer token every route but
+    /// `/health` requires.
+    pub token: Secret,
+}
+
+/// Which request states count as resolved and closed: a save entering one
+/// fires `resolved` or `closed`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RequestStates {
+    /// `resolved-states: [resolved]`.
+    pub resolved_states: Vec<String>,
+    /// `closed-states: [closed]`.
+    pub closed_states: Vec<String>,
+}
+
+impl Default for RequestStates {
+    fn default() -> Self {
+        RequestStates {
+            resolved_states: vec!["resolved".to_string()],
+            closed_states: vec!["closed".to_string(), "cancelled".to_string()],
+        }
+    }
 }
 
 /// Engine limits.
@@ -375,6 +405,7 @@ impl Config {
         join(&mut self.database);
         join(&mut self.rules);
         join(&mut self.plugins);
+        join(&mut self.templates);
         join(&mut self.outbox.pickup);
         if let Some(spool) = &mut self.spool {
             join(spool);
@@ -437,6 +468,24 @@ impl Config {
                 ));
             }
         }
+        if let Some(http) = &self.http {
+            let at = |key: &str| vec![Key("http".into()), Key(key.into())];
+            if http.listen.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(doc.diagnostic(
+                    &at("listen"),
+                    format!(
+                        "`{}` is not an address and port (e.g. 127.0.0.1:8025)",
+                        http.listen
+                    ),
+                ));
+            }
+            if http.token.env.is_some() == http.token.file.is_some() {
+                errors.push(doc.diagnostic(
+                    &at("token"),
+                    "give `{ env: VARIABLE }` or `{ file: PATH }`, one of the two",
+                ));
+            }
+        }
         if self.limits.batch == 0 {
             errors.push(doc.diagnostic(
                 &[Key("limits".into()), Key("batch".into())],
@@ -465,6 +514,15 @@ impl Config {
             secret
                 .resolve()
                 .map_err(|e| format!("outbox.smtp: password: {e}"))?;
+        }
+        if let Some(http) = &self.http {
+            let token = http
+                .token
+                .resolve()
+                .map_err(|e| format!("http.token: {e}"))?;
+            if token.expose().len() < 16 {
+                return Err("http.token: the token must be at least 16 characters".to_string());
+            }
         }
         Ok(())
     }

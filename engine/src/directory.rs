@@ -83,6 +83,10 @@ pub struct Customer {
     /// `alert-formats: { opened: { keyword: "[OUVERTURE]", template: alert-opened }, ... }`
     #[serde(default)]
     pub alert_formats: AlertFormats,
+    /// `language: fr`: the language of its alert mails (templates
+    /// `NAME.fr.jinja`); when absent, the alert rule's default.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// `{ code: MAIN, main: true, name: Siège }`
@@ -372,7 +376,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn noun(self) -> &'static str {
+    /// The record's noun, for messages.
+    pub fn noun(self) -> &'static str {
         match self {
             Kind::Company => "company",
             Kind::Customer => "customer",

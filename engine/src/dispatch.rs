@@ -10,16 +10,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use relais_sdk::{
-    AddressOwner, ContractDetails, Effect, Event, Host, HostError, Level, Request, RequestType,
-    Settings, ThreadMail,
+    AddressOwner, ContractDetails, Customer, Effect, Event, Host, HostError, Level, Rendered,
+    Request, RequestSaved, RequestType, Settings, ThreadMail,
 };
 use serde::Serialize;
 
+use crate::config::RequestStates;
+use crate::directory::RequestSpec;
 use crate::effects::{self, EffectContext, MailIdentity};
 use crate::plugins::Plugins;
 use crate::rules::RuleSet;
 use crate::sources::mail::{MailError, ParsedMail, derived_message_id};
 use crate::store::{ImapReceipt, MailStatus, NewMail, RunRecord, Store, StoreError};
+use crate::templates::Templates;
 
 /// Limits and identity of the engine.
 #[derive(Debug, Clone)]
@@ -147,6 +150,10 @@ pub struct Report {
     pub trace: Vec<RuleTrace>,
     /// How long it took, in microseconds.
     pub duration_us: u64,
+    /// The event, for events that carry no mail: kept in the trace so that
+    /// the run can be replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -164,6 +171,7 @@ impl Report {
             warnings: Vec::new(),
             trace: Vec::new(),
             duration_us: 0,
+            event: None,
         }
     }
 }
@@ -177,6 +185,8 @@ pub struct Dispatcher<'a> {
     pub rules: &'a RuleSet,
     /// The plugins rules can run.
     pub plugins: &'a Plugins,
+    /// The mail templates plugins render.
+    pub templates: &'a Arc<Templates>,
     /// Limits and identity.
     pub options: &'a Options,
 }
@@ -332,21 +342,58 @@ impl Dispatcher<'_> {
     /// Processes an event that carries no mail (request saved, contract
     /// event, schedule).
     pub fn handle_event(&mut self, event: &Event, dry_run: bool) -> Result<Report, StoreError> {
+        self.run_event(event, None, dry_run)
+    }
+
+    /// Processes a request save from the support system: the request is
+    /// written, and the `request-saved` event (before, after, change kinds)
+    /// runs, in one transaction. A failing plugin does not undo the save
+    /// (the support system already saved it): the run is traced as failed,
+    /// with the event, so it can be run again. `request` must have passed
+    /// [`crate::requests::check`].
+    pub fn handle_request_save(
+        &mut self,
+        request: &RequestSpec,
+        states: &RequestStates,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        let before = self.store.request(request.number)?;
+        let after = crate::requests::to_request(request);
+        let changes = crate::requests::changes(before.as_ref(), &after, states);
+        let event = Event::RequestSaved(RequestSaved {
+            before,
+            after,
+            changes,
+        });
+        self.run_event(&event, Some(request), dry_run)
+    }
+
+    fn run_event(
+        &mut self,
+        event: &Event,
+        save: Option<&RequestSpec>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
         let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
+        report.event = serde_json::to_value(event).ok();
         self.run_rules(event, &mut report)?;
-        // No raw mail: only the run and the effects are written.
-        self.finish(
-            report,
-            None,
-            &[],
-            MailStatus::Processed,
-            started,
-            started_at,
-            None,
-            dry_run,
-        )
+        if dry_run {
+            return self.finish(
+                report,
+                None,
+                &[],
+                MailStatus::Processed,
+                started,
+                started_at,
+                None,
+                dry_run,
+            );
+        }
+        // No raw mail: only the request, the run and the effects are written.
+        self.commit(&mut report, None, started, started_at, None, None, save)?;
+        Ok(report)
     }
 
     /// Matches rules and runs plugins; sets `outcome` to `applied`,
@@ -383,7 +430,11 @@ impl Dispatcher<'_> {
                 report.trace.push(trace);
                 continue;
             };
-            let host = Arc::new(StoreHost::new(self.store.clone(), &rule.plugin));
+            let host = Arc::new(StoreHost::new(
+                self.store.clone(),
+                self.templates.clone(),
+                &rule.plugin,
+            ));
             let started = Instant::now();
             let result = plugin.handle(event, &rule.config, host.clone());
             trace.duration_us = Some(started.elapsed().as_micros() as u64);
@@ -446,12 +497,14 @@ impl Dispatcher<'_> {
             started_at,
             parsed.map(|p| &p.mail),
             receipt,
+            None,
         )?;
         Ok(report)
     }
 
     /// Writes the mail, the run and the effects in one transaction; if an
     /// effect is refused, writes the mail and the failed run instead.
+    #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
         report: &mut Report,
@@ -460,6 +513,7 @@ impl Dispatcher<'_> {
         started_at: String,
         event_mail: Option<&relais_sdk::Mail>,
         receipt: Option<&ImapReceipt>,
+        save: Option<&RequestSpec>,
     ) -> Result<(), StoreError> {
         let settings = self.store.settings()?;
         let identity = self.options.identity.clone();
@@ -475,10 +529,13 @@ impl Dispatcher<'_> {
             if let Some(receipt) = receipt {
                 tx.record_receipt(receipt)?;
             }
+            if let Some(request) = save {
+                tx.save_request(request)?;
+            }
             let run = tx.record_run(&run_record(report, &started_at, started))?;
             if apply {
                 let context = EffectContext {
-                    run,
+                    run: Some(run),
                     settings,
                     mail: event_mail,
                     identity: &identity,
@@ -579,6 +636,7 @@ fn run_record(report: &Report, started_at: &str, started: Instant) -> RunRecord 
             "rules": report.trace,
             "effects": report.effects,
             "warnings": report.warnings,
+            "event": report.event,
         }),
     }
 }
@@ -651,20 +709,22 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-/// The host queries, answered from the store, with the plugin's logs
-/// collected for the trace.
+/// The host queries, answered from the store and the templates, with the
+/// plugin's logs collected for the trace.
 #[derive(Debug)]
 pub struct StoreHost {
     store: Store,
+    templates: Arc<Templates>,
     plugin: String,
     logs: Mutex<Vec<LogLine>>,
 }
 
 impl StoreHost {
-    /// Queries on `store` for `plugin`.
-    pub fn new(store: Store, plugin: &str) -> StoreHost {
+    /// Queries on `store` and `templates` for `plugin`.
+    pub fn new(store: Store, templates: Arc<Templates>, plugin: &str) -> StoreHost {
         StoreHost {
             store,
+            templates,
             plugin: plugin.to_string(),
             logs: Mutex::new(Vec::new()),
         }
@@ -699,6 +759,21 @@ impl Host for StoreHost {
 
     fn contract(&self, code: &str) -> Result<Option<ContractDetails>, HostError> {
         self.store.contract_details(code).map_err(host_error)
+    }
+
+    fn customer(&self, code: &str) -> Result<Option<Customer>, HostError> {
+        self.store.customer(code).map_err(host_error)
+    }
+
+    fn render(
+        &self,
+        name: &str,
+        language: Option<&str>,
+        context: &serde_json::Value,
+    ) -> Result<Rendered, HostError> {
+        self.templates
+            .render(name, language, context)
+            .map_err(HostError)
     }
 
     fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError> {
@@ -801,10 +876,12 @@ mod tests {
     fn dispatch(rules: &str, changes: &[Vec<ChangeKind>]) -> (Store, Vec<Report>) {
         let (mut store, rules, plugins) = setup(rules);
         let options = Options::default();
+        let templates = Arc::new(Templates::new());
         let mut dispatcher = Dispatcher {
             store: &mut store,
             rules: &rules,
             plugins: &plugins,
+            templates: &templates,
             options: &options,
         };
         let reports = changes

@@ -50,8 +50,9 @@ pub struct EffectError {
 /// What applying effects needs to know of the event.
 #[derive(Debug)]
 pub struct EffectContext<'a> {
-    /// The run the effects belong to.
-    pub run: i64,
+    /// The run the effects belong to; `None` for an action of the HTTP API
+    /// that is not an event (a message posted by a person).
+    pub run: Option<i64>,
     /// Global settings at the start of the event.
     pub settings: Settings,
     /// The mail being processed, for replies.
@@ -82,7 +83,7 @@ fn apply_one(
     index: usize,
     context: &EffectContext<'_>,
 ) -> Result<(), StoreError> {
-    let run = Some(context.run);
+    let run = context.run;
     match effect {
         Effect::PostMessage {
             request,
@@ -120,7 +121,13 @@ fn apply_one(
                 to: to.clone(),
                 subject: subject.clone(),
                 body: body.clone(),
-                headers: Vec::new(),
+                // Mail a rule sends is automatic (RFC 3834): out-of-office
+                // robots must not answer it, and our own X-Loop lets Relais
+                // recognise it should it come back.
+                headers: vec![
+                    ("Auto-Submitted".to_string(), "auto-generated".to_string()),
+                    ("X-Loop".to_string(), context.identity.own_address.clone()),
+                ],
                 request: *request,
             };
             tx.queue_mail(&mail, run, None, false)?;
@@ -211,10 +218,14 @@ fn outbound_id(context: &EffectContext<'_>, index: usize) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let salt = Sha256::digest(format!("{}:{index}:{nanos}", context.run));
+    let run = context
+        .run
+        .map(|run| run.to_string())
+        .unwrap_or_else(|| "api".to_string());
+    let salt = Sha256::digest(format!("{run}:{index}:{nanos}"));
     format!(
         "relais.{}.{}.{}@{}",
-        context.run,
+        run,
         index + 1,
         &hex::encode(salt)[..12],
         context.identity.message_id_domain

@@ -5,18 +5,23 @@
 //! [`sources`] → [`rules`] → [`plugins`] → [`effects`] → [`store`],
 //! driven by the [`dispatch`] module. Plugins decide; the host acts.
 
+pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod dispatch;
 pub mod effects;
+pub mod metrics;
 pub mod plugins;
+pub mod requests;
 pub mod rules;
 pub mod sources;
 pub mod store;
+pub mod templates;
 pub mod yaml;
 
 pub use dispatch::{Dispatcher, Options, Outcome, Report, StoreHost};
 pub use plugins::Plugins;
 pub use rules::RuleSet;
 pub use store::Store;
+pub use templates::Templates;

@@ -128,7 +128,7 @@ pub struct ContractDetails {
     pub customer: String,
     /// The alert kinds the contract enables.
     pub alerts: Vec<crate::ChangeKind>,
-    /// Recipient groups and their members (contact or collaborator ids).
+    /// Recipient groups and their members.
     pub recipients: Vec<RecipientGroup>,
 }
 
@@ -138,8 +138,91 @@ pub struct RecipientGroup {
     /// `contract-contacts`, `site-contacts`, `customer-contacts`,
     /// `product-contacts`, `product-collaborators` or `service-contacts`.
     pub group: String,
-    /// Member ids.
-    pub members: Vec<String>,
+    /// The contacts and collaborators of the group.
+    pub members: Vec<Recipient>,
+}
+
+/// How a contact receives alerts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reception {
+    /// By mail.
+    #[default]
+    Email,
+    /// By fax, through the email-to-fax gateway when one is configured.
+    Fax,
+    /// No alerts.
+    None,
+}
+
+impl Reception {
+    /// The name used in files (`email`, `fax`, `none`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reception::Email => "email",
+            Reception::Fax => "fax",
+            Reception::None => "none",
+        }
+    }
+}
+
+/// A contact or collaborator of a recipient group, with what decides
+/// whether it gets an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Contact or collaborator.
+    pub kind: PartyKind,
+    /// Its id, e.g. `ct-jeanne`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// A contact's customer; `None` for collaborators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// A contact's site; `None` for collaborators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Its mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// How it receives alerts (collaborators: by mail).
+    pub reception: Reception,
+    /// Its fax number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fax: Option<String>,
+    /// The alert kinds it subscribed to.
+    pub alerts: Vec<crate::ChangeKind>,
+}
+
+/// Per alert kind, the subject keyword and the mail template a customer
+/// chose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertFormat {
+    /// The alert kind.
+    pub kind: crate::ChangeKind,
+    /// Put in the alert's subject, e.g. `[OUVERTURE]`.
+    pub keyword: String,
+    /// The template's name, e.g. `alert-opened`.
+    pub template: String,
+}
+
+/// A customer with its alert formats, as the `contracts` capability reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    /// Customer code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Code of its company.
+    pub company: String,
+    /// Code of its main site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_site: Option<String>,
+    /// Language of its mail (`fr`, `en`...), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Its alert formats, by kind.
+    pub alert_formats: Vec<AlertFormat>,
 }
 
 /// A stored mail of a thread, as the `mail` capability reads it.

@@ -13,10 +13,10 @@
 use std::marker::PhantomData;
 
 use crate::{
-    Address, AddressOwner, Attachment, Author, ChangeKind, Contract, ContractDetails,
-    ContractEvent, Effect, Event, Host, HostError, Level, Mail, MessageSource, Metadata, PartyKind,
-    Plugin, PluginError, RecipientGroup, Request, RequestSaved, RequestType, ScheduleFired,
-    Settings, Side, ThreadMail, User, UserKind,
+    Address, AddressOwner, AlertFormat, Attachment, Author, ChangeKind, Contract, ContractDetails,
+    ContractEvent, Customer, Effect, Event, Host, HostError, Level, Mail, MessageSource, Metadata,
+    PartyKind, Plugin, PluginError, Reception, Recipient, RecipientGroup, Rendered, Request,
+    RequestSaved, RequestType, ScheduleFired, Settings, Side, ThreadMail, User, UserKind,
 };
 
 /// The bindings of world `relais:plugin/plugin`.
@@ -92,6 +92,26 @@ impl Host for WitHost {
     fn contract(&self, code: &str) -> Result<Option<ContractDetails>, HostError> {
         bindings::relais::plugin::contracts::get_contract(code)
             .map(|found| found.map(ContractDetails::from))
+            .map_err(HostError)
+    }
+
+    fn customer(&self, code: &str) -> Result<Option<Customer>, HostError> {
+        bindings::relais::plugin::contracts::get_customer(code)
+            .map(|found| found.map(Customer::from))
+            .map_err(HostError)
+    }
+
+    fn render(
+        &self,
+        name: &str,
+        language: Option<&str>,
+        context: &serde_json::Value,
+    ) -> Result<Rendered, HostError> {
+        bindings::relais::plugin::templates::render(name, language, &context.to_string())
+            .map(|rendered| Rendered {
+                subject: rendered.subject,
+                body: rendered.body,
+            })
             .map_err(HostError)
     }
 
@@ -277,7 +297,48 @@ impl From<wit::ContractDetails> for ContractDetails {
                 .into_iter()
                 .map(|group| RecipientGroup {
                     group: group.group,
-                    members: group.members,
+                    members: group.members.into_iter().map(Recipient::from).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<wit::Recipient> for Recipient {
+    fn from(recipient: wit::Recipient) -> Self {
+        Recipient {
+            kind: recipient.kind.into(),
+            id: recipient.id,
+            name: recipient.name,
+            customer: recipient.customer,
+            site: recipient.site,
+            email: recipient.email,
+            reception: match recipient.reception {
+                wit::Reception::Email => Reception::Email,
+                wit::Reception::Fax => Reception::Fax,
+                wit::Reception::None => Reception::None,
+            },
+            fax: recipient.fax,
+            alerts: recipient.alerts.into_iter().map(ChangeKind::from).collect(),
+        }
+    }
+}
+
+impl From<wit::Customer> for Customer {
+    fn from(customer: wit::Customer) -> Self {
+        Customer {
+            code: customer.code,
+            name: customer.name,
+            company: customer.company,
+            main_site: customer.main_site,
+            language: customer.language,
+            alert_formats: customer
+                .alert_formats
+                .into_iter()
+                .map(|format| AlertFormat {
+                    kind: format.kind.into(),
+                    keyword: format.keyword,
+                    template: format.template,
                 })
                 .collect(),
         }

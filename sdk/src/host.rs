@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-use crate::directory::{AddressOwner, ContractDetails, Request, RequestType, Settings, ThreadMail};
+use crate::directory::{
+    AddressOwner, ContractDetails, Customer, Request, RequestType, Settings, ThreadMail,
+};
+use crate::template::Rendered;
 
 /// A fault of the host while answering a query (its store is unreachable,
 /// ...). It is not the plugin's fault: the event is failed and can be retried.
@@ -81,8 +84,20 @@ pub trait Host {
     fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, HostError>;
     /// Global settings.
     fn settings(&self) -> Result<Settings, HostError>;
-    /// A contract with its alert settings.
+    /// A contract with its alert settings and recipients.
     fn contract(&self, code: &str) -> Result<Option<ContractDetails>, HostError>;
+    /// A customer with its main site and alert formats.
+    fn customer(&self, code: &str) -> Result<Option<Customer>, HostError>;
+    /// Renders the mail template `name` (in `language` when the admin wrote
+    /// a version in it) with `context` as its variables. A missing template
+    /// or a template error is a host error: the event fails and can be
+    /// retried once the template is fixed.
+    fn render(
+        &self,
+        name: &str,
+        language: Option<&str>,
+        context: &serde_json::Value,
+    ) -> Result<Rendered, HostError>;
     /// The stored mails of the thread this Message-ID belongs to.
     fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError>;
     /// A log line, kept in the event's trace under the plugin's name.
@@ -90,10 +105,17 @@ pub trait Host {
 }
 
 /// The version of the WIT package (`relais:plugin`) this SDK speaks.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// The query capabilities a plugin may declare. `log` is always granted.
-pub const CAPABILITIES: [&str; 5] = ["requests", "directory", "settings", "contracts", "mail"];
+pub const CAPABILITIES: [&str; 6] = [
+    "requests",
+    "directory",
+    "settings",
+    "contracts",
+    "mail",
+    "templates",
+];
 
 /// What a plugin says of itself; the host checks it when the plugin loads.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -62,16 +62,18 @@ mod event;
 #[doc(hidden)]
 pub mod guest;
 mod host;
+mod template;
 
 pub use directory::{
-    AddressOwner, Contract, ContractDetails, PartyKind, RecipientGroup, Request, RequestType,
-    Settings, ThreadMail, User, UserKind,
+    AddressOwner, AlertFormat, Contract, ContractDetails, Customer, PartyKind, Reception,
+    Recipient, RecipientGroup, Request, RequestType, Settings, ThreadMail, User, UserKind,
 };
 pub use effect::{Author, Effect, MessageSource, Side};
 pub use event::{
     Address, Attachment, ChangeKind, ContractEvent, Event, Mail, RequestSaved, ScheduleFired,
 };
 pub use host::{CAPABILITIES, Host, HostError, Level, Metadata, Plugin, PluginError, WIT_VERSION};
+pub use template::{AlertChange, AlertContext, Rendered};
 
 /// Exports a [`Plugin`] as the component's `metadata` and `handle`.
 ///

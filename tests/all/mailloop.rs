@@ -198,6 +198,7 @@ impl Engine {
             "database: relais.db
 rules: {rules}
 plugins: plugins
+templates: {templates}
 spool: ~
 accounts:
   - name: catchmail
@@ -213,6 +214,7 @@ outbox:
 identity: {{ address: catchmail@{name}.example, message-id-domain: {name}.example }}
 {extra}",
             rules = root().join("rules").display(),
+            templates = root().join("templates").display(),
             imap = servers.imap_port,
             smtp = servers.smtp_port,
         );

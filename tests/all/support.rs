@@ -77,6 +77,8 @@ impl Setup {
             .arg(&self.rules)
             .arg("--plugins")
             .arg(self.dir.path().join("plugins"))
+            .arg("--templates")
+            .arg(root().join("templates"))
             .args(args);
         command.output().expect("relais runs").into()
     }

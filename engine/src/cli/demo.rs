@@ -101,9 +101,13 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
     let files = relais::sources::files::list(&[dir.join("spool")]);
     let options = Options::default();
-    let reports = super::process_files(
-        &mut store, &rules, &plugins, &options, &files, "spool", false, false,
-    )?;
+    let loaded = relais::rules::Loaded {
+        plugins,
+        rules,
+        templates: Default::default(),
+    };
+    let reports =
+        super::process_files(&mut store, &loaded, &options, &files, "spool", false, false)?;
     println!();
     super::output::print_ingest_summary(&reports);
 

@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use relais::plugins::{Limits, Runtime};
+use relais::rules::Loaded;
 use relais::yaml::Diagnostic;
-use relais::{Dispatcher, Options, Outcome, Plugins, RuleSet, Store};
+use relais::{Dispatcher, Options, Outcome, Plugins, Store};
 
 /// Relais: an automation engine for support desks.
 #[derive(Debug, Parser)]
@@ -37,6 +38,14 @@ struct Paths {
     /// Directory of customer plugins; bundled plugins are always available.
     #[arg(long, global = true, env = "RELAIS_PLUGINS", default_value = "plugins")]
     plugins: PathBuf,
+    /// Directory of mail templates (`*.jinja`).
+    #[arg(
+        long,
+        global = true,
+        env = "RELAIS_TEMPLATES",
+        default_value = "templates"
+    )]
+    templates: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +90,22 @@ enum Command {
     Messages {
         /// Request number.
         request: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Save a support request, as the support system would through the API:
+    /// fires `request-saved` (opened, resolved, closed, state-changed).
+    Request {
+        #[command(subcommand)]
+        command: RequestCommand,
+    },
+    /// Fire a `contract-event` for a contract.
+    ContractEvent {
+        /// The contract's code.
+        contract: String,
+        /// The event kind, e.g. `expiring`.
+        kind: String,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -152,6 +177,23 @@ enum PluginCommand {
         /// Path to the Relais SDK crate the plugin builds against.
         #[arg(long)]
         sdk: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestCommand {
+    /// Save the request(s) of a YAML or JSON file: one request (the fields
+    /// of the import format's `requests` items) or a list of them.
+    Save {
+        /// The file.
+        file: PathBuf,
+        /// Engine config file, for which states count as resolved and
+        /// closed (`requests:`).
+        #[arg(long, env = "RELAIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -260,6 +302,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Request {
+            command: RequestCommand::Save { file, config, json },
+        } => {
+            let config = engine_config(paths, config.as_deref())?;
+            save_requests(paths, &file, &config.requests, json)
+        }
+        Command::ContractEvent {
+            contract,
+            kind,
+            json,
+        } => contract_event(paths, &contract, &kind, json),
         Command::Run { config } => {
             let config = engine_config(paths, config.as_deref())?;
             relais::daemon::run(config)?;
@@ -359,6 +412,7 @@ fn engine_config(paths: &Paths, file: Option<&Path>) -> Result<relais::config::C
             database: paths.db.clone(),
             rules: paths.rules.clone(),
             plugins: paths.plugins.clone(),
+            templates: paths.templates.clone(),
             ..Default::default()
         }),
     }
@@ -415,21 +469,54 @@ fn runtime() -> Result<Runtime> {
         .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))
 }
 
-/// Loads plugins and rules; every problem (a plugin file that cannot load, a
-/// rule error) as a diagnostic.
-fn load_config(runtime: &Runtime, paths: &Paths) -> Result<(Plugins, RuleSet), Vec<Diagnostic>> {
-    relais::rules::load_with_plugins(runtime, &paths.plugins, &paths.rules)
+/// Loads plugins, templates and rules; every problem (a plugin file that
+/// cannot load, a template or rule error) as a diagnostic.
+fn load_config(runtime: &Runtime, paths: &Paths) -> Result<Loaded, Vec<Diagnostic>> {
+    relais::rules::load_with_plugins(runtime, &paths.plugins, &paths.rules, &paths.templates)
+}
+
+/// Loads everything, or prints why not and says nothing was done.
+fn load_or_explain(runtime: &Runtime, paths: &Paths, what: &str) -> Option<Loaded> {
+    match load_config(runtime, paths) {
+        Ok(loaded) => Some(loaded),
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            eprintln!("the rule set is invalid: {what}");
+            None
+        }
+    }
 }
 
 fn check(paths: &Paths) -> Result<ExitCode> {
     match load_config(&runtime()?, paths) {
-        Ok((_, rules)) => {
+        Ok(loaded) => {
+            // The directory's alert formats name templates: with a store,
+            // check they exist too.
+            if paths.db.exists() {
+                let store = open_store(&paths.db)?;
+                let problems =
+                    relais::templates::unknown_alert_templates(&store, &loaded.templates)?;
+                if !problems.is_empty() {
+                    for problem in &problems {
+                        eprintln!("{}: {problem}", paths.db.display());
+                    }
+                    eprintln!(
+                        "{} error{}",
+                        problems.len(),
+                        if problems.len() == 1 { "" } else { "s" }
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            let rules = &loaded.rules;
             let n = rules.rules.len();
+            let t = loaded.templates.files().len();
             println!(
-                "ok: {n} rule{} in {} file{} (rule set {})",
+                "ok: {n} rule{} in {} file{}, {t} template{} (rule set {})",
                 if n == 1 { "" } else { "s" },
                 rules.files.len(),
                 if rules.files.len() == 1 { "" } else { "s" },
+                if t == 1 { "" } else { "s" },
                 rules.hash
             );
             Ok(ExitCode::SUCCESS)
@@ -441,6 +528,108 @@ fn check(paths: &Paths) -> Result<ExitCode> {
     }
 }
 
+/// `relais request save FILE`: each request checked then saved, in order.
+fn save_requests(
+    paths: &Paths,
+    file: &Path,
+    states: &relais::config::RequestStates,
+    json: bool,
+) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let value: serde_json::Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("{}: not YAML or JSON", file.display()))?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    let mut requests = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let request: relais::directory::RequestSpec = serde_path_to_error::deserialize(item)
+            .map_err(|e| anyhow::anyhow!("{}: request {}: {e}", file.display(), index + 1))?;
+        requests.push(request);
+    }
+    let runtime = runtime()?;
+    let Some(loaded) = load_or_explain(&runtime, paths, "nothing saved") else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut store = open_store(&paths.db)?;
+    let metrics = relais::metrics::Metrics::new();
+    let options = Options::default();
+    let mut dispatcher = dispatcher(&mut store, &loaded, &options);
+    let mut failed = false;
+    for request in &requests {
+        match relais::api::actions::save_request(&mut dispatcher, request, states, &metrics) {
+            Ok(answer) => {
+                failed |= answer["outcome"] == "failed";
+                if json {
+                    println!("{answer}");
+                } else {
+                    output::print_event_answer(&answer);
+                }
+            }
+            Err(error) => {
+                eprintln!("request {}: {error}: not saved", request.number);
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `relais contract-event CONTRACT KIND`.
+fn contract_event(paths: &Paths, contract: &str, kind: &str, json: bool) -> Result<ExitCode> {
+    let runtime = runtime()?;
+    let Some(loaded) = load_or_explain(&runtime, paths, "no event fired") else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut store = open_store(&paths.db)?;
+    let metrics = relais::metrics::Metrics::new();
+    let options = Options::default();
+    let mut dispatcher = dispatcher(&mut store, &loaded, &options);
+    let body = relais::api::ContractEventBody {
+        contract: contract.to_string(),
+        kind: kind.to_string(),
+    };
+    match relais::api::actions::contract_event(&mut dispatcher, &body, &metrics) {
+        Ok(answer) => {
+            if json {
+                println!("{answer}");
+            } else {
+                output::print_event_answer(&answer);
+            }
+            Ok(if answer["outcome"] == "failed" {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Err(error) => {
+            eprintln!("{error}: no event fired");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A dispatcher on `store` with what was loaded.
+fn dispatcher<'a>(
+    store: &'a mut Store,
+    loaded: &'a Loaded,
+    options: &'a Options,
+) -> Dispatcher<'a> {
+    Dispatcher {
+        store,
+        rules: &loaded.rules,
+        plugins: &loaded.plugins,
+        templates: &loaded.templates,
+        options,
+    }
+}
+
 fn ingest(
     paths: &Paths,
     inputs: &[PathBuf],
@@ -449,19 +638,14 @@ fn ingest(
     json: bool,
 ) -> Result<ExitCode> {
     let runtime = runtime()?;
-    let (plugins, rules) = match load_config(&runtime, paths) {
-        Ok(loaded) => loaded,
-        Err(diagnostics) => {
-            print_diagnostics(&diagnostics);
-            eprintln!("the rule set is invalid: no mail processed");
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(loaded) = load_or_explain(&runtime, paths, "no mail processed") else {
+        return Ok(ExitCode::FAILURE);
     };
     let mut store = open_store(&paths.db)?;
     let options = Options::default();
     let files = relais::sources::files::list(inputs);
     let reports = process_files(
-        &mut store, &rules, &plugins, &options, &files, account, dry_run, json,
+        &mut store, &loaded, &options, &files, account, dry_run, json,
     )?;
     let bad = reports
         .iter()
@@ -481,8 +665,7 @@ fn ingest(
 #[allow(clippy::too_many_arguments)]
 fn process_files(
     store: &mut Store,
-    rules: &RuleSet,
-    plugins: &Plugins,
+    loaded: &Loaded,
     options: &Options,
     files: &[relais::sources::files::MailFile],
     account: &str,
@@ -494,12 +677,7 @@ fn process_files(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut dispatcher = Dispatcher {
-        store,
-        rules,
-        plugins,
-        options,
-    };
+    let mut dispatcher = dispatcher(store, loaded, options);
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
         let source = file.path.display().to_string();

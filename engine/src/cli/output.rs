@@ -231,3 +231,22 @@ pub fn print_outbox(mails: &[OutboxRecord]) {
         );
     }
 }
+
+/// One event's answer (a request saved, a contract event): its run,
+/// outcome, change kinds and effects, a line each.
+pub fn print_event_answer(answer: &serde_json::Value) {
+    let text = |key: &str| answer[key].as_str().unwrap_or_default().to_string();
+    let run = answer["run"]
+        .as_i64()
+        .map(|r| format!("run {r}"))
+        .unwrap_or_else(|| "no run".to_string());
+    println!("{}: {} ({run})", text("summary"), text("outcome"));
+    let effects: Vec<Effect> =
+        serde_json::from_value(answer["effects"].clone()).unwrap_or_default();
+    for effect in &effects {
+        println!("  {}", describe(effect));
+    }
+    if let Some(error) = answer["error"].as_str() {
+        println!("  error: {error}");
+    }
+}

@@ -48,7 +48,14 @@ pub fn run(
         );
         Store::open_in_memory()?
     };
-    let host = Arc::new(StoreHost::new(store, &loaded.info().name));
+    let templates = match relais::Templates::load(&paths.templates) {
+        Ok(templates) => Arc::new(templates),
+        Err(diagnostics) => {
+            super::print_diagnostics(&diagnostics);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let host = Arc::new(StoreHost::new(store, templates, &loaded.info().name));
     let started = std::time::Instant::now();
     let result = loaded.handle(&event, &config, host.clone());
     let duration_us = started.elapsed().as_micros() as u64;

@@ -1,9 +1,10 @@
 //! The dispatcher thread: the one writer of the store. Sources hand it mails
-//! as jobs and wait for the answer before they acknowledge anything. When
-//! mail arrives faster than one commit per mail allows, the jobs waiting are
-//! processed as a batch that shares one commit (each event still in its own
-//! savepoint, all or nothing), so a disk sync is paid per batch, not per
-//! mail.
+//! as jobs, and the HTTP API hands it calls (a request saved, a message
+//! posted...); each waits for the answer, which comes only once what it
+//! wrote is committed. When work arrives faster than one commit per event
+//! allows, the tasks waiting are processed as a batch that shares one
+//! commit (each event still in its own savepoint, all or nothing), so a
+//! disk sync is paid per batch, not per event.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,6 +16,7 @@ use crate::plugins::Plugins;
 use crate::rules::RuleSet;
 use crate::sources::mail::{MailError, ParsedMail};
 use crate::store::{ImapReceipt, Store};
+use crate::templates::Templates;
 
 /// One mail to process.
 #[derive(Debug)]
@@ -33,6 +35,81 @@ pub struct Job {
     pub done: oneshot::Sender<Result<Report, String>>,
 }
 
+/// Why a call was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The input is wrong (`field` names what, when one field is); nothing
+    /// was written.
+    Invalid {
+        /// The field at fault.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// What the call names does not exist.
+    NotFound(String),
+    /// The data does not allow it now (a locked conversation...).
+    Conflict(String),
+    /// The engine failed (the store...); nothing was written.
+    Internal(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Invalid {
+                field: Some(field),
+                message,
+            } => write!(f, "{field}: {message}"),
+            CallError::Invalid {
+                field: None,
+                message,
+            }
+            | CallError::NotFound(message)
+            | CallError::Conflict(message)
+            | CallError::Internal(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for CallError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Refused(message) => CallError::Conflict(message),
+            other => CallError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// What a call answers: a JSON document.
+pub type CallResult = Result<serde_json::Value, CallError>;
+
+/// Work the HTTP API (or another caller) runs on the dispatcher thread.
+pub type Work = Box<dyn FnOnce(&mut Dispatcher<'_>) -> CallResult + Send>;
+
+/// One call: its work and where its answer goes, once committed.
+pub struct Call {
+    /// The work.
+    pub work: Work,
+    /// The answer.
+    pub done: oneshot::Sender<CallResult>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Call")
+    }
+}
+
+/// A task for the dispatcher.
+#[derive(Debug)]
+pub enum Task {
+    /// A mail from a source.
+    Mail(Box<Job>),
+    /// A call.
+    Call(Call),
+}
+
 /// What the dispatcher runs with.
 #[derive(Debug)]
 pub struct Engine {
@@ -42,6 +119,10 @@ pub struct Engine {
     pub rules: Arc<RuleSet>,
     /// The plugins.
     pub plugins: Arc<Plugins>,
+    /// The mail templates.
+    pub templates: Arc<Templates>,
+    /// Counts what was processed.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Limits and identity.
     pub options: Options,
     /// Most events per commit.
@@ -51,8 +132,8 @@ pub struct Engine {
 }
 
 /// Starts the dispatcher thread. It stops when every sender of the returned
-/// channel is dropped, after finishing the jobs already handed to it.
-pub fn spawn(engine: Engine) -> std::io::Result<(mpsc::Sender<Job>, JoinHandle<()>)> {
+/// channel is dropped, after finishing the tasks already handed to it.
+pub fn spawn(engine: Engine) -> std::io::Result<(mpsc::Sender<Task>, JoinHandle<()>)> {
     let (sender, receiver) = mpsc::channel(engine.batch.max(1) * 4);
     let handle = std::thread::Builder::new()
         .name("relais-dispatch".into())
@@ -60,64 +141,104 @@ pub fn spawn(engine: Engine) -> std::io::Result<(mpsc::Sender<Job>, JoinHandle<(
     Ok((sender, handle))
 }
 
-fn run(mut engine: Engine, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(first) = jobs.blocking_recv() {
+fn run(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
+    while let Some(first) = tasks.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < engine.batch {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+            match tasks.try_recv() {
+                Ok(task) => batch.push(task),
                 Err(_) => break,
             }
         }
         let results = process(&mut engine, &mut batch);
         engine.wake.notify_one();
-        for (job, result) in batch.into_iter().zip(results) {
-            // A source that gave up waiting will fetch the mail again.
-            let _ = job.done.send(result);
+        for (task, result) in batch.into_iter().zip(results) {
+            // A caller that gave up waiting will ask again.
+            match (task, result) {
+                (Task::Mail(job), Outcome::Mail(result)) => {
+                    let _ = job.done.send(result);
+                }
+                (Task::Call(call), Outcome::Call(result)) => {
+                    let _ = call.done.send(result);
+                }
+                _ => unreachable!("each task gets an outcome of its own kind"),
+            }
         }
     }
 }
 
-fn process(engine: &mut Engine, batch: &mut [Job]) -> Vec<Result<Report, String>> {
+// Short-lived, one per task of a batch: not worth boxing.
+#[allow(clippy::large_enum_variant)]
+enum Outcome {
+    Mail(Result<Report, String>),
+    Call(CallResult),
+}
+
+impl Outcome {
+    fn failed(task: &Task, error: &str) -> Outcome {
+        match task {
+            Task::Mail(_) => Outcome::Mail(Err(error.to_string())),
+            Task::Call(_) => Outcome::Call(Err(CallError::Internal(error.to_string()))),
+        }
+    }
+}
+
+fn process(engine: &mut Engine, batch: &mut [Task]) -> Vec<Outcome> {
     let batched = batch.len() > 1;
     if batched && let Err(error) = engine.store.begin_batch() {
         let error = format!("cannot start a transaction: {error}");
-        return batch.iter().map(|_| Err(error.clone())).collect();
+        return batch.iter().map(|t| Outcome::failed(t, &error)).collect();
     }
     let mut dispatcher = Dispatcher {
         store: &mut engine.store,
         rules: &engine.rules,
         plugins: &engine.plugins,
+        templates: &engine.templates,
         options: &engine.options,
     };
-    let mut results: Vec<Result<Report, String>> = batch
+    let mut results: Vec<Outcome> = batch
         .iter_mut()
-        .map(|job| {
-            let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
-            dispatcher
-                .handle_received(
-                    &job.raw,
-                    parsed,
-                    Some(&job.source),
-                    job.receipt.as_ref(),
-                    false,
-                )
-                .map_err(|e| e.to_string())
+        .map(|task| match task {
+            Task::Mail(job) => {
+                let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
+                let result = dispatcher
+                    .handle_received(
+                        &job.raw,
+                        parsed,
+                        Some(&job.source),
+                        job.receipt.as_ref(),
+                        false,
+                    )
+                    .map_err(|e| e.to_string());
+                if let Ok(report) = &result {
+                    log_report(report);
+                    engine.metrics.record(report);
+                }
+                Outcome::Mail(result)
+            }
+            Task::Call(call) => {
+                let work =
+                    std::mem::replace(&mut call.work, Box::new(|_| Ok(serde_json::Value::Null)));
+                Outcome::Call(work(&mut dispatcher))
+            }
         })
         .collect();
     if batched && let Err(error) = engine.store.commit_batch() {
         engine.store.rollback_batch();
         tracing::error!(error = %error, events = batch.len(), "batch commit failed; nothing of it was written");
         let error = format!("commit failed: {error}");
-        results = batch.iter().map(|_| Err(error.clone())).collect();
-    }
-    for report in results.iter().flatten() {
-        tracing::info!(
-            run = report.run,
-            outcome = report.outcome.as_str(),
-            summary = %report.summary,
-            "event processed"
-        );
+        results = batch.iter().map(|t| Outcome::failed(t, &error)).collect();
     }
     results
+}
+
+/// One log line per event, for those who follow the daemon's output.
+pub fn log_report(report: &Report) {
+    tracing::info!(
+        run = report.run,
+        trigger = %report.trigger,
+        outcome = report.outcome.as_str(),
+        summary = %report.summary,
+        "event processed"
+    );
 }

@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dispatcher::Job;
+use super::dispatcher::{Job, Task};
 use crate::config::{Account, Security};
 use crate::store::{ImapReceipt, Store};
 
@@ -58,7 +58,7 @@ pub enum SourceState {
 pub async fn run(
     account: Account,
     store: Store,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Task>,
     state: Arc<std::sync::Mutex<SourceState>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -106,7 +106,7 @@ pub async fn run(
 struct Connection<'a> {
     account: &'a Account,
     store: Store,
-    jobs: &'a mpsc::Sender<Job>,
+    jobs: &'a mpsc::Sender<Task>,
     shutdown: watch::Receiver<bool>,
     last_expiry: &'a mut Option<Instant>,
     connected: bool,
@@ -247,7 +247,7 @@ impl Connection<'_> {
                     done,
                 };
                 self.jobs
-                    .send(job)
+                    .send(Task::Mail(Box::new(job)))
                     .await
                     .map_err(|_| "the dispatcher stopped".to_string())?;
                 waiting.push((uid, outcome));

@@ -40,11 +40,27 @@ async fn serve(config: Config) -> Result<()> {
     let config = Arc::new(config);
     let plugin_runtime = Runtime::new(Limits::default())
         .map_err(|e| anyhow!("cannot start the plugin runtime: {e}"))?;
-    let (plugins, rules) =
-        crate::rules::load_with_plugins(&plugin_runtime, &config.plugins, &config.rules)
-            .map_err(|diagnostics| invalid(&diagnostics))?;
-    tracing::info!(rules = rules.rules.len(), set = %rules.hash, plugins = plugins.infos().len(), "rule set loaded");
+    let loaded = crate::rules::load_with_plugins(
+        &plugin_runtime,
+        &config.plugins,
+        &config.rules,
+        &config.templates,
+    )
+    .map_err(|diagnostics| invalid(&diagnostics))?;
+    let rules = loaded.rules;
+    tracing::info!(
+        rules = rules.rules.len(),
+        set = %rules.hash,
+        plugins = loaded.plugins.infos().len(),
+        templates = loaded.templates.files().len(),
+        "rule set loaded"
+    );
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    metrics.loaded(Some(&rules.hash));
     let store = Store::open(&config.database)?;
+    for problem in crate::templates::unknown_alert_templates(&store, &loaded.templates)? {
+        tracing::warn!("{problem}");
+    }
     let transport = sender::Transport::from_config(&config).map_err(|e| anyhow!(e))?;
     let wake = Arc::new(Notify::new());
     let options = Options {
@@ -54,7 +70,9 @@ async fn serve(config: Config) -> Result<()> {
     let (jobs, dispatcher) = dispatcher::spawn(dispatcher::Engine {
         store,
         rules: Arc::new(rules),
-        plugins: Arc::new(plugins),
+        plugins: Arc::new(loaded.plugins),
+        templates: loaded.templates,
+        metrics: metrics.clone(),
         options,
         batch: config.limits.batch,
         wake: wake.clone(),
@@ -83,6 +101,30 @@ async fn serve(config: Config) -> Result<()> {
             shutdown.clone(),
         )));
     }
+    let api = match &config.http {
+        Some(http) => {
+            let listener = tokio::net::TcpListener::bind(&http.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", http.listen))?;
+            let state = Arc::new(crate::api::ApiState {
+                tasks: jobs.clone(),
+                store: Store::open(&config.database)?,
+                token: http
+                    .token
+                    .resolve()
+                    .map_err(|e| anyhow!("http.token: {e}"))?,
+                metrics: metrics.clone(),
+                states: config.requests.clone(),
+            });
+            tracing::info!(listen = %http.listen, "HTTP API listening");
+            Some(tokio::spawn(crate::api::serve(
+                listener,
+                state,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     drop(jobs);
     let sender = tokio::spawn(sender::run(
         Store::open(&config.database)?,
@@ -100,6 +142,10 @@ async fn serve(config: Config) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("stopping: finishing the mail in flight");
     let _ = stop.send(true);
+    if let Some(api) = api {
+        // In-flight calls finish; new connections are refused.
+        let _ = tokio::time::timeout(GRACE, api).await;
+    }
     let finished = tokio::time::timeout(GRACE, futures::future::join_all(sources)).await;
     if finished.is_err() {
         tracing::warn!(

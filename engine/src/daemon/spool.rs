@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dispatcher::Job;
+use super::dispatcher::{Job, Task};
 use crate::dispatch::Outcome;
 
 /// How often the folder is rescanned without a change notice.
@@ -26,7 +26,7 @@ const IN_FLIGHT: usize = 512;
 pub const ACCOUNT: &str = "spool";
 
 /// Watches `dir` until `shutdown` turns true.
-pub async fn run(dir: PathBuf, jobs: mpsc::Sender<Job>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(dir: PathBuf, jobs: mpsc::Sender<Task>, mut shutdown: watch::Receiver<bool>) {
     for sub in ["done", "failed"] {
         if let Err(error) = std::fs::create_dir_all(dir.join(sub)) {
             tracing::error!(dir = %dir.display(), error = %error, "cannot create the spool folders; spool source stopped");
@@ -69,7 +69,7 @@ pub async fn run(dir: PathBuf, jobs: mpsc::Sender<Job>, mut shutdown: watch::Rec
 async fn process(
     dir: &Path,
     files: &[PathBuf],
-    jobs: &mpsc::Sender<Job>,
+    jobs: &mpsc::Sender<Task>,
     shutdown: &watch::Receiver<bool>,
 ) -> bool {
     let mut waiting = std::collections::VecDeque::with_capacity(IN_FLIGHT);
@@ -98,7 +98,7 @@ async fn process(
             receipt: None,
             done,
         };
-        if jobs.send(job).await.is_err() {
+        if jobs.send(Task::Mail(Box::new(job))).await.is_err() {
             return false;
         }
         waiting.push_back((file, outcome));

@@ -161,9 +161,55 @@ pub fn contract(c: sdk::ContractDetails) -> wit::ContractDetails {
             .into_iter()
             .map(|g| wit::RecipientGroup {
                 group: g.group,
-                members: g.members,
+                members: g.members.into_iter().map(recipient).collect(),
             })
             .collect(),
+    }
+}
+
+fn recipient(r: sdk::Recipient) -> wit::Recipient {
+    wit::Recipient {
+        kind: party_kind(r.kind),
+        id: r.id,
+        name: r.name,
+        customer: r.customer,
+        site: r.site,
+        email: r.email,
+        reception: match r.reception {
+            sdk::Reception::Email => wit::Reception::Email,
+            sdk::Reception::Fax => wit::Reception::Fax,
+            sdk::Reception::None => wit::Reception::None,
+        },
+        fax: r.fax,
+        alerts: r.alerts.into_iter().map(change_kind).collect(),
+    }
+}
+
+/// A query answer: a customer.
+pub fn customer(c: sdk::Customer) -> wit::Customer {
+    wit::Customer {
+        code: c.code,
+        name: c.name,
+        company: c.company,
+        main_site: c.main_site,
+        language: c.language,
+        alert_formats: c
+            .alert_formats
+            .into_iter()
+            .map(|f| wit::AlertFormat {
+                kind: change_kind(f.kind),
+                keyword: f.keyword,
+                template: f.template,
+            })
+            .collect(),
+    }
+}
+
+/// A query answer: a rendered template.
+pub fn rendered(r: sdk::Rendered) -> wit::Rendered {
+    wit::Rendered {
+        subject: r.subject,
+        body: r.body,
     }
 }
 

@@ -40,10 +40,16 @@ fn read_limits(path: &Path) -> Result<LimitsFile, Diagnostic> {
 }
 
 /// The bundled plugins, built from `plugins/` by `build.rs`.
-const BUNDLED: &[(&str, &[u8])] = &[(
-    "catchmail",
-    include_bytes!(concat!(env!("OUT_DIR"), "/bundled/catchmail.wasm")),
-)];
+const BUNDLED: &[(&str, &[u8])] = &[
+    (
+        "catchmail",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bundled/catchmail.wasm")),
+    ),
+    (
+        "alert-dispatch",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bundled/alert-dispatch.wasm")),
+    ),
+];
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

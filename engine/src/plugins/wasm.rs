@@ -36,7 +36,9 @@ pub(crate) mod bindings {
     });
 }
 
-use bindings::relais::plugin::{contracts, directory, log, mail, requests, settings, types as wit};
+use bindings::relais::plugin::{
+    contracts, directory, log, mail, requests, settings, templates, types as wit,
+};
 
 /// Per-event limits of a plugin. What each protects is the engine and the
 /// other events from one plugin's fault.
@@ -352,6 +354,33 @@ impl contracts::Host for State {
     ) -> wasmtime::Result<Result<Option<wit::ContractDetails>, String>> {
         self.query(|h| h.contract(&code), |c| c.map(convert::contract))
     }
+
+    fn get_customer(
+        &mut self,
+        code: String,
+    ) -> wasmtime::Result<Result<Option<wit::Customer>, String>> {
+        self.query(|h| h.customer(&code), |c| c.map(convert::customer))
+    }
+}
+
+impl templates::Host for State {
+    fn render(
+        &mut self,
+        name: String,
+        language: Option<String>,
+        context: String,
+    ) -> wasmtime::Result<Result<wit::Rendered, String>> {
+        // The context is the plugin's own data: JSON it cannot write is
+        // its error, answered as such rather than as a host fault.
+        let context: serde_json::Value = match serde_json::from_str(&context) {
+            Ok(context) => context,
+            Err(error) => return Ok(Err(format!("template context is not JSON: {error}"))),
+        };
+        self.query(
+            |h| h.render(&name, language.as_deref(), &context),
+            convert::rendered,
+        )
+    }
 }
 
 impl mail::Host for State {
@@ -401,6 +430,17 @@ impl Host for NoQueries {
     fn contract(&self, _: &str) -> Result<Option<relais_sdk::ContractDetails>, HostError> {
         Err(unavailable())
     }
+    fn customer(&self, _: &str) -> Result<Option<relais_sdk::Customer>, HostError> {
+        Err(unavailable())
+    }
+    fn render(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &serde_json::Value,
+    ) -> Result<relais_sdk::Rendered, HostError> {
+        Err(unavailable())
+    }
     fn thread(&self, _: &str) -> Result<Vec<relais_sdk::ThreadMail>, HostError> {
         Err(unavailable())
     }
@@ -446,6 +486,7 @@ fn linker(engine: &Engine, capabilities: &[String]) -> Result<Linker<State>, Str
             "settings" => settings::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s),
             "contracts" => contracts::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s),
             "mail" => mail::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s),
+            "templates" => templates::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s),
             _ => Ok(()),
         }
         .map_err(failed)?;

@@ -75,24 +75,97 @@ impl RuleSet {
 /// Default `max` for queued and parallel rules.
 pub const DEFAULT_MAX: u32 = 10;
 
-/// Loads the plugins of `plugins_dir` (with the bundled ones) and the rule
-/// set of `rules_dir`: the same checks at start-up, in `relais check` and in
-/// `relais ingest`. Every problem, a plugin refused or a rule error, comes
-/// back as a diagnostic.
+/// Everything a rule set runs with, loaded and checked together.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The plugins: bundled ones and those of the plugins directory.
+    pub plugins: crate::Plugins,
+    /// The rules.
+    pub rules: RuleSet,
+    /// The mail templates.
+    pub templates: std::sync::Arc<crate::Templates>,
+}
+
+/// Loads the plugins, the templates and the rules, and checks them
+/// together: every problem (a plugin file that cannot load, a template
+/// error, a rule error, a template a rule names that does not exist) is
+/// returned, each with its file and position.
 pub fn load_with_plugins(
     runtime: &crate::plugins::Runtime,
     plugins_dir: &Path,
     rules_dir: &Path,
-) -> Result<(crate::Plugins, RuleSet), Vec<Diagnostic>> {
+    templates_dir: &Path,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let (plugins, mut diagnostics) = crate::Plugins::load(runtime, plugins_dir);
+    let templates = match crate::Templates::load(templates_dir) {
+        Ok(templates) => Some(templates),
+        Err(errors) => {
+            diagnostics.extend(errors);
+            None
+        }
+    };
     match load_dir(rules_dir, &plugins) {
-        Ok(rules) if diagnostics.is_empty() => Ok((plugins, rules)),
-        Ok(_) => Err(diagnostics),
+        Ok(rules) => {
+            if let Some(templates) = &templates {
+                diagnostics.extend(missing_templates(&rules, templates, templates_dir));
+            }
+            match templates {
+                Some(templates) if diagnostics.is_empty() => Ok(Loaded {
+                    plugins,
+                    rules,
+                    templates: std::sync::Arc::new(templates),
+                }),
+                _ => Err(diagnostics),
+            }
+        }
         Err(rule_errors) => {
             diagnostics.extend(rule_errors);
             Err(diagnostics)
         }
     }
+}
+
+/// Rule configs name templates under keys called `template`, at any depth:
+/// each must exist.
+fn missing_templates(rules: &RuleSet, templates: &crate::Templates, dir: &Path) -> Vec<Diagnostic> {
+    fn walk(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match value {
+                        serde_json::Value::String(name) if key == "template" => {
+                            found.push(name.clone())
+                        }
+                        other => walk(other, found),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, found)),
+            _ => {}
+        }
+    }
+    let mut diagnostics = Vec::new();
+    for rule in &rules.rules {
+        let mut names = Vec::new();
+        walk(&rule.config, &mut names);
+        for name in names.into_iter().filter(|name| !templates.exists(name)) {
+            let mut parts = rule.source.rsplitn(3, ':');
+            let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+            let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(1);
+            let file = PathBuf::from(parts.next().unwrap_or(&rule.source));
+            diagnostics.push(Diagnostic {
+                file,
+                line,
+                column,
+                message: format!(
+                    "rule `{}`: template `{name}` does not exist (no {name}.jinja nor {name}.LANG.jinja in {})",
+                    rule.id,
+                    dir.display()
+                ),
+            });
+        }
+    }
+    diagnostics
 }
 
 /// Loads and validates every `*.yaml`/`*.yml` file of `dir` as one rule set.

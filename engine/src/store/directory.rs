@@ -1,10 +1,13 @@
 //! Directory records: import (upsert) and the read queries plugins use.
 
-use relais_sdk::{AddressOwner, PartyKind, Request, RequestType, Settings, User, UserKind};
+use relais_sdk::{
+    AddressOwner, AlertFormat, ChangeKind, Customer, PartyKind, Reception, Recipient,
+    RecipientGroup, Request, RequestType, Settings, User, UserKind,
+};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Cached, Store, StoreError, from_json, now, to_json};
-use crate::directory::{DirectoryFile, Existing, Kind, UserKindSpec};
+use super::{Cached, Store, StoreError, Tx, from_json, now, to_json};
+use crate::directory::{DirectoryFile, Existing, Kind, RequestSpec, UserKindSpec};
 
 /// How many records of each kind an import wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -27,6 +30,17 @@ pub struct DirectoryCounts {
     pub requests: usize,
 }
 
+/// A recipient's columns: name, customer, site, email, reception, fax, alerts.
+type RecipientRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+);
+
 const SETTING_MESSAGES: &str = "direct-messages-enabled";
 const SETTING_NOTIFY: &str = "notify-by-email-default";
 
@@ -38,12 +52,12 @@ impl Store {
         &mut self,
         data: &DirectoryFile,
     ) -> Result<DirectoryCounts, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // A savepoint inside a batch of the dispatcher, a transaction alone.
+        let tx = self.begin()?;
         let stamp = now();
         let set = |key: &str, value: Option<bool>| -> Result<(), StoreError> {
             if let Some(value) = value {
-                tx.run(
+                tx.conn.run(
                     "INSERT INTO settings (key, value) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     params![key, value.to_string()],
@@ -54,27 +68,33 @@ impl Store {
         set(SETTING_MESSAGES, data.settings.direct_messages_enabled)?;
         set(SETTING_NOTIFY, data.settings.notify_by_email_default)?;
         for company in &data.companies {
-            tx.run(
+            tx.conn.run(
                 "INSERT INTO companies (code, name) VALUES (?1, ?2)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name",
                 params![company.code, company.name],
             )?;
         }
         for customer in &data.customers {
-            tx.run(
-                "INSERT INTO customers (code, name, company) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, company = excluded.company",
-                params![customer.code, customer.name, customer.company],
+            tx.conn.run(
+                "INSERT INTO customers (code, name, company, language) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, company = excluded.company,
+                   language = excluded.language",
+                params![
+                    customer.code,
+                    customer.name,
+                    customer.company,
+                    customer.language
+                ],
             )?;
             for site in &customer.sites {
-                tx.run(
+                tx.conn.run(
                     "INSERT INTO sites (customer, code, name, main) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (customer, code) DO UPDATE SET name = excluded.name, main = excluded.main",
                     params![customer.code, site.code, site.name, site.main],
                 )?;
             }
             for (kind, format) in customer.alert_formats.entries() {
-                tx.run(
+                tx.conn.run(
                     "INSERT INTO alert_formats (customer, kind, keyword, template) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (customer, kind) DO UPDATE SET keyword = excluded.keyword, template = excluded.template",
                     params![customer.code, kind.as_str(), format.keyword, format.template],
@@ -82,7 +102,7 @@ impl Store {
             }
         }
         for contact in &data.contacts {
-            tx.run(
+            tx.conn.run(
                 "INSERT INTO contacts (id, name, customer, site, email, email2, reception, fax, alerts)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, customer = excluded.customer,
@@ -102,7 +122,7 @@ impl Store {
             )?;
         }
         for collaborator in &data.collaborators {
-            tx.run(
+            tx.conn.run(
                 "INSERT INTO collaborators (id, name, email, email2, alerts) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email,
                    email2 = excluded.email2, alerts = excluded.alerts",
@@ -120,7 +140,7 @@ impl Store {
                 UserKindSpec::Internal => "internal",
                 UserKindSpec::Extranet => "extranet",
             };
-            tx.run(
+            tx.conn.run(
                 "INSERT INTO users (login, kind, collaborator, contact, rights, catchmail, companies)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (login) DO UPDATE SET kind = excluded.kind, collaborator = excluded.collaborator,
@@ -138,14 +158,14 @@ impl Store {
             )?;
         }
         for request_type in &data.request_types {
-            tx.run(
+            tx.conn.run(
                 "INSERT INTO request_types (code, name, catchmail) VALUES (?1, ?2, ?3)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, catchmail = excluded.catchmail",
                 params![request_type.code, request_type.name, request_type.catchmail],
             )?;
         }
         for contract in &data.contracts {
-            tx.run(
+            tx.conn.run(
                 "INSERT INTO contracts (code, customer, alerts, recipients) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (code) DO UPDATE SET customer = excluded.customer, alerts = excluded.alerts,
                    recipients = excluded.recipients",
@@ -158,34 +178,7 @@ impl Store {
             )?;
         }
         for request in &data.requests {
-            tx.run(
-                "INSERT INTO requests (number, company, customer, type, requester, state, publishable,
-                   conversation_locked, contract, subject, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
-                 ON CONFLICT (number) DO UPDATE SET company = excluded.company, customer = excluded.customer,
-                   type = excluded.type, requester = excluded.requester, state = excluded.state,
-                   publishable = excluded.publishable, conversation_locked = excluded.conversation_locked,
-                   contract = excluded.contract, subject = excluded.subject,
-                   updated_at = CASE WHEN requests.state IS excluded.state AND requests.company IS excluded.company
-                       AND requests.customer IS excluded.customer AND requests.type IS excluded.type
-                       AND requests.requester IS excluded.requester AND requests.publishable IS excluded.publishable
-                       AND requests.conversation_locked IS excluded.conversation_locked
-                       AND requests.contract IS excluded.contract AND requests.subject IS excluded.subject
-                     THEN requests.updated_at ELSE excluded.updated_at END",
-                params![
-                    request.number as i64,
-                    request.company,
-                    request.customer,
-                    request.request_type,
-                    request.requester,
-                    request.state,
-                    request.publishable,
-                    request.conversation_locked,
-                    request.contract,
-                    request.subject,
-                    stamp
-                ],
-            )?;
+            upsert_request(&tx.conn, request, &stamp)?;
         }
         tx.commit()?;
         Ok(DirectoryCounts {
@@ -269,7 +262,9 @@ impl Store {
             .optional()?)
     }
 
-    /// A contract with its alert settings.
+    /// A contract with its alert settings and its recipient groups, each
+    /// member with its address, reception mode and subscriptions. A member
+    /// no longer in the directory is left out.
     pub fn contract_details(
         &self,
         code: &str,
@@ -288,15 +283,56 @@ impl Store {
         let alerts: crate::directory::ContractAlerts = from_json(&alerts)?;
         let recipients: crate::directory::Recipients = from_json(&recipients)?;
         let enabled = [
-            (relais_sdk::ChangeKind::Opened, alerts.opened),
-            (relais_sdk::ChangeKind::Resolved, alerts.resolved),
-            (relais_sdk::ChangeKind::Closed, alerts.closed),
-            (relais_sdk::ChangeKind::StateChanged, alerts.state_changed),
+            (ChangeKind::Opened, alerts.opened),
+            (ChangeKind::Resolved, alerts.resolved),
+            (ChangeKind::Closed, alerts.closed),
+            (ChangeKind::StateChanged, alerts.state_changed),
         ];
-        let group = |name: &str, members: Vec<String>| relais_sdk::RecipientGroup {
-            group: name.to_string(),
-            members,
-        };
+        let groups = [
+            (
+                "contract-contacts",
+                PartyKind::Contact,
+                recipients.contract_contacts,
+            ),
+            (
+                "site-contacts",
+                PartyKind::Contact,
+                recipients.site_contacts,
+            ),
+            (
+                "customer-contacts",
+                PartyKind::Contact,
+                recipients.customer_contacts,
+            ),
+            (
+                "product-contacts",
+                PartyKind::Contact,
+                recipients.product_contacts,
+            ),
+            (
+                "product-collaborators",
+                PartyKind::Collaborator,
+                recipients.product_collaborators,
+            ),
+            (
+                "service-contacts",
+                PartyKind::Contact,
+                recipients.service_contacts,
+            ),
+        ];
+        let mut out = Vec::with_capacity(groups.len());
+        for (group, kind, ids) in groups {
+            let mut members = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(member) = self.recipient(kind, id)? {
+                    members.push(member);
+                }
+            }
+            out.push(RecipientGroup {
+                group: group.to_string(),
+                members,
+            });
+        }
         Ok(Some(relais_sdk::ContractDetails {
             code,
             customer,
@@ -305,15 +341,106 @@ impl Store {
                 .filter(|(_, on)| *on)
                 .map(|(kind, _)| kind)
                 .collect(),
-            recipients: vec![
-                group("contract-contacts", recipients.contract_contacts),
-                group("site-contacts", recipients.site_contacts),
-                group("customer-contacts", recipients.customer_contacts),
-                group("product-contacts", recipients.product_contacts),
-                group("product-collaborators", recipients.product_collaborators),
-                group("service-contacts", recipients.service_contacts),
-            ],
+            recipients: out,
         }))
+    }
+
+    /// A contact or collaborator as an alert recipient.
+    fn recipient(&self, kind: PartyKind, id: &str) -> Result<Option<Recipient>, StoreError> {
+        let sql = match kind {
+            PartyKind::Contact => {
+                "SELECT name, customer, site, email, reception, fax, alerts FROM contacts WHERE id = ?1"
+            }
+            PartyKind::Collaborator => {
+                "SELECT name, NULL, NULL, email, 'email', NULL, alerts FROM collaborators WHERE id = ?1"
+            }
+        };
+        let row: Option<RecipientRow> = self
+            .conn()
+            .one(sql, [id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .optional()?;
+        let Some((name, customer, site, email, reception, fax, alerts)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Recipient {
+            kind,
+            id: id.to_string(),
+            name,
+            customer,
+            site,
+            email: email.filter(|e: &String| !e.trim().is_empty()),
+            reception: match reception.as_str() {
+                "fax" => Reception::Fax,
+                "none" => Reception::None,
+                _ => Reception::Email,
+            },
+            fax,
+            alerts: from_json(&alerts)?,
+        }))
+    }
+
+    /// A customer with its main site, language and alert formats.
+    pub fn customer(&self, code: &str) -> Result<Option<Customer>, StoreError> {
+        let conn = self.conn();
+        let found: Option<Customer> = conn
+            .one(
+                "SELECT c.code, c.name, c.company, c.language,
+                        (SELECT s.code FROM sites AS s WHERE s.customer = c.code AND s.main = 1)
+                 FROM customers AS c WHERE c.code = ?1",
+                [code],
+                |r| {
+                    Ok(Customer {
+                        code: r.get(0)?,
+                        name: r.get(1)?,
+                        company: r.get(2)?,
+                        language: r.get(3)?,
+                        main_site: r.get(4)?,
+                        alert_formats: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut customer) = found else {
+            return Ok(None);
+        };
+        let mut statement = conn.prepare_cached(
+            "SELECT kind, keyword, template FROM alert_formats WHERE customer = ?1 ORDER BY kind",
+        )?;
+        let mut rows = statement.query([&customer.code])?;
+        while let Some(row) = rows.next()? {
+            let kind: String = row.get(0)?;
+            let Some(kind) = ChangeKind::ALL.into_iter().find(|k| k.as_str() == kind) else {
+                continue;
+            };
+            customer.alert_formats.push(AlertFormat {
+                kind,
+                keyword: row.get(1)?,
+                template: row.get(2)?,
+            });
+        }
+        Ok(Some(customer))
+    }
+
+    /// Every (customer, language, template) an alert format names, for
+    /// checking that the templates exist.
+    pub fn alert_templates(&self) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(
+            "SELECT f.customer, c.language, f.template FROM alert_formats AS f
+             JOIN customers AS c ON c.code = f.customer ORDER BY f.customer, f.kind",
+        )?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Collaborators and contacts whose `email` or `email2` is `email`
@@ -376,7 +503,41 @@ impl Store {
         Ok(owners)
     }
 
-    fn exists_in(&self, kind: Kind, id: &str) -> Result<bool, StoreError> {
+    /// The customer of a contact.
+    pub fn contact_customer(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .one("SELECT customer FROM contacts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// A contact's mail address.
+    pub fn contact_email(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let email: Option<Option<String>> = self
+            .conn()
+            .one("SELECT email FROM contacts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(email.flatten().filter(|e| !e.trim().is_empty()))
+    }
+
+    /// The customer of a contract.
+    pub fn contract_customer(&self, code: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .one(
+                "SELECT customer FROM contracts WHERE code = ?1",
+                [code],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Whether a directory record of `kind` with this id or code exists.
+    pub fn exists_in(&self, kind: Kind, id: &str) -> Result<bool, StoreError> {
         let sql = match kind {
             Kind::Company => "SELECT 1 FROM companies WHERE code = ?1",
             Kind::Customer => "SELECT 1 FROM customers WHERE code = ?1",
@@ -407,6 +568,51 @@ impl Existing for Store {
             .optional()
             .map(|found| found.is_some())
             .unwrap_or(false)
+    }
+}
+
+/// Creates or replaces a request; `updated_at` moves only when a field
+/// changed.
+fn upsert_request(
+    conn: &rusqlite::Connection,
+    request: &RequestSpec,
+    stamp: &str,
+) -> Result<(), StoreError> {
+    conn.run(
+        "INSERT INTO requests (number, company, customer, type, requester, state, publishable,
+           conversation_locked, contract, subject, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+         ON CONFLICT (number) DO UPDATE SET company = excluded.company, customer = excluded.customer,
+           type = excluded.type, requester = excluded.requester, state = excluded.state,
+           publishable = excluded.publishable, conversation_locked = excluded.conversation_locked,
+           contract = excluded.contract, subject = excluded.subject,
+           updated_at = CASE WHEN requests.state IS excluded.state AND requests.company IS excluded.company
+               AND requests.customer IS excluded.customer AND requests.type IS excluded.type
+               AND requests.requester IS excluded.requester AND requests.publishable IS excluded.publishable
+               AND requests.conversation_locked IS excluded.conversation_locked
+               AND requests.contract IS excluded.contract AND requests.subject IS excluded.subject
+             THEN requests.updated_at ELSE excluded.updated_at END",
+        params![
+            request.number as i64,
+            request.company,
+            request.customer,
+            request.request_type,
+            request.requester,
+            request.state,
+            request.publishable,
+            request.conversation_locked,
+            request.contract,
+            request.subject,
+            stamp
+        ],
+    )?;
+    Ok(())
+}
+
+impl Tx<'_> {
+    /// Creates or replaces a request as the support system saved it.
+    pub fn save_request(&self, request: &RequestSpec) -> Result<(), StoreError> {
+        upsert_request(&self.conn, request, &now())
     }
 }
 

@@ -47,6 +47,24 @@ pub struct NewMessage<'a> {
     pub notify_by_email: bool,
 }
 
+const MESSAGE_COLUMNS: &str =
+    "id, request, author_kind, author_id, side, source, body, read, notify_by_email, created_at";
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRecord> {
+    Ok(MessageRecord {
+        id: r.get(0)?,
+        request: r.get::<_, i64>(1)? as u64,
+        author_kind: r.get(2)?,
+        author_id: r.get(3)?,
+        side: r.get(4)?,
+        source: r.get(5)?,
+        body: r.get(6)?,
+        read: r.get(7)?,
+        notify_by_email: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
 fn name<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     match serde_json::to_value(value)? {
         serde_json::Value::String(text) => Ok(text),
@@ -58,25 +76,42 @@ impl Store {
     /// The direct messages on a request, oldest first.
     pub fn messages(&self, request: u64) -> Result<Vec<MessageRecord>, StoreError> {
         let conn = self.conn();
-        let mut statement = conn.prepare_cached(
-            "SELECT id, request, author_kind, author_id, side, source, body, read, notify_by_email, created_at
-             FROM messages WHERE request = ?1 ORDER BY id",
-        )?;
-        let rows = statement.query_map([request as i64], |r| {
-            Ok(MessageRecord {
-                id: r.get(0)?,
-                request: r.get::<_, i64>(1)? as u64,
-                author_kind: r.get(2)?,
-                author_id: r.get(3)?,
-                side: r.get(4)?,
-                source: r.get(5)?,
-                body: r.get(6)?,
-                read: r.get(7)?,
-                notify_by_email: r.get(8)?,
-                created_at: r.get(9)?,
-            })
-        })?;
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE request = ?1 ORDER BY id"
+        ))?;
+        let rows = statement.query_map([request as i64], message_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One direct message.
+    pub fn message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .one(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
+                [id],
+                message_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Marks a message read or unread; `None` when there is no such message.
+    pub fn set_message_read(
+        &mut self,
+        id: i64,
+        read: bool,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let tx = self.begin()?;
+        let changed = tx.conn.run(
+            "UPDATE messages SET read = ?2 WHERE id = ?1",
+            params![id, read],
+        )?;
+        tx.commit()?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.message(id)
     }
 
     /// How many direct messages are stored in all.

@@ -58,7 +58,11 @@ pub enum StoreError {
 }
 
 /// Migrations, in order; the store's `user_version` is how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema2.sql"),
+    include_str!("schema3.sql"),
+];
 
 /// Handle on the store. Clones share one connection (plugins' queries read
 /// through a clone while the dispatcher holds the original); one writer at a

@@ -189,6 +189,19 @@ impl Store {
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
+
+    /// How many mails the outbox holds, by status (every status listed,
+    /// zero included).
+    pub fn outbox_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT s.status, (SELECT count(*) FROM outbox AS o WHERE o.status = s.status)
+             FROM (SELECT 'queued' AS status UNION ALL SELECT 'sent' UNION ALL SELECT 'failed'
+                   UNION ALL SELECT 'suppressed') AS s",
+        )?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 impl Tx<'_> {

@@ -95,10 +95,23 @@ impl Host for FakeHost {
         Ok(self.settings)
     }
 
-    // CatchMail declares neither `contracts` nor `mail`: asking would make
+    // CatchMail declares neither `contracts`, `templates` nor `mail`: asking would make
     // its component import an undeclared capability, so a call is a bug.
     fn contract(&self, code: &str) -> Result<Option<ContractDetails>, HostError> {
         panic!("CatchMail asked for contract {code} without the `contracts` capability")
+    }
+
+    fn customer(&self, code: &str) -> Result<Option<relais_sdk::Customer>, HostError> {
+        panic!("CatchMail asked for customer {code} without the `contracts` capability")
+    }
+
+    fn render(
+        &self,
+        name: &str,
+        _: Option<&str>,
+        _: &serde_json::Value,
+    ) -> Result<relais_sdk::Rendered, HostError> {
+        panic!("CatchMail asked to render {name} without the `templates` capability")
     }
 
     fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError> {

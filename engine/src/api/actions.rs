@@ -1,0 +1,261 @@
+//! What the API's writes do, on the dispatcher thread (the CLI runs the
+//! same functions on its own store).
+
+use relais_sdk::{Author, Contract, ContractEvent, Effect, Event, MessageSource, PartyKind, Side};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::RequestStates;
+use crate::daemon::dispatcher::CallError;
+use crate::directory::{Kind, RequestSpec};
+use crate::dispatch::{Dispatcher, Report};
+use crate::effects::EffectContext;
+use crate::metrics::Metrics;
+use crate::requests::SaveError;
+
+/// `POST /requests/{number}/messages`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MessageBody {
+    /// `{ "kind": "collaborator", "id": "co-paul" }`.
+    pub author: Author,
+    /// `staff` or `customer`; by default, the author's side.
+    #[serde(default)]
+    pub side: Option<Side>,
+    /// `portal`, `desktop`...; by default `desktop` for staff, `portal` for
+    /// customers.
+    #[serde(default)]
+    pub source: Option<MessageSource>,
+    /// The text.
+    pub body: String,
+    /// Notify the other side by mail; by default, the desk's setting.
+    #[serde(default)]
+    pub notify_by_email: Option<bool>,
+}
+
+/// `PUT /messages/{id}/read`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadBody {
+    /// Read (`true`) or unread (`false`).
+    pub read: bool,
+}
+
+/// `POST /contract-events`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ContractEventBody {
+    /// The contract's code.
+    pub contract: String,
+    /// The event kind, e.g. `expiring` or `alert-settings-changed`.
+    pub kind: String,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> CallError {
+    CallError::Invalid {
+        field: Some(field.to_string()),
+        message: message.into(),
+    }
+}
+
+/// What an event did, as the API answers it.
+pub fn report_json(report: &Report) -> Value {
+    json!({
+        "run": report.run,
+        "outcome": report.outcome.as_str(),
+        "summary": report.summary,
+        "rules": report.rules,
+        "effects": report.effects,
+        "error": report.error,
+    })
+}
+
+/// Checks and saves a request, running `request-saved`.
+pub fn save_request(
+    dispatcher: &mut Dispatcher<'_>,
+    request: &RequestSpec,
+    states: &RequestStates,
+    metrics: &Metrics,
+) -> Result<Value, CallError> {
+    crate::requests::check(dispatcher.store, request).map_err(|error| match error {
+        SaveError::Field(error) => invalid(&error.field, error.message),
+        SaveError::Store(error) => error.into(),
+    })?;
+    let report = dispatcher.handle_request_save(request, states, false)?;
+    metrics.record(&report);
+    let changes = match &report.event {
+        Some(event) => event["changes"].clone(),
+        None => json!([]),
+    };
+    let mut answer = report_json(&report);
+    answer["request"] = json!(request.number);
+    answer["changes"] = changes;
+    Ok(answer)
+}
+
+/// Runs a `contract-event`.
+pub fn contract_event(
+    dispatcher: &mut Dispatcher<'_>,
+    body: &ContractEventBody,
+    metrics: &Metrics,
+) -> Result<Value, CallError> {
+    if body.kind.trim().is_empty() {
+        return Err(invalid("kind", "must not be empty"));
+    }
+    let Some(customer) = dispatcher.store.contract_customer(&body.contract)? else {
+        return Err(invalid(
+            "contract",
+            format!("unknown contract `{}`", body.contract),
+        ));
+    };
+    let event = Event::ContractEvent(ContractEvent {
+        kind: body.kind.trim().to_string(),
+        contract: Contract {
+            code: body.contract.clone(),
+            customer,
+        },
+    });
+    let report = dispatcher.handle_event(&event, false)?;
+    metrics.record(&report);
+    Ok(report_json(&report))
+}
+
+/// Posts a direct message on a request, from a person (not a rule): the
+/// author must exist and be on the side it writes from (a contact, of the
+/// request's customer, on the customer side; a collaborator on the staff
+/// side). With "notify by email", a staff message is mailed to the
+/// request's requester.
+pub fn post_message(
+    dispatcher: &mut Dispatcher<'_>,
+    number: u64,
+    body: &MessageBody,
+) -> Result<Value, CallError> {
+    let store = &*dispatcher.store;
+    let Some(request) = store.request(number)? else {
+        return Err(CallError::NotFound(format!("no request {number}")));
+    };
+    let settings = store.settings()?;
+    if !settings.direct_messages_enabled {
+        return Err(CallError::Conflict(
+            "direct messages on requests are disabled (setting direct-messages-enabled)"
+                .to_string(),
+        ));
+    }
+    if body.body.trim().is_empty() {
+        return Err(invalid("body", "must not be empty"));
+    }
+    let author = &body.author;
+    let own_side = match author.kind {
+        PartyKind::Collaborator => {
+            if !store.exists_in(Kind::Collaborator, &author.id)? {
+                return Err(invalid(
+                    "author.id",
+                    format!("unknown collaborator `{}`", author.id),
+                ));
+            }
+            Side::Staff
+        }
+        PartyKind::Contact => {
+            match store.contact_customer(&author.id)? {
+                None => {
+                    return Err(invalid(
+                        "author.id",
+                        format!("unknown contact `{}`", author.id),
+                    ));
+                }
+                Some(customer) if customer != request.customer => {
+                    return Err(invalid(
+                        "author.id",
+                        format!(
+                            "contact `{}` is not a contact of customer `{}`",
+                            author.id, request.customer
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            Side::Customer
+        }
+    };
+    let side = body.side.unwrap_or(own_side);
+    if side != own_side {
+        return Err(invalid(
+            "side",
+            "a collaborator writes on the staff side, a contact on the customer side",
+        ));
+    }
+    let source = body.source.unwrap_or(match side {
+        Side::Staff => MessageSource::Desktop,
+        Side::Customer => MessageSource::Portal,
+    });
+    let notify = body
+        .notify_by_email
+        .unwrap_or(settings.notify_by_email_default);
+    let mut effects = vec![Effect::PostMessage {
+        request: number,
+        author: author.clone(),
+        side,
+        source,
+        body: body.body.clone(),
+        notify_by_email: Some(notify),
+    }];
+    // Who the notice goes to, or why no one is told.
+    let notice = match (notify, side) {
+        (false, _) => Err("not asked"),
+        (true, Side::Customer) => Err("staff read customer messages in the desk"),
+        (true, Side::Staff) => match &request.requester {
+            None => Err("the request has no requester"),
+            Some(requester) => match store.contact_email(requester)? {
+                Some(email) => Ok(email),
+                None => Err("the requester has no email address"),
+            },
+        },
+    };
+    if let Ok(to) = &notice {
+        let subject = request.subject.as_deref().unwrap_or_default();
+        effects.push(Effect::SendMail {
+            to: vec![to.clone()],
+            subject: format!("[#{number}] {subject}").trim_end().to_string(),
+            body: format!(
+                "Nouveau message sur votre demande {number} / New message on your request {number}:\n\n{}\n",
+                body.body.trim()
+            ),
+            request: Some(number),
+        });
+    }
+    let identity = dispatcher.options.identity.clone();
+    let tx = dispatcher.store.begin()?;
+    let context = EffectContext {
+        run: None,
+        settings,
+        mail: None,
+        identity: &identity,
+    };
+    crate::effects::apply(&tx, &effects, &context).map_err(|error| match error.source {
+        crate::store::StoreError::Refused(message) => CallError::Conflict(message),
+        other => CallError::Internal(other.to_string()),
+    })?;
+    tx.commit()?;
+    let message = dispatcher.store.messages(number)?.pop();
+    Ok(json!({
+        "message": message,
+        "notified": notice.as_ref().ok(),
+        "not-notified-because": notice.err(),
+    }))
+}
+
+/// Imports directory data (the `relais import` format, YAML or JSON).
+pub fn import(dispatcher: &mut Dispatcher<'_>, text: &str) -> Result<Value, CallError> {
+    let data = crate::directory::parse(std::path::Path::new("body"), text, &*dispatcher.store)
+        .map_err(|diagnostics| {
+            let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            CallError::Invalid {
+                field: None,
+                message: format!("invalid import, nothing written:\n{}", lines.join("\n")),
+            }
+        })?;
+    let counts = dispatcher.store.import_directory(&data)?;
+    let warnings =
+        crate::templates::unknown_alert_templates(dispatcher.store, dispatcher.templates)?;
+    Ok(json!({ "imported": counts, "warnings": warnings }))
+}

@@ -1,0 +1,434 @@
+//! The HTTP API (axum): the support system tells Relais when a request is
+//! saved or a contract changes, reads and writes a request's direct
+//! messages, imports directory data; operators read health and metrics.
+//!
+//! Every route but `/health` needs `Authorization: Bearer <token>` (the
+//! token of `http.token` in `relais.yaml`). Writes go to the dispatcher
+//! thread, the store's one writer, and are answered once committed; reads
+//! use a connection of their own. Bodies are JSON; errors are
+//! `{"error": "...", "field": "..."}` with 400 (bad input, `field` naming
+//! what), 401 (token), 404, 409 (a locked conversation...) or 500.
+//! The OpenAPI document is served at `/openapi.json`.
+
+pub mod actions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::{RequestStates, SecretValue};
+use crate::daemon::dispatcher::{Call, CallError, Task};
+use crate::dispatch::Dispatcher;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use actions::{ContractEventBody, MessageBody, ReadBody};
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct ApiState {
+    /// Where writes go.
+    pub tasks: mpsc::Sender<Task>,
+    /// A connection for reads.
+    pub store: Store,
+    /// The bearer token.
+    pub token: SecretValue,
+    /// The engine's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Which states count as resolved and closed.
+    pub states: RequestStates,
+}
+
+/// The routes: `(method, path)`, as the OpenAPI document lists them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/health"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/requests/{number}"),
+    ("put", "/requests/{number}"),
+    ("get", "/requests/{number}/messages"),
+    ("post", "/requests/{number}/messages"),
+    ("put", "/messages/{id}/read"),
+    ("post", "/contract-events"),
+    ("post", "/import"),
+];
+
+/// The API's router.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/requests/{number}", get(get_request).put(save_request))
+        .route(
+            "/requests/{number}/messages",
+            get(list_messages).post(post_message),
+        )
+        .route("/messages/{id}/read", put(set_read))
+        .route("/contract-events", post(contract_event))
+        .route(
+            "/import",
+            post(import).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/health", get(health))
+        .merge(protected)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field.to_string()),
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::Invalid { field, message } => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                message,
+                field,
+            },
+            CallError::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, message),
+            CallError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
+            CallError::Internal(message) => {
+                tracing::error!(error = %message, "API call failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        CallError::from(error).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(field) = self.field {
+            body["field"] = Value::String(field);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn ok(status: StatusCode, body: Value) -> Answer {
+    Ok((status, axum::Json(body)).into_response())
+}
+
+/// Requires the bearer token; compares in constant time.
+async fn authorize(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(token) if same(token.as_bytes(), state.token.expose().as_bytes()) => {
+            next.run(request).await
+        }
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong token").into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing token: send `Authorization: Bearer <token>`",
+        )
+        .into_response(),
+    }
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Runs `work` on the dispatcher thread; answers once it committed.
+async fn call(
+    state: &ApiState,
+    work: impl FnOnce(&mut Dispatcher<'_>) -> Result<Value, CallError> + Send + 'static,
+) -> Result<Value, ApiError> {
+    let (done, answer) = oneshot::channel();
+    let task = Task::Call(Call {
+        work: Box::new(work),
+        done,
+    });
+    let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Relais is stopping");
+    state.tasks.send(task).await.map_err(|_| stopped())?;
+    Ok(answer.await.map_err(|_| stopped())??)
+}
+
+/// Parses a JSON body; a bad one is a 400 naming the field at fault.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {inner}"));
+        }
+        if path == "." {
+            ApiError::new(StatusCode::BAD_REQUEST, inner.to_string())
+        } else {
+            ApiError::field(&path, inner.to_string())
+        }
+    })?;
+    deserializer.end().map_err(|error| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {error}"))
+    })?;
+    Ok(parsed)
+}
+
+async fn health(State(state): State<Arc<ApiState>>) -> Answer {
+    let store = state.store.clone();
+    let depth = tokio::task::spawn_blocking(move || store.outbox_depth())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    ok(
+        StatusCode::OK,
+        json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "outbox-queued": depth }),
+    )
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Answer {
+    let store = state.store.clone();
+    let metrics = state.metrics.clone();
+    let text = tokio::task::spawn_blocking(move || metrics.render(&store))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Runs a read on the read connection, off the async workers.
+async fn read<T: Send + 'static>(
+    state: &ApiState,
+    query: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || query(&store))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+async fn get_request(State(state): State<Arc<ApiState>>, Path(number): Path<u64>) -> Answer {
+    let request = read(&state, move |store| store.request(number)).await?;
+    match request {
+        Some(request) => ok(StatusCode::OK, json!(request)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no request {number}"),
+        )),
+    }
+}
+
+async fn save_request(
+    State(state): State<Arc<ApiState>>,
+    Path(number): Path<u64>,
+    body: Bytes,
+) -> Answer {
+    let mut value: Value = parse(&body)?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object (a request)",
+        ));
+    };
+    match object.get("number") {
+        None => {
+            object.insert("number".to_string(), json!(number));
+        }
+        Some(given) if given.as_u64() == Some(number) => {}
+        Some(given) => {
+            return Err(ApiError::field(
+                "number",
+                format!("{given} differs from the number in the path ({number})"),
+            ));
+        }
+    }
+    let spec: crate::directory::RequestSpec = parse(value.to_string().as_bytes())?;
+    let states = state.states.clone();
+    let metrics = state.metrics.clone();
+    let answer = call(&state, move |dispatcher| {
+        actions::save_request(dispatcher, &spec, &states, &metrics)
+    })
+    .await?;
+    let created = answer["changes"]
+        .as_array()
+        .is_some_and(|changes| changes.iter().any(|c| c == "opened"));
+    ok(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        answer,
+    )
+}
+
+async fn list_messages(State(state): State<Arc<ApiState>>, Path(number): Path<u64>) -> Answer {
+    let found = read(&state, move |store| {
+        Ok(match store.request(number)? {
+            Some(_) => Some(store.messages(number)?),
+            None => None,
+        })
+    })
+    .await?;
+    match found {
+        Some(messages) => ok(
+            StatusCode::OK,
+            json!({ "request": number, "messages": messages }),
+        ),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no request {number}"),
+        )),
+    }
+}
+
+async fn post_message(
+    State(state): State<Arc<ApiState>>,
+    Path(number): Path<u64>,
+    body: Bytes,
+) -> Answer {
+    let message: MessageBody = parse(&body)?;
+    let answer = call(&state, move |dispatcher| {
+        actions::post_message(dispatcher, number, &message)
+    })
+    .await?;
+    ok(StatusCode::CREATED, answer)
+}
+
+async fn set_read(State(state): State<Arc<ApiState>>, Path(id): Path<i64>, body: Bytes) -> Answer {
+    let read: ReadBody = parse(&body)?;
+    let answer = call(&state, move |dispatcher| {
+        match dispatcher.store.set_message_read(id, read.read)? {
+            Some(message) => Ok(json!(message)),
+            None => Err(CallError::NotFound(format!("no message {id}"))),
+        }
+    })
+    .await?;
+    ok(StatusCode::OK, answer)
+}
+
+async fn contract_event(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
+    let event: ContractEventBody = parse(&body)?;
+    let metrics = state.metrics.clone();
+    let answer = call(&state, move |dispatcher| {
+        actions::contract_event(dispatcher, &event, &metrics)
+    })
+    .await?;
+    ok(StatusCode::OK, answer)
+}
+
+async fn import(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8 text"))?;
+    let answer = call(&state, move |dispatcher| actions::import(dispatcher, &text)).await?;
+    ok(StatusCode::OK, answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("the OpenAPI document is JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut documented: Vec<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, methods)| {
+                methods
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                    .filter(|m| *m != "parameters")
+                    .map(move |method| (method.clone(), path.clone()))
+            })
+            .collect();
+        documented.sort();
+        let mut routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        routes.sort();
+        assert_eq!(documented, routes);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+    }
+}
