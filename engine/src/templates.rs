@@ -103,11 +103,22 @@ impl Templates {
     /// checking it compiles and renders the sample alert context with no
     /// undefined value.
     pub fn add(&mut self, key: &str, source: String, path: &Path) -> Result<(), Diagnostic> {
-        let located = |error: &minijinja::Error| Diagnostic {
-            file: path.to_path_buf(),
-            line: error.line().unwrap_or(1),
-            column: 1,
-            message: describe(error),
+        let located = |error: &minijinja::Error| {
+            let mut message = describe(error);
+            // Name what is undefined: the expression the error points at.
+            if error.kind() == minijinja::ErrorKind::UndefinedError
+                && let Some(expression) = error.range().and_then(|r| source.get(r))
+            {
+                message = format!(
+                    "undefined value `{expression}`: alert templates know request, customer, contract, change and recipient"
+                );
+            }
+            Diagnostic {
+                file: path.to_path_buf(),
+                line: error.line().unwrap_or(1),
+                column: 1,
+                message,
+            }
         };
         let mut strict = Environment::new();
         strict.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -118,7 +129,7 @@ impl Templates {
             .and_then(|template| template.render(&sample))
             .map_err(|e| located(&e))?;
         self.env
-            .add_template_owned(key.to_string(), source)
+            .add_template_owned(key.to_string(), source.clone())
             .map_err(|e| located(&e))?;
         self.files.insert(key.to_string(), path.to_path_buf());
         Ok(())

@@ -100,3 +100,98 @@ fn shipped_rule_files_point_editors_at_the_schema() {
         }
     }
 }
+
+/// Copies the shipped templates into a scratch folder, with `changes`
+/// written over them.
+fn templates_with(setup: &Setup, changes: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = setup.dir.path().join("templates");
+    std::fs::create_dir_all(&dir).expect("templates dir");
+    for entry in std::fs::read_dir(root().join("templates")).expect("shipped templates") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+    }
+    for (name, text) in changes {
+        std::fs::write(dir.join(name), text).expect("write template");
+    }
+    dir
+}
+
+#[test]
+fn a_template_naming_an_unknown_field_is_caught_by_check() {
+    let setup = Setup::new();
+    let dir = templates_with(
+        &setup,
+        &[(
+            "alert-closed.en.jinja",
+            "Subject: closed\n\nHello {{ recipient.name }},\n{{ request.numero }} is closed.\n",
+        )],
+    );
+    let run = setup.relais(&["check", "--templates", dir.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let expected = format!(
+        "{}:4:1: undefined value `request.numero`: alert templates know request, customer, contract, change and recipient\n1 error\n",
+        dir.join("alert-closed.en.jinja").display()
+    );
+    assert_eq!(run.stderr, expected);
+}
+
+#[test]
+fn a_template_syntax_error_is_caught_with_its_line() {
+    let setup = Setup::new();
+    let dir = templates_with(
+        &setup,
+        &[(
+            "alert-state.fr.jinja",
+            "Subject: x\n\n{% if change.state %}\nno end\n",
+        )],
+    );
+    let run = setup.relais(&["check", "--templates", dir.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with(&format!("{}:", dir.join("alert-state.fr.jinja").display())),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("syntax error"), "{run:?}");
+}
+
+#[test]
+fn a_missing_template_is_caught_by_check() {
+    let setup = Setup::new();
+    let dir = setup.dir.path().join("templates");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(
+        root().join("templates/alert-opened.fr.jinja"),
+        dir.join("alert-opened.fr.jinja"),
+    )
+    .expect("copy");
+    // The shipped rule names four templates; three are missing.
+    let run = setup.relais(&["check", "--templates", dir.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{run:?}");
+    assert!(lines[0].ends_with(&format!(
+        "alerts.yaml:10:9: rule `contract-alerts`: template `alert-closed` does not exist (no alert-closed.jinja nor alert-closed.LANG.jinja in {})",
+        dir.display()
+    )), "{run:?}");
+
+    // A customer's alert format naming a template no file provides.
+    let setup = Setup::new();
+    let directory = setup.dir.path().join("customers.yaml");
+    std::fs::write(
+        &directory,
+        "companies: [ { code: A, name: A } ]\n\
+         customers:\n  - { code: C9, name: C9, company: A, language: en, alert-formats: { closed: { keyword: \"[X]\", template: alert-closed-custom } } }\n",
+    )
+    .expect("write");
+    let import = setup.relais(&["import", directory.to_str().expect("utf-8")]);
+    assert_eq!(import.code, 0, "{import:?}");
+    let run = setup.relais(&["check"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "customer `C9`: alert template `alert-closed-custom` in language `en` does not exist"
+        ),
+        "{run:?}"
+    );
+}

@@ -9,11 +9,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Setup, root};
+use crate::support::{Engine, Setup, root, wait_for};
 
 /// The servers' coordinates, from `tests/mail-servers.sh env`, and a hold
 /// on them: shared by tests that only use them, exclusive for the tests
@@ -177,132 +177,41 @@ fn demo_mail(file: &str, message_id: &str) -> String {
         .join("\r\n")
 }
 
-/// `relais run` as a child process, with its log kept.
-struct Engine {
-    child: Option<Child>,
-    config: PathBuf,
-    dir: PathBuf,
-    log: PathBuf,
-}
-
-impl Engine {
-    /// A CatchMail set-up on `catchmail@<name>.example`, with the demo
-    /// directory imported; `extra` is appended to the config.
-    fn config(setup: &Setup, servers: &Servers, name: &str, extra: &str) -> PathBuf {
-        let demo = setup.relais(&[
-            "import",
-            root().join("demo/directory.yaml").to_str().expect("utf-8"),
-        ]);
-        assert_eq!(demo.code, 0, "{demo:?}");
-        let config = format!(
-            "database: relais.db
+/// A CatchMail set-up on `catchmail@<name>.example`, with the demo
+/// directory imported; `extra` is appended to the config.
+fn engine_config(setup: &Setup, servers: &Servers, name: &str, extra: &str) -> PathBuf {
+    let demo = setup.relais(&[
+        "import",
+        root().join("demo/directory.yaml").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(demo.code, 0, "{demo:?}");
+    let config = format!(
+        "database: relais.db
 rules: {rules}
 plugins: plugins
 templates: {templates}
 spool: ~
 accounts:
   - name: catchmail
-    host: 127.0.0.1
-    port: {imap}
-    security: plain
-    username: catchmail@{name}.example
-    password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}
+host: 127.0.0.1
+port: {imap}
+security: plain
+username: catchmail@{name}.example
+password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}
 outbox:
   smtp: {{ host: 127.0.0.1, port: {smtp}, security: plain }}
   retry-seconds: 1
   max-retry-seconds: 2
 identity: {{ address: catchmail@{name}.example, message-id-domain: {name}.example }}
 {extra}",
-            rules = root().join("rules").display(),
-            templates = root().join("templates").display(),
-            imap = servers.imap_port,
-            smtp = servers.smtp_port,
-        );
-        let path = setup.dir.path().join("relais.yaml");
-        std::fs::write(&path, config).expect("write config");
-        path
-    }
-
-    fn start(setup: &Setup, config: &Path) -> Engine {
-        let mut engine = Engine {
-            child: None,
-            config: config.to_path_buf(),
-            dir: setup.dir.path().to_path_buf(),
-            log: setup.dir.path().join("relais.log"),
-        };
-        engine.spawn();
-        engine
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_relais"))
-            .current_dir(&self.dir)
-            .env("RELAIS_LOG", "info,relais=debug")
-            .env("NO_COLOR", "1")
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("relais run starts");
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: no chance to finish anything.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill");
-            child.wait().expect("reaped");
-        }
-    }
-
-    /// SIGTERM, and the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill -TERM");
-        child.wait().expect("exits")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Waits for `ready`, up to `limit`; panics with `what` and the log.
-fn wait_for(engine: &mut Engine, limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        if let Some(child) = engine.child.as_mut()
-            && let Ok(Some(status)) = child.try_wait()
-        {
-            panic!(
-                "relais exited ({status}) while waiting for {what}:\n{}",
-                engine.log()
-            );
-        }
-        assert!(
-            started.elapsed() < limit,
-            "timed out waiting for {what}; relais log:\n{}",
-            engine.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        rules = root().join("rules").display(),
+        templates = root().join("templates").display(),
+        imap = servers.imap_port,
+        smtp = servers.smtp_port,
+    );
+    let path = setup.dir.path().join("relais.yaml");
+    std::fs::write(&path, config).expect("write config");
+    path
 }
 
 fn processed(setup: &Setup, message_id: &str) -> bool {
@@ -326,7 +235,7 @@ fn mail_through_postfix_and_dovecot_becomes_messages_and_notices() {
     let servers = servers();
     let setup = Setup::new();
     let name = unique("e2e");
-    let config = Engine::config(&setup, &servers, &name, "");
+    let config = engine_config(&setup, &servers, &name, "");
     let mut engine = Engine::start(&setup, &config);
     let inbox = &format!("catchmail@{name}.example");
 
@@ -401,7 +310,7 @@ fn the_engine_stops_cleanly_on_sigterm() {
     let servers = servers();
     let setup = Setup::new();
     let name = unique("sigterm");
-    let config = Engine::config(&setup, &servers, &name, "");
+    let config = engine_config(&setup, &servers, &name, "");
     let mut engine = Engine::start(&setup, &config);
     let log = engine.log.clone();
     wait_for(
@@ -425,7 +334,7 @@ fn a_permanently_rejected_recipient_marks_the_notice_failed() {
     let servers = servers();
     let setup = Setup::new();
     let name = unique("reject");
-    let config = Engine::config(&setup, &servers, &name, "");
+    let config = engine_config(&setup, &servers, &name, "");
     let mut engine = Engine::start(&setup, &config);
     // An unknown sender whose address Postfix refuses with 550.
     let id = &format!("{name}-1@elsewhere.example");
@@ -487,7 +396,7 @@ fn processed_mail_is_moved_or_deleted_from_the_server_as_configured() {
         (unique("expired"), "delete-after-days: 0"),
     ] {
         let setup = Setup::new();
-        let config = Engine::config(&setup, &servers, &name, "");
+        let config = engine_config(&setup, &servers, &name, "");
         let text = std::fs::read_to_string(&config).expect("config").replace(
             "    password: { env: RELAIS_TEST_MAIL_PASSWORD }\n",
             &format!("    password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}\n    {option}\n"),
@@ -537,7 +446,7 @@ fn a_mail_over_the_size_limit_is_kept_and_its_sender_told() {
     let servers = servers();
     let setup = Setup::new();
     let name = unique("huge");
-    let config = Engine::config(&setup, &servers, &name, "limits: { max-mail-mib: 1 }\n");
+    let config = engine_config(&setup, &servers, &name, "limits: { max-mail-mib: 1 }\n");
     let mut engine = Engine::start(&setup, &config);
     let big = "x".repeat(76);
     let padding: String = (0..20_000).map(|_| format!("{big}\n")).collect();
@@ -591,7 +500,7 @@ fn smtp_down_then_back_sends_the_notice_once_later() {
     // Mail is taken from a spool folder here: with Postfix down, nothing
     // would reach Dovecot.
     let name = unique("smtpdown");
-    let config = Engine::config(&setup, &servers, &name, "");
+    let config = engine_config(&setup, &servers, &name, "");
     let text = std::fs::read_to_string(&config)
         .expect("config")
         .replace("spool: ~", "spool: spool");
@@ -641,7 +550,7 @@ fn imap_restart_and_uidvalidity_change_lose_and_repeat_nothing() {
     let servers = servers_exclusive();
     let setup = Setup::new();
     let name = unique("restart");
-    let config = Engine::config(&setup, &servers, &name, "");
+    let config = engine_config(&setup, &servers, &name, "");
     let mut engine = Engine::start(&setup, &config);
     let inbox = &format!("catchmail@{name}.example");
     let send = |n: usize| {
@@ -694,7 +603,7 @@ fn sigkill_in_a_batch_then_restart_processes_and_sends_everything_once() {
     let servers = servers();
     let setup = Setup::new();
     let name = unique("crash");
-    let config = Engine::config(
+    let config = engine_config(
         &setup,
         &servers,
         &name,

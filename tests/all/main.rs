@@ -2,6 +2,8 @@
 //! rule files and fixture mails. One test binary (see `support` for the
 //! helpers every module shares).
 
+mod alerts;
+mod api;
 mod catchmail;
 mod check;
 mod demo;

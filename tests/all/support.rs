@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository's root.
 pub fn root() -> PathBuf {
@@ -178,5 +179,96 @@ impl Setup {
     /// Copies a plugin file into the plugins directory.
     pub fn install_plugin(&self, wasm: &Path, as_name: &str) {
         std::fs::copy(wasm, self.plugins_dir().join(as_name)).expect("copy plugin");
+    }
+}
+
+/// `relais run` as a child process, with its log kept.
+pub struct Engine {
+    pub child: Option<Child>,
+    pub config: PathBuf,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Engine {
+    pub fn start(setup: &Setup, config: &Path) -> Engine {
+        let mut engine = Engine {
+            child: None,
+            config: config.to_path_buf(),
+            dir: setup.dir.path().to_path_buf(),
+            log: setup.dir.path().join("relais.log"),
+        };
+        engine.spawn();
+        engine
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_relais"))
+            .current_dir(&self.dir)
+            .env("RELAIS_LOG", "info,relais=debug")
+            .env("NO_COLOR", "1")
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("relais run starts");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("reaped");
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        child.wait().expect("exits")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits for `ready`, up to `limit`; panics with `what` and the log.
+pub fn wait_for(engine: &mut Engine, limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        if let Some(child) = engine.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!(
+                "relais exited ({status}) while waiting for {what}:\n{}",
+                engine.log()
+            );
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out waiting for {what}; relais log:\n{}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
