@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Engine, Setup, root, wait_for};
 
-const TOKEN: &str = "test-token-0123456789abcdef";
+pub const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// A running daemon with its HTTP API.
 struct Api {
@@ -22,14 +22,14 @@ struct Api {
 
 /// An HTTP answer.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
+pub struct Answer {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
@@ -113,7 +113,7 @@ http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}
 }
 
 /// One HTTP/1.1 request on loopback; `None` when nothing listens yet.
-fn call(
+pub fn call(
     port: u16,
     method: &str,
     path: &str,
@@ -159,9 +159,13 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn read_mail(path: &Path) -> (String, String, String) {
-    let raw = std::fs::read(path).expect("read mail");
+    parse_mail(&std::fs::read(path).expect("read mail"))
+}
+
+/// (to, subject, text body) of a raw mail.
+pub fn parse_mail(raw: &[u8]) -> (String, String, String) {
     let mail = mail_parser::MessageParser::default()
-        .parse(&raw)
+        .parse(raw)
         .expect("a mail");
     let to = mail
         .to()
@@ -174,7 +178,7 @@ fn read_mail(path: &Path) -> (String, String, String) {
     (to, subject, body)
 }
 
-fn request(state: &str) -> Value {
+pub fn request(state: &str) -> Value {
     json!({
         "company": "ACME-FR",
         "customer": "C001",

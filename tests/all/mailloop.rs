@@ -193,11 +193,11 @@ templates: {templates}
 spool: ~
 accounts:
   - name: catchmail
-host: 127.0.0.1
-port: {imap}
-security: plain
-username: catchmail@{name}.example
-password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}
+    host: 127.0.0.1
+    port: {imap}
+    security: plain
+    username: catchmail@{name}.example
+    password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}
 outbox:
   smtp: {{ host: 127.0.0.1, port: {smtp}, security: plain }}
   retry-seconds: 1
@@ -727,4 +727,119 @@ fn failure_notices_are_rate_limited_per_sender() {
             .is_some_and(|e| e.contains("rate limit")),
         "{suppressed:?}"
     );
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn alerts_of_requests_saved_over_http_reach_the_recipients_mailboxes() {
+    use crate::api::{TOKEN, call, parse_mail};
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("alerts");
+    std::fs::write(setup.dir.path().join("api-token"), TOKEN).expect("token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let config = engine_config(
+        &setup,
+        &servers,
+        &name,
+        &format!("http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}\n"),
+    );
+    // Recipients of this run only: the servers' mailboxes outlive a run.
+    let jeanne = format!("jeanne@{name}.example");
+    let paul = format!("paul@{name}.example");
+    let directory = setup.dir.path().join("alerts.yaml");
+    std::fs::write(
+        &directory,
+        format!(
+            "contacts:
+  - {{ id: ct-e2e, name: Jeanne Martin, customer: C001, site: MAIN, email: {jeanne}, alerts: [opened, resolved, closed] }}
+collaborators:
+  - {{ id: co-e2e, name: Paul Durand, email: {paul}, alerts: [opened, closed] }}
+contracts:
+  - code: K-E2E
+    customer: C001
+    alerts: {{ opened: true, resolved: true, closed: true }}
+    recipients: {{ contract-contacts: [ct-e2e], site-contacts: [ct-e2e], product-collaborators: [co-e2e] }}
+"
+        ),
+    )
+    .expect("write");
+    let import = setup.relais(&["import", directory.to_str().expect("utf-8")]);
+    assert_eq!(import.code, 0, "{import:?}");
+    let mut engine = Engine::start(&setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "the API", || {
+        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200)
+    });
+
+    let put = |state: &str| {
+        let mut body = crate::api::request(state);
+        body["requester"] = serde_json::json!("ct-e2e");
+        body["contract"] = serde_json::json!("K-E2E");
+        let answer = call(
+            port,
+            "PUT",
+            "/requests/23070001",
+            Some(TOKEN),
+            Some(&body.to_string()),
+        )
+        .expect("answer");
+        assert!(answer.status == 200 || answer.status == 201, "{answer:?}");
+        answer.json()
+    };
+    assert_eq!(put("open")["changes"], serde_json::json!(["opened"]));
+    assert_eq!(
+        put("resolved")["changes"],
+        serde_json::json!(["resolved", "state-changed"])
+    );
+    assert_eq!(
+        put("closed")["changes"],
+        serde_json::json!(["closed", "state-changed"])
+    );
+
+    // jeanne: opened, resolved, closed; paul: opened, closed.
+    wait_for_delivery(&servers, &jeanne, 3);
+    wait_for_delivery(&servers, &paul, 2);
+    let mut received: Vec<(String, String, String)> = servers
+        .mails(&jeanne)
+        .into_iter()
+        .chain(servers.mails(&paul))
+        .map(|(_, text)| parse_mail(text.as_bytes()))
+        .collect();
+    received.sort();
+    let subjects: Vec<(&str, &str)> = received
+        .iter()
+        .map(|(to, subject, _)| (to.as_str(), subject.as_str()))
+        .collect();
+    let mut expected = vec![
+        (jeanne.as_str(), "[CLOTURE] [#23070001] Imprimante en panne"),
+        (
+            jeanne.as_str(),
+            "[OUVERTURE] [#23070001] Imprimante en panne",
+        ),
+        (
+            jeanne.as_str(),
+            "[RESOLUTION] [#23070001] Imprimante en panne",
+        ),
+        (paul.as_str(), "[CLOTURE] [#23070001] Imprimante en panne"),
+        (paul.as_str(), "[OUVERTURE] [#23070001] Imprimante en panne"),
+    ];
+    expected.sort();
+    assert_eq!(subjects, expected);
+    let resolved = &received
+        .iter()
+        .find(|(_, s, _)| s.starts_with("[RESOLUTION]"))
+        .expect("resolution")
+        .2;
+    // SMTP ends the body with a line break of its own.
+    assert_eq!(
+        resolved.trim_end(),
+        "Bonjour Jeanne Martin,\n\n\
+         La demande 23070001 « Imprimante en panne » de Dupont SA est résolue (état précédent : open).\n\n\
+         Si le problème persiste, répondez à ce message.\n\n-- \nAlerte automatique du support"
+    );
+    let status = engine.stop();
+    assert!(status.success(), "{}", engine.log());
 }
