@@ -24,6 +24,19 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
         "{}",
         run.stdout
     );
+    assert!(
+        run.stdout.contains(
+            "send-mail to jeanne@dupont.example \"[RESOLUTION] [#23010203] Imprimante du 2e étage en panne\""
+        ),
+        "{}",
+        run.stdout
+    );
+    let pickup = setup.dir.path().join("here/outbox");
+    assert_eq!(
+        std::fs::read_dir(&pickup).expect("pickup folder").count(),
+        7,
+        "4 failure notices and 3 alerts delivered"
+    );
     // A second run starts afresh rather than seeing duplicates.
     let again = setup.relais(&["demo", "--dir", "here"]);
     assert!(

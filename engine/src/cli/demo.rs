@@ -6,13 +6,53 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use relais::{Options, Plugins, Store};
+use relais::{Options, Store};
 
 const DIRECTORY: &str = include_str!("../../../demo/directory.yaml");
-const RULES: &[(&str, &str)] = &[(
-    "catchmail.yaml",
-    include_str!("../../../rules/catchmail.yaml"),
-)];
+const RULES: &[(&str, &str)] = &[
+    (
+        "catchmail.yaml",
+        include_str!("../../../rules/catchmail.yaml"),
+    ),
+    ("alerts.yaml", include_str!("../../../rules/alerts.yaml")),
+];
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "alert-opened.fr.jinja",
+        include_str!("../../../templates/alert-opened.fr.jinja"),
+    ),
+    (
+        "alert-opened.en.jinja",
+        include_str!("../../../templates/alert-opened.en.jinja"),
+    ),
+    (
+        "alert-resolved.fr.jinja",
+        include_str!("../../../templates/alert-resolved.fr.jinja"),
+    ),
+    (
+        "alert-resolved.en.jinja",
+        include_str!("../../../templates/alert-resolved.en.jinja"),
+    ),
+    (
+        "alert-closed.fr.jinja",
+        include_str!("../../../templates/alert-closed.fr.jinja"),
+    ),
+    (
+        "alert-closed.en.jinja",
+        include_str!("../../../templates/alert-closed.en.jinja"),
+    ),
+    (
+        "alert-state.fr.jinja",
+        include_str!("../../../templates/alert-state.fr.jinja"),
+    ),
+    (
+        "alert-state.en.jinja",
+        include_str!("../../../templates/alert-state.en.jinja"),
+    ),
+];
+/// What the support system saves in the demo: a new request, then the
+/// resolution of an existing one.
+const SAVES: &str = include_str!("../../../demo/requests.yaml");
 const MAILS: &[(&str, &[u8])] = &[
     (
         "01-contact-message.eml",
@@ -63,6 +103,10 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     for (name, text) in RULES {
         write(&dir.join("rules").join(name), text.as_bytes())?;
     }
+    for (name, text) in TEMPLATES {
+        write(&dir.join("templates").join(name), text.as_bytes())?;
+    }
+    write(&dir.join("requests.yaml"), SAVES.as_bytes())?;
     write(&dir.join("directory.yaml"), DIRECTORY.as_bytes())?;
     for (name, bytes) in MAILS {
         write(&dir.join("spool").join(name), bytes)?;
@@ -85,14 +129,19 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
 
     let runtime = super::runtime()?;
-    let plugins =
-        Plugins::bundled(&runtime, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rules = relais::rules::load_dir(&dir.join("rules"), &plugins)
-        .map_err(|errors| anyhow::anyhow!("demo rules: {}", errors[0]))?;
+    let loaded = relais::rules::load_with_plugins(
+        &runtime,
+        &dir.join("plugins"),
+        &dir.join("rules"),
+        &dir.join("templates"),
+    )
+    .map_err(|errors| anyhow::anyhow!("demo rules: {}", errors[0]))?;
     println!(
-        "2. loaded {} rule(s) from {}",
-        rules.rules.len(),
-        dir.join("rules").display()
+        "2. loaded {} rules from {} and {} templates from {}",
+        loaded.rules.rules.len(),
+        dir.join("rules").display(),
+        loaded.templates.files().len(),
+        dir.join("templates").display()
     );
 
     println!(
@@ -101,11 +150,6 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
     let files = relais::sources::files::list(&[dir.join("spool")]);
     let options = Options::default();
-    let loaded = relais::rules::Loaded {
-        plugins,
-        rules,
-        templates: Default::default(),
-    };
     let reports =
         super::process_files(&mut store, &loaded, &options, &files, "spool", false, false)?;
     println!();
@@ -113,6 +157,25 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
 
     println!("\n4. the activity thread of request 23010203:\n");
     super::output::print_messages(23010203, &store.messages(23010203)?);
+
+    println!(
+        "\n5. the support system saves requests ({}): alerts to the contract's contacts:\n",
+        dir.join("requests.yaml").display()
+    );
+    let saves: Vec<relais::directory::RequestSpec> =
+        serde_yaml::from_str(SAVES).context("demo requests")?;
+    let metrics = relais::metrics::Metrics::new();
+    let mut dispatcher = super::dispatcher(&mut store, &loaded, &options);
+    for save in &saves {
+        let answer = relais::api::actions::save_request(
+            &mut dispatcher,
+            save,
+            &Default::default(),
+            &metrics,
+        )
+        .map_err(|e| anyhow::anyhow!("demo request {}: {e}", save.number))?;
+        super::output::print_event_answer(&answer);
+    }
     // Outbound mail leaves through the default transport: files in the
     // pickup folder, as `relais run` would deliver them.
     let config = relais::config::Config {
@@ -130,7 +193,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         .build()?;
     let sent = io.block_on(relais::daemon::sender::drain(&store, &config, &transport));
     println!(
-        "\n5. the outbox: failure notices to the senders, {sent} delivered into {}:\n",
+        "\n6. the outbox: failure notices and alerts, {sent} delivered into {}:\n",
         config.outbox.pickup.display()
     );
     super::output::print_outbox(&store.outbox(None, 50)?);
