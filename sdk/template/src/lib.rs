@@ -14,7 +14,8 @@
 //! To do more, return [`Effect`]s (post a message, send a mail, ...) and
 //! read what you need through the `host` queries; each query family is a
 //! capability to list in [`CAPABILITIES`] (`requests`, `directory`,
-//! `settings`, `contracts`, `mail`), or the host refuses the plugin.
+//! `settings`, `contracts`, `mail`, `templates`), or the host refuses the
+//! plugin.
 //! `host.log` needs none.
 
 use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError};
