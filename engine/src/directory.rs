@@ -142,29 +142,9 @@ pub struct AlertFormat {
     pub template: String,
 }
 
-/// How a contact receives alerts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reception {
-    /// `reception: email`
-    #[default]
-    Email,
-    /// `reception: fax`: through the email-to-fax gateway.
-    Fax,
-    /// `reception: none`: no alerts.
-    None,
-}
-
-impl Reception {
-    /// The name used in files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reception::Email => "email",
-            Reception::Fax => "fax",
-            Reception::None => "none",
-        }
-    }
-}
+/// How a contact receives alerts: `email`, `fax` (through the
+/// email-to-fax gateway) or `none`.
+pub use relais_sdk::Reception;
 
 /// A customer's contact.
 #[derive(Debug, Clone, Deserialize, Serialize)]

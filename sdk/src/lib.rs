@@ -55,6 +55,7 @@
 #[cfg(target_arch = "wasm32")]
 extern crate self as relais_sdk;
 
+mod config;
 mod directory;
 mod effect;
 mod event;
@@ -64,6 +65,7 @@ pub mod guest;
 mod host;
 mod template;
 
+pub use config::{config_error, read_config};
 pub use directory::{
     AddressOwner, AlertFormat, Contract, ContractDetails, Customer, PartyKind, Reception,
     Recipient, RecipientGroup, Request, RequestType, Settings, ThreadMail, User, UserKind,

@@ -1,6 +1,8 @@
 //! The rule's `config:` block for this plugin.
 
-use relais_sdk::{ChangeKind, PluginError};
+use relais_sdk::{ChangeKind, PluginError, config_error, read_config};
+
+use crate::NAME;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -113,51 +115,19 @@ impl Config {
     /// the block is not a mapping, has an unknown key, a value of the wrong
     /// type, or a `fax-gateway` without `{fax}`.
     pub fn from_value(value: &Value) -> Result<Config, PluginError> {
-        let map = match value {
-            Value::Null => return Ok(Config::default()),
-            Value::Object(map) => map,
-            other => {
-                return Err(invalid(format!(
-                    "expected a mapping of keys (language, fax-gateway, defaults), found {}",
-                    kind_of(other)
-                )));
-            }
-        };
-        // serde's own messages do not say which key held a bad value, so
-        // each key is read on its own first: the first failure names it.
-        for (key, field) in map {
-            let mut single = serde_json::Map::new();
-            single.insert(key.clone(), field.clone());
-            if let Err(error) = serde_json::from_value::<Config>(Value::Object(single)) {
-                return Err(invalid(format!("key `{key}`: {error}")));
-            }
-        }
-        let config: Config =
-            serde_json::from_value(value.clone()).map_err(|error| invalid(error.to_string()))?;
+        let config: Config = read_config(NAME, "language, fax-gateway, defaults", value)?;
         if let Some(gateway) = &config.fax_gateway
             && !gateway.contains(FAX_PLACEHOLDER)
         {
-            return Err(invalid(format!(
-                "key `fax-gateway`: `{gateway}` must contain `{FAX_PLACEHOLDER}`, \
-                 which stands for the fax number's digits"
-            )));
+            return Err(config_error(
+                NAME,
+                format!(
+                    "key `fax-gateway`: `{gateway}` must contain `{FAX_PLACEHOLDER}`, \
+                     which stands for the fax number's digits"
+                ),
+            ));
         }
         Ok(config)
-    }
-}
-
-fn invalid(detail: String) -> PluginError {
-    PluginError::Plugin(format!("invalid alert-dispatch config: {detail}"))
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
 

@@ -1,6 +1,8 @@
 //! The rule's `config:` block for this plugin.
 
-use relais_sdk::PluginError;
+use relais_sdk::{PluginError, config_error, read_config};
+
+use crate::NAME;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -59,50 +61,14 @@ impl Config {
     /// the block is not a mapping, has an unknown key, a value of the wrong
     /// type, or `max-body-chars: 0`.
     pub fn from_value(value: &Value) -> Result<Config, PluginError> {
-        let map = match value {
-            Value::Null => return Ok(Config::default()),
-            Value::Object(map) => map,
-            other => {
-                return Err(invalid(format!(
-                    "expected a mapping of keys (max-body-chars, own-addresses, language), \
-                     found {}",
-                    kind_of(other)
-                )));
-            }
-        };
-        // serde's own messages do not say which key held a bad value, so
-        // each key is read on its own first: the first failure names it.
-        for (key, field) in map {
-            let mut single = serde_json::Map::new();
-            single.insert(key.clone(), field.clone());
-            if let Err(error) = serde_json::from_value::<Config>(Value::Object(single)) {
-                return Err(invalid(format!("key `{key}`: {error}")));
-            }
-        }
-        let config: Config =
-            serde_json::from_value(value.clone()).map_err(|error| invalid(error.to_string()))?;
+        let config: Config = read_config(NAME, "max-body-chars, own-addresses, language", value)?;
         if config.max_body_chars == 0 {
-            return Err(invalid(
-                "key `max-body-chars`: must be at least 1, or no mail could ever be accepted"
-                    .to_string(),
+            return Err(config_error(
+                NAME,
+                "key `max-body-chars`: must be at least 1, or no mail could ever be accepted",
             ));
         }
         Ok(config)
-    }
-}
-
-fn invalid(detail: String) -> PluginError {
-    PluginError::Plugin(format!("invalid catchmail config: {detail}"))
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
 
