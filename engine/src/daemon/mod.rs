@@ -125,9 +125,11 @@ async fn serve(config: Config) -> Result<()> {
         }
         None => None,
     };
+    let ledger = sender::Ledger::Dispatcher(jobs.clone());
     drop(jobs);
     let sender = tokio::spawn(sender::run(
         Store::open(&config.database)?,
+        ledger,
         config.clone(),
         transport,
         wake,

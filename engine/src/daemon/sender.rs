@@ -6,8 +6,10 @@
 //! Each mail keeps the Message-ID it was queued with. In the pickup
 //! directory the file is named after it, so a delivery repeated after a
 //! crash rewrites the same file; over SMTP the window between the server's
-//! acceptance and the `sent` mark is one local write, and a repeat carries
-//! the same Message-ID, which receiving systems use to drop duplicates.
+//! acceptance and the `sent` record is at most [`RECORD_WAIT`] (deliveries
+//! are recorded in groups, through the dispatcher in the daemon), and a
+//! repeat carries the same Message-ID, which receiving systems use to drop
+//! duplicates.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,10 +19,11 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use super::dispatcher::{Call, CallError, Task};
 use crate::config::{Config, Smtp, SmtpSecurity};
-use crate::store::{Delivery, Store};
+use crate::store::{Delivery, DeliveryMark, Store};
 
 /// How often the outbox is looked at when nothing wakes the sender.
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -176,10 +179,79 @@ pub fn build_message(delivery: &Delivery, from: &str) -> Result<Message, String>
     Ok(message)
 }
 
-/// Delivers due outbox mail until `shutdown` turns true. `wake` is
-/// notified after each commit that may have queued mail.
+/// Most deliveries recorded together, and the longest a delivery waits
+/// for its record: a crash can repeat at most these (with the same
+/// Message-IDs).
+const RECORD_GROUP: usize = 32;
+const RECORD_WAIT: Duration = Duration::from_millis(50);
+
+/// Where the sender records deliveries.
+#[derive(Debug, Clone)]
+pub enum Ledger {
+    /// Straight into the store: when nothing else writes (`relais demo`).
+    Store(Store),
+    /// Through the dispatcher, the store's one writer in the daemon: the
+    /// records wait their turn among the events instead of fighting them
+    /// for SQLite's write lock (which starves the sender under load, and
+    /// can lose a record to a busy timeout, then send the mail twice).
+    Dispatcher(mpsc::Sender<Task>),
+}
+
+impl Ledger {
+    async fn record(&self, marks: Vec<(i64, DeliveryMark)>) -> Result<(), String> {
+        match self {
+            Ledger::Store(store) => store
+                .clone()
+                .record_deliveries(&marks)
+                .map_err(|e| e.to_string()),
+            Ledger::Dispatcher(tasks) => {
+                let (done, answer) = oneshot::channel();
+                let work = Box::new(move |dispatcher: &mut crate::dispatch::Dispatcher<'_>| {
+                    dispatcher
+                        .store
+                        .record_deliveries(&marks)
+                        .map(|()| serde_json::Value::Null)
+                        .map_err(|e| CallError::Internal(e.to_string()))
+                });
+                tasks
+                    .send(Task::Call(Call { work, done }))
+                    .await
+                    .map_err(|_| "the dispatcher stopped".to_string())?;
+                match answer.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err("the dispatcher stopped".to_string()),
+                }
+            }
+        }
+    }
+
+    /// Records `marks`, emptying it. A delivery that went out must be
+    /// recorded, or it goes out again: tries a few times before giving up.
+    async fn flush(&self, marks: &mut Vec<(i64, DeliveryMark)>) {
+        if marks.is_empty() {
+            return;
+        }
+        let marks = std::mem::take(marks);
+        let mut tries = 0;
+        while let Err(error) = self.record(marks.clone()).await {
+            tries += 1;
+            if tries >= 5 {
+                tracing::error!(error = %error, mails = marks.len(), "cannot record deliveries; they may be repeated");
+                return;
+            }
+            tracing::warn!(error = %error, "cannot record deliveries yet; trying again");
+            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+        }
+    }
+}
+
+/// Delivers due outbox mail until `shutdown` turns true, recording each
+/// delivery through `ledger`. `wake` is notified after each commit that may
+/// have queued mail.
 pub async fn run(
     store: Store,
+    ledger: Ledger,
     config: Arc<Config>,
     transport: Transport,
     wake: Arc<Notify>,
@@ -206,12 +278,20 @@ pub async fn run(
             }
             continue;
         }
+        let mut marks = Vec::new();
+        let mut oldest = None;
         for delivery in due {
             if *shutdown.borrow() {
                 break;
             }
-            send_one(&store, &config, &transport, &delivery).await;
+            marks.push((delivery.id, send_one(&config, &transport, &delivery).await));
+            let since = *oldest.get_or_insert_with(std::time::Instant::now);
+            if marks.len() >= RECORD_GROUP || since.elapsed() >= RECORD_WAIT {
+                ledger.flush(&mut marks).await;
+                oldest = None;
+            }
         }
+        ledger.flush(&mut marks).await;
     }
     tracing::info!("outbox sender stopped");
 }
@@ -223,11 +303,13 @@ pub async fn drain(store: &Store, config: &Config, transport: &Transport) -> usi
     let Ok(due) = store.due_mail(usize::MAX >> 1) else {
         return 0;
     };
+    let mut marks = Vec::new();
     for delivery in &due {
-        if send_one(store, config, transport, delivery).await {
-            sent += 1;
-        }
+        let mark = send_one(config, transport, delivery).await;
+        sent += usize::from(matches!(mark, DeliveryMark::Sent(_)));
+        marks.push((delivery.id, mark));
     }
+    Ledger::Store(store.clone()).flush(&mut marks).await;
     sent
 }
 
@@ -245,13 +327,8 @@ fn next_wait(store: &Store) -> Duration {
         .min(IDLE_POLL)
 }
 
-/// One attempt; true when the mail went out.
-async fn send_one(
-    store: &Store,
-    config: &Config,
-    transport: &Transport,
-    delivery: &Delivery,
-) -> bool {
+/// One attempt, and what to record of it.
+async fn send_one(config: &Config, transport: &Transport, delivery: &Delivery) -> DeliveryMark {
     let id = delivery.id;
     let message_id = &delivery.mail.message_id;
     let attempt = match build_message(delivery, &config.identity.address) {
@@ -262,36 +339,31 @@ async fn send_one(
         }
         Err(error) => Attempt::Permanent(error),
     };
-    let marked = match &attempt {
+    match &attempt {
         Attempt::Sent(answer) => {
             tracing::info!(outbox = id, message_id = %message_id, "mail sent");
-            store.mark_sent(id, answer)
+            DeliveryMark::Sent(answer.clone())
         }
         Attempt::Permanent(error) => {
             tracing::warn!(outbox = id, message_id = %message_id, error = %error, "mail refused permanently");
-            store.mark_failed(id, error)
+            DeliveryMark::Failed(error.clone())
         }
         Attempt::Temporary(error) if delivery.attempts + 1 >= config.outbox.max_attempts => {
             tracing::warn!(outbox = id, message_id = %message_id, error = %error, "mail failed too many times");
-            store.mark_failed(
-                id,
-                &format!("{error} (gave up after {} attempts)", delivery.attempts + 1),
-            )
+            DeliveryMark::Failed(format!(
+                "{error} (gave up after {} attempts)",
+                delivery.attempts + 1
+            ))
         }
         Attempt::Temporary(error) => {
             let delay = config.retry_delay(delivery.attempts);
             let next = chrono::Utc::now()
                 + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(30));
             tracing::info!(outbox = id, message_id = %message_id, error = %error, retry_in_s = delay.as_secs(), "mail delivery failed; will retry");
-            store.mark_retry(
-                id,
-                error,
-                &next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            )
+            DeliveryMark::Retry {
+                error: error.clone(),
+                next: next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            }
         }
-    };
-    if let Err(error) = marked {
-        tracing::error!(outbox = id, error = %error, "cannot record a delivery");
     }
-    matches!(attempt, Attempt::Sent(_))
 }

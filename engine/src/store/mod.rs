@@ -19,7 +19,7 @@ pub use directory::DirectoryCounts;
 pub use imap::ImapReceipt;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
-pub use outbox::{Delivery, OutboxRecord, OutgoingMail};
+pub use outbox::{Delivery, DeliveryMark, OutboxRecord, OutgoingMail};
 pub use runs::{RunRecord, RunSummary};
 
 /// A store failure, with what was being done.

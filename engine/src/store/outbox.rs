@@ -43,6 +43,22 @@ pub struct OutboxRecord {
     pub created_at: String,
 }
 
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryMark {
+    /// Delivered, with the server's answer.
+    Sent(String),
+    /// A temporary failure: try again at `next` (RFC 3339).
+    Retry {
+        /// What the server said.
+        error: String,
+        /// When to try again.
+        next: String,
+    },
+    /// A permanent failure, with the server's answer.
+    Failed(String),
+}
+
 impl Store {
     /// The outbox, newest first, optionally only one status.
     pub fn outbox(
@@ -134,41 +150,31 @@ impl Store {
         )?)
     }
 
-    /// The server took the mail.
-    pub fn mark_sent(&self, id: i64, answer: &str) -> Result<(), StoreError> {
-        self.conn().run(
-            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2,
-                    last_error = NULL, next_attempt_at = NULL, answer = ?3
-             WHERE id = ?1",
-            params![id, now(), answer],
-        )?;
-        Ok(())
-    }
-
-    /// A temporary failure: try again at `next_attempt_at` (RFC 3339).
-    pub fn mark_retry(
-        &self,
-        id: i64,
-        error: &str,
-        next_attempt_at: &str,
-    ) -> Result<(), StoreError> {
-        self.conn().run(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
-             WHERE id = ?1",
-            params![id, error, next_attempt_at],
-        )?;
-        Ok(())
-    }
-
-    /// A permanent failure, with the server's answer.
-    pub fn mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.conn().run(
-            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2,
-                    next_attempt_at = NULL
-             WHERE id = ?1",
-            params![id, error],
-        )?;
-        Ok(())
+    /// Records what became of delivery attempts, all in one transaction.
+    pub fn record_deliveries(&mut self, marks: &[(i64, DeliveryMark)]) -> Result<(), StoreError> {
+        let tx = self.begin()?;
+        for (id, mark) in marks {
+            match mark {
+                DeliveryMark::Sent(answer) => tx.conn.run(
+                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2,
+                            last_error = NULL, next_attempt_at = NULL, answer = ?3
+                     WHERE id = ?1",
+                    params![id, now(), answer],
+                )?,
+                DeliveryMark::Retry { error, next } => tx.conn.run(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+                     WHERE id = ?1",
+                    params![id, error, next],
+                )?,
+                DeliveryMark::Failed(error) => tx.conn.run(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2,
+                            next_attempt_at = NULL
+                     WHERE id = ?1",
+                    params![id, error],
+                )?,
+            };
+        }
+        tx.commit()
     }
 
     /// Queues failed mail again: one by id, or every failed one. Returns how
