@@ -165,3 +165,67 @@ impl Metrics {
         Ok(text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::{Outcome, RuleTrace};
+
+    fn report(trigger: &str, outcome: Outcome, failure: Option<&'static str>) -> Report {
+        let mut report = Report {
+            run: Some(1),
+            trigger: trigger.to_string(),
+            source: None,
+            message_id: None,
+            summary: String::new(),
+            rules: Vec::new(),
+            effects: Vec::new(),
+            outcome,
+            error: None,
+            warnings: Vec::new(),
+            trace: Vec::new(),
+            duration_us: 0,
+            event: None,
+        };
+        report.trace.push(RuleTrace {
+            id: "r".into(),
+            source: "r.yaml:1:1".into(),
+            matched: true,
+            reason: None,
+            plugin: Some("alert-dispatch".into()),
+            effects: Vec::new(),
+            logs: Vec::new(),
+            error: failure.map(|_| "boom".to_string()),
+            failure,
+            duration_us: None,
+        });
+        report
+    }
+
+    #[test]
+    fn counts_events_failures_outbox_and_loads() {
+        let metrics = Metrics::new();
+        metrics.record(&report("request-saved", Outcome::Applied, None));
+        metrics.record(&report("request-saved", Outcome::Applied, None));
+        metrics.record(&report("request-saved", Outcome::Failed, Some("fault")));
+        metrics.loaded(Some("abc"));
+        metrics.loaded(Some("def"));
+        metrics.loaded(None);
+        let store = Store::open_in_memory().expect("store");
+        let text = metrics.render(&store).expect("renders");
+        for line in [
+            "relais_events_total{trigger=\"request-saved\",outcome=\"applied\"} 2",
+            "relais_events_total{trigger=\"request-saved\",outcome=\"failed\"} 1",
+            "relais_plugin_failures_total{plugin=\"alert-dispatch\",kind=\"fault\"} 1",
+            "relais_outbox_mails{status=\"queued\"} 0",
+            "relais_rule_set{hash=\"def\"} 1",
+            "relais_reload_success 0",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(
+            !text.contains("hash=\"abc\""),
+            "the old rule set is gone:\n{text}"
+        );
+    }
+}
