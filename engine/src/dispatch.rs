@@ -380,16 +380,7 @@ impl Dispatcher<'_> {
         report.event = serde_json::to_value(event).ok();
         self.run_rules(event, &mut report)?;
         if dry_run {
-            return self.finish(
-                report,
-                None,
-                &[],
-                MailStatus::Processed,
-                started,
-                started_at,
-                None,
-                dry_run,
-            );
+            return Ok(shown_only(report, started));
         }
         // No raw mail: only the request, the run and the effects are written.
         self.commit(&mut report, None, started, started_at, None, None, save)?;
@@ -481,11 +472,7 @@ impl Dispatcher<'_> {
         dry_run: bool,
     ) -> Result<Report, StoreError> {
         if dry_run {
-            if report.outcome == Outcome::Applied {
-                report.outcome = Outcome::DryRun;
-            }
-            report.duration_us = started.elapsed().as_micros() as u64;
-            return Ok(report);
+            return Ok(shown_only(report, started));
         }
         let keep_mail =
             report.outcome != Outcome::Duplicate && !raw.is_empty() && report.message_id.is_some();
@@ -568,6 +555,15 @@ impl Dispatcher<'_> {
         report.duration_us = started.elapsed().as_micros() as u64;
         Ok(())
     }
+}
+
+/// A dry run's report: what would have been applied, nothing written.
+fn shown_only(mut report: Report, started: Instant) -> Report {
+    if report.outcome == Outcome::Applied {
+        report.outcome = Outcome::DryRun;
+    }
+    report.duration_us = started.elapsed().as_micros() as u64;
+    report
 }
 
 enum ApplyError {

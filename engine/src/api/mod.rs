@@ -219,29 +219,32 @@ async fn call(
 /// Parses a JSON body; a bad one is a 400 naming the field at fault.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {inner}"));
-        }
-        if path == "." {
-            ApiError::new(StatusCode::BAD_REQUEST, inner.to_string())
-        } else {
-            ApiError::field(&path, inner.to_string())
-        }
-    })?;
+    let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(field_error)?;
     deserializer.end().map_err(|error| {
         ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {error}"))
     })?;
     Ok(parsed)
 }
 
+/// Reads a JSON value already parsed into `T`, the same way.
+fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(field_error)
+}
+
+fn field_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {inner}"))
+    } else if path == "." {
+        ApiError::new(StatusCode::BAD_REQUEST, inner.to_string())
+    } else {
+        ApiError::field(&path, inner.to_string())
+    }
+}
+
 async fn health(State(state): State<Arc<ApiState>>) -> Answer {
-    let store = state.store.clone();
-    let depth = tokio::task::spawn_blocking(move || store.outbox_depth())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let depth = read(&state, |store| store.outbox_depth()).await?;
     ok(
         StatusCode::OK,
         json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "outbox-queued": depth }),
@@ -249,11 +252,8 @@ async fn health(State(state): State<Arc<ApiState>>) -> Answer {
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Answer {
-    let store = state.store.clone();
     let metrics = state.metrics.clone();
-    let text = tokio::task::spawn_blocking(move || metrics.render(&store))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let text = read(&state, move |store| metrics.render(store)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -315,7 +315,7 @@ async fn save_request(
             ));
         }
     }
-    let spec: crate::directory::RequestSpec = parse(value.to_string().as_bytes())?;
+    let spec: crate::directory::RequestSpec = from_value(value)?;
     let states = state.states.clone();
     let metrics = state.metrics.clone();
     let answer = call(&state, move |dispatcher| {
