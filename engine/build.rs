@@ -18,6 +18,11 @@ const BUNDLED: &[(&str, &str, &str)] = &[
         "relais-plugin-alert-dispatch",
         "relais_plugin_alert_dispatch.wasm",
     ),
+    (
+        "ticket-link",
+        "relais-plugin-ticket-link",
+        "relais_plugin_ticket_link.wasm",
+    ),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

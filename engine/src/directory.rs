@@ -55,6 +55,9 @@ pub struct SettingsSpec {
     pub direct_messages_enabled: Option<bool>,
     /// `notify-by-email-default: false`: new messages notify the other side by mail.
     pub notify_by_email_default: Option<bool>,
+    /// `ticket-tag: "[#{number}]"`: how a ticket's number appears in mail
+    /// subjects (an addition to the format).
+    pub ticket_tag: Option<String>,
 }
 
 /// `{ code: ACME-FR, name: Acme France }`
@@ -566,6 +569,12 @@ impl<'a> References<'a> {
 
     fn check(mut self) {
         let data = self.data;
+        if let Some(tag) = &data.settings.ticket_tag
+            && let Err(message) = relais_sdk::TicketTag::parse(tag)
+        {
+            let at = [key("settings"), key("ticket-tag")];
+            self.errors.push(self.doc.diagnostic(&at, message));
+        }
         self.duplicates("companies", &data.companies, |c| c.code.clone());
         self.duplicates("customers", &data.customers, |c| c.code.clone());
         self.duplicates("contacts", &data.contacts, |c| c.id.clone());

@@ -523,7 +523,7 @@ impl Dispatcher<'_> {
             if apply {
                 let context = EffectContext {
                     run: Some(run),
-                    settings,
+                    settings: settings.clone(),
                     mail: event_mail,
                     identity: &identity,
                 };
@@ -597,6 +597,7 @@ fn insert_mail(
             references: &parsed.mail.references,
             raw,
             attachments: &parsed.attachments,
+            report: parsed.report.as_deref(),
             status,
             error: report.error.as_deref(),
         },
@@ -610,6 +611,7 @@ fn insert_mail(
             references: &empty,
             raw,
             attachments: &[],
+            report: None,
             status,
             error: report.error.as_deref(),
         },
@@ -693,6 +695,7 @@ fn too_large_notice(
              Your message is larger than the accepted maximum ({limit}): it was kept but not processed."
         ),
         in_reply_to: mail.message_id.clone(),
+        request: None,
     })
 }
 
@@ -774,6 +777,10 @@ impl Host for StoreHost {
 
     fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError> {
         self.store.thread(message_id).map_err(host_error)
+    }
+
+    fn linked_ticket(&self, message_id: &str) -> Result<Option<u64>, HostError> {
+        self.store.linked_ticket(message_id).map_err(host_error)
     }
 
     fn log(&self, level: Level, message: &str) {

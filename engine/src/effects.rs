@@ -84,6 +84,13 @@ fn apply_one(
     context: &EffectContext<'_>,
 ) -> Result<(), StoreError> {
     let run = context.run;
+    // Mail about a ticket carries its tag, so the answer comes back to it
+    // even from a mail program that drops In-Reply-To and References.
+    let tag = relais_sdk::TicketTag::parse(&context.settings.ticket_tag).unwrap_or_default();
+    let tagged = |subject: &str, request: Option<u64>| match request {
+        Some(number) => tag.apply(subject, number),
+        None => subject.to_string(),
+    };
     match effect {
         Effect::PostMessage {
             request,
@@ -119,7 +126,7 @@ fn apply_one(
                 message_id: outbound_id(context, index),
                 kind: "mail".to_string(),
                 to: to.clone(),
-                subject: subject.clone(),
+                subject: tagged(subject, *request),
                 body: body.clone(),
                 // Mail a rule sends is automatic (RFC 3834): out-of-office
                 // robots must not answer it, and our own X-Loop lets Relais
@@ -129,6 +136,8 @@ fn apply_one(
                     ("X-Loop".to_string(), context.identity.own_address.clone()),
                 ],
                 request: *request,
+                in_reply_to: Vec::new(),
+                references: Vec::new(),
             };
             tx.queue_mail(&mail, run, None, false)?;
         }
@@ -137,6 +146,7 @@ fn apply_one(
             reason,
             message,
             in_reply_to,
+            request,
         } => {
             if to.trim().is_empty() {
                 return Err(StoreError::Refused(
@@ -144,28 +154,35 @@ fn apply_one(
                 ));
             }
             let original = context.mail.filter(|m| &m.message_id == in_reply_to);
-            let mut references: Vec<String> = original
-                .map(|m| m.references.iter().map(|r| format!("<{r}>")).collect())
-                .unwrap_or_default();
-            references.push(format!("<{in_reply_to}>"));
+            let mut references: Vec<String> =
+                original.map(|m| m.references.clone()).unwrap_or_default();
+            references.push(in_reply_to.clone());
             let subject = match original.map(|m| m.subject.trim()) {
                 Some(subject) if !subject.is_empty() => format!("Re: {subject}"),
                 _ => "Re: your message".to_string(),
+            };
+            let header_ids = |ids: &[String]| {
+                ids.iter()
+                    .map(|id| format!("<{id}>"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             };
             let mail = OutgoingMail {
                 message_id: outbound_id(context, index),
                 kind: "failure-reply".to_string(),
                 to: vec![to.trim().to_string()],
-                subject,
+                subject: tagged(&subject, *request),
                 body: format!("{message}\n\n-- \nCode: {reason}\n"),
                 headers: vec![
                     ("Auto-Submitted".to_string(), "auto-replied".to_string()),
                     ("In-Reply-To".to_string(), format!("<{in_reply_to}>")),
-                    ("References".to_string(), references.join(" ")),
+                    ("References".to_string(), header_ids(&references)),
                     ("X-Loop".to_string(), context.identity.own_address.clone()),
                     ("X-Relais-Reason".to_string(), reason.clone()),
                 ],
-                request: None,
+                request: *request,
+                in_reply_to: vec![in_reply_to.clone()],
+                references,
             };
             // Rate limit per sender: a mail loop or a flood of bad mails
             // must not turn Relais into a source of spam. Held-back notices
@@ -206,6 +223,9 @@ fn apply_one(
             request,
         } => {
             tx.link_mail(message_id, *request, run)?;
+        }
+        Effect::ReopenTicket { request, state } => {
+            tx.reopen_request(*request, state)?;
         }
     }
     Ok(())

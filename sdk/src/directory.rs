@@ -50,12 +50,20 @@ pub struct Contract {
 }
 
 /// Global settings of the support desk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// The global switch for direct messages on requests.
     pub direct_messages_enabled: bool,
     /// Whether a new direct message notifies the other side by mail by default.
     pub notify_by_email_default: bool,
+    /// How a ticket's number appears in mail subjects (see
+    /// [`TicketTag`](crate::TicketTag)).
+    #[serde(default = "default_ticket_tag")]
+    pub ticket_tag: String,
+}
+
+fn default_ticket_tag() -> String {
+    crate::tag::DEFAULT_TICKET_TAG.to_string()
 }
 
 impl Default for Settings {
@@ -63,6 +71,7 @@ impl Default for Settings {
         Settings {
             direct_messages_enabled: true,
             notify_by_email_default: false,
+            ticket_tag: default_ticket_tag(),
         }
     }
 }
@@ -239,7 +248,10 @@ pub struct ThreadMail {
     pub in_reply_to: Vec<String>,
     /// References ids.
     pub references: Vec<String>,
-    /// The ticket it is linked to.
+    /// The ticket it is linked to (received) or about (sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<u64>,
+    /// Whether Relais sent it.
+    #[serde(default)]
+    pub outgoing: bool,
 }

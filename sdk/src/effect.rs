@@ -49,6 +49,11 @@ pub enum Effect {
         message: String,
         /// Message-ID of the mail being answered.
         in_reply_to: String,
+        /// The ticket the failure is about, when the mail named one that
+        /// exists: the reply carries its tag, and answers to it come back
+        /// to that ticket.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<u64>,
     },
     /// Create a new ticket (support request).
     CreateTicket {
@@ -75,6 +80,13 @@ pub enum Effect {
         /// The ticket's request number.
         request: u64,
     },
+    /// Put a closed ticket back into an open state (a follow-up arrived).
+    ReopenTicket {
+        /// The ticket's request number.
+        request: u64,
+        /// The state it takes, e.g. `open`.
+        state: String,
+    },
 }
 
 impl Effect {
@@ -86,6 +98,7 @@ impl Effect {
             Effect::ReplyFailure { .. } => "reply-failure",
             Effect::CreateTicket { .. } => "create-ticket",
             Effect::LinkMail { .. } => "link-mail",
+            Effect::ReopenTicket { .. } => "reopen-ticket",
         }
     }
 }

@@ -121,6 +121,10 @@ impl Host for WitHost {
             .map_err(HostError)
     }
 
+    fn linked_ticket(&self, message_id: &str) -> Result<Option<u64>, HostError> {
+        bindings::relais::plugin::mail::linked_ticket(message_id).map_err(HostError)
+    }
+
     fn log(&self, level: Level, message: &str) {
         use bindings::relais::plugin::log;
         let level = match level {
@@ -248,6 +252,7 @@ impl From<wit::Settings> for Settings {
         Settings {
             direct_messages_enabled: settings.direct_messages_enabled,
             notify_by_email_default: settings.notify_by_email_default,
+            ticket_tag: settings.ticket_tag,
         }
     }
 }
@@ -354,6 +359,7 @@ impl From<wit::ThreadMail> for ThreadMail {
             in_reply_to: mail.in_reply_to,
             references: mail.references,
             ticket: mail.ticket,
+            outgoing: mail.outgoing,
         }
     }
 }
@@ -414,11 +420,13 @@ impl From<Effect> for wit::Effect {
                 reason,
                 message,
                 in_reply_to,
+                request,
             } => wit::Effect::ReplyFailure(wit::ReplyFailure {
                 to,
                 reason,
                 message,
                 in_reply_to,
+                request,
             }),
             Effect::CreateTicket {
                 customer,
@@ -442,6 +450,9 @@ impl From<Effect> for wit::Effect {
                 message_id,
                 request,
             }),
+            Effect::ReopenTicket { request, state } => {
+                wit::Effect::ReopenTicket(wit::ReopenTicket { request, state })
+            }
         }
     }
 }

@@ -100,12 +100,16 @@ pub trait Host {
     ) -> Result<Rendered, HostError>;
     /// The stored mails of the thread this Message-ID belongs to.
     fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError>;
+    /// The ticket a mail belongs to: the one a received mail is linked to,
+    /// or the one a mail Relais sent is about; `None` when the Message-ID
+    /// is unknown or its mail is on no ticket.
+    fn linked_ticket(&self, message_id: &str) -> Result<Option<u64>, HostError>;
     /// A log line, kept in the event's trace under the plugin's name.
     fn log(&self, level: Level, message: &str);
 }
 
 /// The version of the WIT package (`relais:plugin`) this SDK speaks.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 /// The query capabilities a plugin may declare. `log` is always granted.
 pub const CAPABILITIES: [&str; 6] = [

@@ -63,6 +63,7 @@ mod event;
 #[doc(hidden)]
 pub mod guest;
 mod host;
+mod tag;
 mod template;
 
 pub use config::{config_error, read_config};
@@ -75,6 +76,7 @@ pub use event::{
     Address, Attachment, ChangeKind, ContractEvent, Event, Mail, RequestSaved, ScheduleFired,
 };
 pub use host::{CAPABILITIES, Host, HostError, Level, Metadata, Plugin, PluginError, WIT_VERSION};
+pub use tag::{DEFAULT_TICKET_TAG, REPLY_PREFIXES, SUBJECT_MARKERS, SubjectPrefixes, TicketTag};
 pub use template::{AlertChange, AlertContext, Rendered};
 
 /// Exports a [`Plugin`] as the component's `metadata` and `handle`.

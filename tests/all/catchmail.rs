@@ -34,11 +34,19 @@ fn every_code_and_every_success_path() {
         let effects = line["effects"].as_array().expect("effects");
         let actual = match effects.as_slice() {
             [] => "none".to_string(),
-            [effect] if effect["kind"] == "post-message" => format!(
-                "post-message {} {}",
-                effect["author"]["id"].as_str().unwrap_or("?"),
-                effect["side"].as_str().unwrap_or("?")
-            ),
+            // A posted mail also lands on the request it was posted to.
+            [effect, link]
+                if effect["kind"] == "post-message"
+                    && link["kind"] == "link-mail"
+                    && link["request"] == effect["request"]
+                    && link["message_id"] == line["message_id"] =>
+            {
+                format!(
+                    "post-message {} {}",
+                    effect["author"]["id"].as_str().unwrap_or("?"),
+                    effect["side"].as_str().unwrap_or("?")
+                )
+            }
             [effect] if effect["kind"] == "reply-failure" => {
                 assert_eq!(effect["in_reply_to"], line["message_id"], "{source}");
                 format!("reply-failure {}", effect["reason"].as_str().unwrap_or("?"))

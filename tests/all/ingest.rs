@@ -24,6 +24,10 @@ fn json_line_per_mail_with_rules_effects_and_outcome() {
             "side": "customer",
             "source": "catchmail",
             "body": "L'imprimante fonctionne à nouveau."
+        }, {
+            "kind": "link-mail",
+            "message_id": "fixture-jeanne-1@dupont.example",
+            "request": 23010203
         }])
     );
     let messages = setup.store().messages(23010203).expect("messages");
@@ -161,10 +165,18 @@ fn not_matched_rules_say_which_condition_failed() {
     let mail = setup.dir.path().join("support.eml");
     std::fs::write(&mail, "From: jeanne@dupont.example\r\nTo: support@acme.example\r\nMessage-ID: <s1@d>\r\nSubject: hi\r\n\r\nbody\r\n").expect("write");
     let (_, lines) = setup.ingest_json(&[], &[&mail]);
-    assert_eq!(lines[0]["outcome"], "no-match");
+    // Ticket linking took it (a new ticket for Jeanne); CatchMail did not.
+    assert_eq!(lines[0]["rules"], serde_json::json!(["ticket-linking"]));
     let run_id = lines[0]["run"].as_i64().expect("recorded");
     let trace = setup.store().run(run_id).expect("query").expect("run");
-    let reason = trace.trace["rules"][0]["reason"].as_str().expect("reason");
+    let catchmail = trace.trace["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|rule| rule["id"] == "catchmail")
+        .expect("catchmail's trace");
+    assert_eq!(catchmail["matched"], false);
+    let reason = catchmail["reason"].as_str().expect("reason");
     assert!(
         reason.starts_with("any: none held (account: \"cli\""),
         "{reason}"

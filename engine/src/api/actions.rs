@@ -259,3 +259,58 @@ pub fn import(dispatcher: &mut Dispatcher<'_>, text: &str) -> Result<Value, Call
         crate::templates::unknown_alert_templates(dispatcher.store, dispatcher.templates)?;
     Ok(json!({ "imported": counts, "warnings": warnings }))
 }
+
+/// `PUT /mails/{message_id}/ticket`: `{"ticket": 23010203}` or
+/// `{"new": {"requester": "ct-jeanne", "type": "INCIDENT"}}`, with
+/// `"move": true` to move a mail already on another ticket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LinkBody {
+    /// An existing ticket.
+    #[serde(default)]
+    pub ticket: Option<u64>,
+    /// A new ticket made from the mail.
+    #[serde(default)]
+    pub new: Option<NewTicketBody>,
+    /// Move a mail already on another ticket.
+    #[serde(default, rename = "move")]
+    pub replace: bool,
+}
+
+/// The optional fields of a ticket made from a mail.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NewTicketBody {
+    /// The requesting contact; by default the sender's contact.
+    #[serde(default)]
+    pub requester: Option<String>,
+    /// The request type; by default the only one.
+    #[serde(default, rename = "type")]
+    pub request_type: Option<String>,
+}
+
+/// Links a stored mail to a ticket by hand (see [`crate::links::link`]).
+pub fn link_mail(
+    dispatcher: &mut Dispatcher<'_>,
+    message_id: &str,
+    body: &LinkBody,
+) -> Result<Value, CallError> {
+    use crate::links::{LinkError, Target};
+    let target = match (body.ticket, &body.new) {
+        (Some(ticket), None) => Target::Ticket(ticket),
+        (None, Some(new)) => Target::New {
+            requester: new.requester.clone(),
+            request_type: new.request_type.clone(),
+        },
+        _ => return Err(invalid("ticket", "give either `ticket` or `new`")),
+    };
+    match crate::links::link(dispatcher.store, message_id, &target, body.replace) {
+        Ok(linked) => Ok(json!(linked)),
+        Err(error @ (LinkError::NoMail(_) | LinkError::NoTicket(_))) => {
+            Err(CallError::NotFound(error.to_string()))
+        }
+        Err(LinkError::Invalid { field, message }) => Err(invalid(field, message)),
+        Err(LinkError::Conflict(message)) => Err(CallError::Conflict(message)),
+        Err(LinkError::Store(error)) => Err(error.into()),
+    }
+}

@@ -30,7 +30,7 @@ use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-pub use actions::{ContractEventBody, MessageBody, ReadBody};
+pub use actions::{ContractEventBody, LinkBody, MessageBody, ReadBody};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -62,6 +62,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/messages/{id}/read"),
     ("post", "/contract-events"),
     ("post", "/import"),
+    ("get", "/mails/{message_id}/thread"),
+    ("get", "/mails/{message_id}/candidates"),
+    ("put", "/mails/{message_id}/ticket"),
 ];
 
 /// The API's router.
@@ -76,6 +79,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/messages/{id}/read", put(set_read))
         .route("/contract-events", post(contract_event))
+        .route("/mails/{message_id}/thread", get(mail_thread))
+        .route("/mails/{message_id}/candidates", get(mail_candidates))
+        .route("/mails/{message_id}/ticket", put(link_mail))
         .route(
             "/import",
             post(import).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),
@@ -395,6 +401,64 @@ async fn import(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8 text"))?;
     let answer = call(&state, move |dispatcher| actions::import(dispatcher, &text)).await?;
     ok(StatusCode::OK, answer)
+}
+
+async fn mail_thread(State(state): State<Arc<ApiState>>, Path(message_id): Path<String>) -> Answer {
+    let asked = message_id.clone();
+    let tree = read(&state, move |store| store.thread_tree(&asked)).await?;
+    match tree {
+        Some(thread) => ok(
+            StatusCode::OK,
+            json!({ "message-id": message_id, "thread": thread }),
+        ),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no stored mail in the thread of <{message_id}>"),
+        )),
+    }
+}
+
+async fn mail_candidates(
+    State(state): State<Arc<ApiState>>,
+    Path(message_id): Path<String>,
+) -> Answer {
+    let closed = state.states.closed_states.clone();
+    let asked = message_id.clone();
+    let found = read(&state, move |store| {
+        store.candidates(&asked, &closed, &relais_sdk::SubjectPrefixes::default())
+    })
+    .await?;
+    match found {
+        Some(candidates) => ok(
+            StatusCode::OK,
+            json!({ "message-id": message_id, "candidates": candidates }),
+        ),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no stored mail <{message_id}>"),
+        )),
+    }
+}
+
+async fn link_mail(
+    State(state): State<Arc<ApiState>>,
+    Path(message_id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let link: LinkBody = parse(&body)?;
+    let answer = call(&state, move |dispatcher| {
+        actions::link_mail(dispatcher, &message_id, &link)
+    })
+    .await?;
+    let created = answer["created"].as_bool().unwrap_or(false);
+    ok(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        answer,
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Command-line glue: parses arguments, calls the library, prints results.
 
 mod demo;
+mod mail_cmd;
 mod output;
 mod plugin_cmd;
 
@@ -117,6 +118,48 @@ enum Command {
         /// `--rules` and `--plugins`.
         #[arg(long, env = "RELAIS_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Show a mail's thread: the mails it answers, its replies and
+    /// receipts, received and sent, across accounts, as a tree.
+    Thread {
+        /// Message-ID of any mail of the thread (angle brackets optional).
+        message_id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link a stored mail to a ticket by hand, to a new ticket made from
+    /// it, or list the open tickets it could go to.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["ticket", "new", "candidates"])))]
+    Link {
+        /// Message-ID of the mail (angle brackets optional).
+        message_id: String,
+        /// The ticket's number.
+        ticket: Option<u64>,
+        /// Create a ticket from the mail: its subject without prefixes,
+        /// the sender's contact as requester.
+        #[arg(long)]
+        new: bool,
+        /// With --new: the requesting contact, when the sender is not
+        /// exactly one known contact.
+        #[arg(long, requires = "new")]
+        requester: Option<String>,
+        /// With --new: the request type, when there is more than one.
+        #[arg(long = "type", requires = "new")]
+        request_type: Option<String>,
+        /// Move a mail that is already on another ticket.
+        #[arg(long = "move")]
+        replace: bool,
+        /// List the open tickets of the sender and of its customer.
+        #[arg(long)]
+        candidates: bool,
+        /// With --candidates: engine config file, for which states count
+        /// as closed.
+        #[arg(long, env = "RELAIS_CONFIG", requires = "candidates")]
+        config: Option<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// List outbound mail (queued, sent, failed, suppressed), or retry failed mail.
     Outbox {
@@ -397,6 +440,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: PluginCommand::New { name, dir, sdk },
         } => plugin_cmd::new(&name, &dir, sdk.as_deref()),
         Command::Demo { dir } => demo::run(&dir),
+        Command::Thread { message_id, json } => mail_cmd::thread(paths, &message_id, json),
+        Command::Link {
+            message_id,
+            ticket,
+            new,
+            requester,
+            request_type,
+            replace,
+            candidates,
+            config,
+            json,
+        } => {
+            let request = if candidates {
+                mail_cmd::LinkRequest::Candidates(config)
+            } else if new {
+                let target = relais::links::Target::New {
+                    requester,
+                    request_type,
+                };
+                mail_cmd::LinkRequest::Link(target, replace)
+            } else {
+                let ticket = ticket.context("name a ticket, --new or --candidates")?;
+                mail_cmd::LinkRequest::Link(relais::links::Target::Ticket(ticket), replace)
+            };
+            mail_cmd::link(paths, &message_id, request, json)
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub fn describe(effect: &Effect) -> String {
             message_id,
             request,
         } => format!("link-mail <{message_id}> to request {request}"),
+        Effect::ReopenTicket { request, state } => {
+            format!("reopen-ticket {request} as {state:?}")
+        }
     }
 }
 

@@ -147,6 +147,7 @@ pub fn settings(s: sdk::Settings) -> wit::Settings {
     wit::Settings {
         direct_messages_enabled: s.direct_messages_enabled,
         notify_by_email_default: s.notify_by_email_default,
+        ticket_tag: s.ticket_tag,
     }
 }
 
@@ -222,6 +223,7 @@ pub fn thread_mail(m: sdk::ThreadMail) -> wit::ThreadMail {
         in_reply_to: m.in_reply_to,
         references: m.references,
         ticket: m.ticket,
+        outgoing: m.outgoing,
     }
 }
 
@@ -258,6 +260,7 @@ pub fn effect(effect: wit::Effect) -> sdk::Effect {
             reason: r.reason,
             message: r.message,
             in_reply_to: r.in_reply_to,
+            request: r.request,
         },
         wit::Effect::CreateTicket(t) => sdk::Effect::CreateTicket {
             customer: t.customer,
@@ -270,6 +273,10 @@ pub fn effect(effect: wit::Effect) -> sdk::Effect {
         wit::Effect::LinkMail(l) => sdk::Effect::LinkMail {
             message_id: l.message_id,
             request: l.request,
+        },
+        wit::Effect::ReopenTicket(r) => sdk::Effect::ReopenTicket {
+            request: r.request,
+            state: r.state,
         },
     }
 }

@@ -49,6 +49,10 @@ const BUNDLED: &[(&str, &[u8])] = &[
         "alert-dispatch",
         include_bytes!(concat!(env!("OUT_DIR"), "/bundled/alert-dispatch.wasm")),
     ),
+    (
+        "ticket-link",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bundled/ticket-link.wasm")),
+    ),
 ];
 
 /// Where a plugin came from.

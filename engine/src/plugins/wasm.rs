@@ -393,6 +393,13 @@ impl mail::Host for State {
             |t| t.into_iter().map(convert::thread_mail).collect(),
         )
     }
+
+    fn linked_ticket(
+        &mut self,
+        message_id: String,
+    ) -> wasmtime::Result<Result<Option<u64>, String>> {
+        self.query(|h| h.linked_ticket(&message_id), |t| t)
+    }
 }
 
 impl log::Host for State {
@@ -442,6 +449,9 @@ impl Host for NoQueries {
         Err(unavailable())
     }
     fn thread(&self, _: &str) -> Result<Vec<relais_sdk::ThreadMail>, HostError> {
+        Err(unavailable())
+    }
+    fn linked_ticket(&self, _: &str) -> Result<Option<u64>, HostError> {
         Err(unavailable())
     }
     fn log(&self, _: Level, _: &str) {}

@@ -29,6 +29,9 @@ pub struct ParsedMail {
     pub attachments: Vec<NewAttachment>,
     /// Whether the Message-ID was derived from the content (none in the mail).
     pub generated_id: bool,
+    /// For a receipt (`multipart/report`): its report type,
+    /// `delivery-status` or `disposition-notification`.
+    pub report: Option<String>,
     /// What could not be read well, for the trace.
     pub warnings: Vec<String>,
 }
@@ -62,17 +65,42 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
     }
     let mut warnings = Vec::new();
 
-    let (message_id, generated_id) = match message
-        .message_id()
-        .map(clean_id)
-        .filter(|id| !id.is_empty())
-    {
-        Some(id) => (id, false),
-        None => {
-            warnings.push("no Message-ID: one was derived from the content".to_string());
-            (derived_message_id(raw), true)
-        }
+    // Ids are read from the raw headers: mail-parser drops an id it finds
+    // odd (quotes, spaces, no `@`), and an odd id must still thread.
+    let raw_header = |name: &'static str| {
+        message
+            .headers_raw()
+            .filter(move |(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
     };
+    let (message_id, generated_id) =
+        match raw_header("Message-ID").find_map(|value| message_ids(value).into_iter().next()) {
+            Some(id) => (id, false),
+            None => {
+                warnings.push("no Message-ID: one was derived from the content".to_string());
+                (derived_message_id(raw), true)
+            }
+        };
+    let mut in_reply_to = thread_ids(raw_header("In-Reply-To"), &message_id);
+    let mut references = thread_ids(raw_header("References"), &message_id);
+    if references.len() > MAX_REFERENCES {
+        warnings.push(format!(
+            "References names {} ids: kept the first and the newest {}",
+            references.len(),
+            MAX_REFERENCES - 1
+        ));
+        references.drain(1..references.len() - (MAX_REFERENCES - 1));
+    }
+    in_reply_to.truncate(MAX_REFERENCES);
+    let report = report_type(&message);
+    if let Some(original) = report.as_ref().and_then(|_| reported_id(&message))
+        && in_reply_to.is_empty()
+        && original != message_id
+    {
+        // A receipt names the mail it reports on inside its report; it
+        // joins that mail's thread as an answer to it.
+        in_reply_to.push(original);
+    }
 
     let text = match message.body_text(0) {
         Some(text) => text.into_owned(),
@@ -146,8 +174,8 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
         cc: message.cc().map(addresses).unwrap_or_default(),
         reply_to: message.reply_to().map(addresses).unwrap_or_default(),
         date: message.date().map(|d| d.to_rfc3339()),
-        in_reply_to: ids(message.in_reply_to()),
-        references: ids(message.references()),
+        in_reply_to,
+        references,
         auto_submitted: header_text("Auto-Submitted"),
         precedence: header_text("Precedence"),
         list_headers: message
@@ -168,7 +196,95 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
         mail,
         attachments,
         generated_id,
+        report,
         warnings,
+    })
+}
+
+/// How many References ids a mail keeps: the first (the thread's root) and
+/// the newest. Some clients let References grow without end.
+const MAX_REFERENCES: usize = 100;
+
+/// The longest Message-ID kept (a header line's length limit).
+const MAX_ID_LEN: usize = 998;
+
+/// The Message-IDs of a header's raw value: each `<...>`, white space
+/// inside removed (some clients fold long ids); a value without angle
+/// brackets is read as ids separated by white space or commas, keeping
+/// those with an `@`. Ids longer than a header line allows are dropped.
+pub fn message_ids(value: &str) -> Vec<String> {
+    let squeeze = |id: &str| id.split_whitespace().collect::<String>();
+    let ids: Vec<String> = if value.contains('<') {
+        value
+            .split('<')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('>').map(|(id, _)| squeeze(id)))
+            .collect()
+    } else {
+        value
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|token| token.contains('@'))
+            .map(str::to_string)
+            .collect()
+    };
+    ids.into_iter()
+        .filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN)
+        .collect()
+}
+
+/// The ids of every occurrence of a thread header, each once, in order,
+/// without the mail's own id (a References loop).
+fn thread_ids<'a>(values: impl Iterator<Item = &'a str>, own: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in values.flat_map(message_ids) {
+        if id != own && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// The report type of a receipt: a `multipart/report` message.
+fn report_type(message: &mail_parser::Message<'_>) -> Option<String> {
+    let content_type = message.content_type()?;
+    let is_report = content_type.ctype().eq_ignore_ascii_case("multipart")
+        && content_type
+            .subtype()
+            .is_some_and(|sub| sub.eq_ignore_ascii_case("report"));
+    is_report.then(|| {
+        content_type
+            .attribute("report-type")
+            .unwrap_or("report")
+            .to_ascii_lowercase()
+    })
+}
+
+/// The Message-ID a receipt reports on: `Original-Message-ID` in a read
+/// receipt's notification, or the `Message-ID` of the returned headers of
+/// a delivery report.
+fn reported_id(message: &mail_parser::Message<'_>) -> Option<String> {
+    let field = |text: &str, name: &str| {
+        text.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| message_ids(value).into_iter().next())
+                .flatten()
+        })
+    };
+    message.parts.iter().skip(1).find_map(|part| {
+        let text = match &part.body {
+            PartType::Message(inner) => String::from_utf8_lossy(inner.raw_message()).into_owned(),
+            _ => String::from_utf8_lossy(part.contents()).into_owned(),
+        };
+        field(&text, "Original-Message-ID").or_else(|| {
+            let headers = part.content_type().is_some_and(|ct| {
+                ct.subtype().is_some_and(|sub| {
+                    sub.eq_ignore_ascii_case("rfc822-headers") || sub.eq_ignore_ascii_case("rfc822")
+                })
+            });
+            headers.then(|| field(&text, "Message-ID")).flatten()
+        })
     })
 }
 
@@ -186,17 +302,6 @@ fn clean_id(id: &str) -> String {
         .trim_end_matches('>')
         .trim()
         .to_string()
-}
-
-fn ids(value: &HeaderValue<'_>) -> Vec<String> {
-    match value {
-        HeaderValue::Text(id) => vec![clean_id(id)],
-        HeaderValue::TextList(list) => list.iter().map(|id| clean_id(id)).collect(),
-        _ => Vec::new(),
-    }
-    .into_iter()
-    .filter(|id| !id.is_empty())
-    .collect()
 }
 
 fn addresses(address: &ParsedAddress<'_>) -> Vec<Address> {

@@ -43,6 +43,7 @@ type RecipientRow = (
 
 const SETTING_MESSAGES: &str = "direct-messages-enabled";
 const SETTING_NOTIFY: &str = "notify-by-email-default";
+const SETTING_TICKET_TAG: &str = "ticket-tag";
 
 impl Store {
     /// Writes a checked import file in one transaction. Records are upserted
@@ -55,7 +56,7 @@ impl Store {
         // A savepoint inside a batch of the dispatcher, a transaction alone.
         let tx = self.begin()?;
         let stamp = now();
-        let set = |key: &str, value: Option<bool>| -> Result<(), StoreError> {
+        let set = |key: &str, value: Option<String>| -> Result<(), StoreError> {
             if let Some(value) = value {
                 tx.conn.run(
                     "INSERT INTO settings (key, value) VALUES (?1, ?2)
@@ -65,8 +66,16 @@ impl Store {
             }
             Ok(())
         };
-        set(SETTING_MESSAGES, data.settings.direct_messages_enabled)?;
-        set(SETTING_NOTIFY, data.settings.notify_by_email_default)?;
+        let settings = &data.settings;
+        set(
+            SETTING_MESSAGES,
+            settings.direct_messages_enabled.map(|on| on.to_string()),
+        )?;
+        set(
+            SETTING_NOTIFY,
+            settings.notify_by_email_default.map(|on| on.to_string()),
+        )?;
+        set(SETTING_TICKET_TAG, settings.ticket_tag.clone())?;
         for company in &data.companies {
             tx.conn.run(
                 "INSERT INTO companies (code, name) VALUES (?1, ?2)
@@ -221,10 +230,11 @@ impl Store {
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let key: String = row.get(0)?;
-            let on = row.get::<_, String>(1)? == "true";
+            let value: String = row.get(1)?;
             match key.as_str() {
-                SETTING_MESSAGES => settings.direct_messages_enabled = on,
-                SETTING_NOTIFY => settings.notify_by_email_default = on,
+                SETTING_MESSAGES => settings.direct_messages_enabled = value == "true",
+                SETTING_NOTIFY => settings.notify_by_email_default = value == "true",
+                SETTING_TICKET_TAG => settings.ticket_tag = value,
                 _ => {}
             }
         }
@@ -260,6 +270,14 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// The codes of every request type, sorted.
+    pub fn request_type_codes(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached("SELECT code FROM request_types ORDER BY code")?;
+        let codes = statement.query_map([], |row| row.get(0))?;
+        Ok(codes.collect::<Result<_, _>>()?)
     }
 
     /// A contract with its alert settings and its recipient groups, each

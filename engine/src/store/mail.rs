@@ -63,6 +63,8 @@ pub struct NewMail<'a> {
     pub raw: &'a [u8],
     /// Attachments (decoded).
     pub attachments: &'a [NewAttachment],
+    /// For a receipt: its report type.
+    pub report: Option<&'a str>,
     /// What became of it.
     pub status: MailStatus,
     /// Why it was not processed, if it was not.
@@ -193,8 +195,8 @@ impl Tx<'_> {
         let raw = self.put_blob(mail.raw)?;
         let inserted = self.conn.run(
             "INSERT INTO mails (message_id, account, subject, sender, sent_at, in_reply_to, refs, raw,
-                                size, status, error, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                size, status, error, received_at, report)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (message_id) DO NOTHING",
             params![
                 mail.message_id,
@@ -208,7 +210,8 @@ impl Tx<'_> {
                 mail.raw.len() as i64,
                 mail.status.as_str(),
                 mail.error,
-                now()
+                now(),
+                mail.report,
             ],
         )?;
         if inserted == 0 {
@@ -218,6 +221,10 @@ impl Tx<'_> {
             )));
         }
         let id = self.conn.last_insert_rowid();
+        self.insert_refs(
+            mail.message_id,
+            mail.in_reply_to.iter().chain(mail.references),
+        )?;
         for (position, attachment) in mail.attachments.iter().enumerate() {
             let key = self.put_blob(&attachment.content)?;
             self.conn.run(
@@ -234,135 +241,6 @@ impl Tx<'_> {
             )?;
         }
         Ok(id)
-    }
-
-    /// Links a stored mail to a ticket. A mail links to at most one ticket:
-    /// linking it again to the same ticket is a no-op, to another is refused.
-    pub fn link_mail(
-        &self,
-        message_id: &str,
-        request: u64,
-        run: Option<i64>,
-    ) -> Result<(), StoreError> {
-        let mail: Option<i64> = self
-            .conn
-            .one(
-                "SELECT id FROM mails WHERE message_id = ?1",
-                [message_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(mail) = mail else {
-            return Err(StoreError::Refused(format!(
-                "no stored mail <{message_id}>"
-            )));
-        };
-        self.require_request(request)?;
-        let current: Option<i64> = self
-            .conn
-            .one(
-                "SELECT request FROM mail_links WHERE mail = ?1",
-                [mail],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match current {
-            Some(existing) if existing as u64 == request => Ok(()),
-            Some(existing) => Err(StoreError::Refused(format!(
-                "mail <{message_id}> is already linked to ticket {existing}"
-            ))),
-            None => {
-                self.conn.run(
-                    "INSERT INTO mail_links (mail, request, linked_at, run) VALUES (?1, ?2, ?3, ?4)",
-                    params![mail, request as i64, now(), run],
-                )?;
-                Ok(())
-            }
-        }
-    }
-}
-
-/// How many mails a thread lookup gathers at most: a References header
-/// with hundreds of ids must not turn one query into thousands.
-const MAX_THREAD: usize = 500;
-
-impl Store {
-    /// The stored mails of the thread `message_id` belongs to: the mails it
-    /// refers to, the mails that refer to them, and so on, across accounts;
-    /// oldest first (by storage order), at most 500.
-    pub fn thread(&self, message_id: &str) -> Result<Vec<relais_sdk::ThreadMail>, StoreError> {
-        use std::collections::{BTreeMap, BTreeSet};
-        let conn = self.conn();
-        let mut by_id = conn.prepare_cached(
-            "SELECT m.id, m.message_id, m.subject, m.sender, m.in_reply_to, m.refs, l.request
-             FROM mails m LEFT JOIN mail_links l ON l.mail = m.id WHERE m.message_id = ?1",
-        )?;
-        let mut referring = conn.prepare_cached(
-            "SELECT m.id, m.message_id, m.subject, m.sender, m.in_reply_to, m.refs, l.request
-             FROM mails m LEFT JOIN mail_links l ON l.mail = m.id
-             WHERE m.in_reply_to LIKE ?1 ESCAPE '\\' OR m.refs LIKE ?1 ESCAPE '\\'",
-        )?;
-        type Row = (
-            i64,
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-            Option<i64>,
-        );
-        let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        };
-        let mut found: BTreeMap<i64, relais_sdk::ThreadMail> = BTreeMap::new();
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        let mut queue = vec![message_id.to_string()];
-        while let Some(id) = queue.pop() {
-            if found.len() >= MAX_THREAD || !seen.insert(id.clone()) {
-                continue;
-            }
-            let pattern = format!(
-                "%\"{}\"%",
-                id.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            let mut rows: Vec<Row> = by_id.query_map([&id], read)?.collect::<Result<_, _>>()?;
-            rows.extend(
-                referring
-                    .query_map([&pattern], read)?
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
-            for (key, message_id, subject, sender, irt, refs, ticket) in rows {
-                if found.contains_key(&key) {
-                    continue;
-                }
-                let in_reply_to: Vec<String> = from_json(&irt)?;
-                let references: Vec<String> = from_json(&refs)?;
-                queue.extend(in_reply_to.iter().chain(references.iter()).cloned());
-                queue.push(message_id.clone());
-                found.insert(
-                    key,
-                    relais_sdk::ThreadMail {
-                        message_id,
-                        subject,
-                        sender,
-                        in_reply_to,
-                        references,
-                        ticket: ticket.map(|t| t as u64),
-                    },
-                );
-            }
-        }
-        Ok(found.into_values().collect())
     }
 }
 
@@ -381,6 +259,7 @@ mod tests {
             references: &[],
             raw,
             attachments,
+            report: None,
             status: MailStatus::Processed,
             error: None,
         }

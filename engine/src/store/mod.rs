@@ -9,6 +9,7 @@ mod mail;
 mod messages;
 mod outbox;
 mod runs;
+mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -21,6 +22,7 @@ pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
 pub use outbox::{Delivery, DeliveryMark, OutboxRecord, OutgoingMail};
 pub use runs::{RunRecord, RunSummary};
+pub use threads::{Candidate, Direction, LinkChange, ThreadNode};
 
 /// A store failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("schema2.sql"),
     include_str!("schema3.sql"),
+    include_str!("schema4.sql"),
 ];
 
 /// Handle on the store. Clones share one connection (plugins' queries read

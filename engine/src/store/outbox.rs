@@ -22,6 +22,12 @@ pub struct OutgoingMail {
     pub headers: Vec<(String, String)>,
     /// The request it is about.
     pub request: Option<u64>,
+    /// The ids it answers (its `In-Reply-To`), for thread lookups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_reply_to: Vec<String>,
+    /// Its `References`, for thread lookups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
 }
 
 /// A queued, sent or failed mail.
@@ -78,10 +84,10 @@ impl Store {
             out.push(OutboxRecord {
                 id,
                 mail,
-                status: row.get(8)?,
-                attempts: row.get::<_, i64>(9)? as u32,
-                last_error: row.get(10)?,
-                created_at: row.get(11)?,
+                status: row.get(10)?,
+                attempts: row.get::<_, i64>(11)? as u32,
+                last_error: row.get(12)?,
+                created_at: row.get(13)?,
             });
         }
         Ok(out)
@@ -100,7 +106,8 @@ pub struct Delivery {
 }
 
 /// The columns [`mail_from_row`] reads, first in a query.
-const MAIL_COLUMNS: &str = "id, message_id, kind, recipients, subject, body, headers, request";
+const MAIL_COLUMNS: &str =
+    "id, message_id, kind, recipients, subject, body, headers, request, in_reply_to, refs";
 
 /// The outbox id and the mail of a row whose first columns are
 /// [`MAIL_COLUMNS`].
@@ -115,6 +122,8 @@ fn mail_from_row(row: &rusqlite::Row<'_>) -> Result<(i64, OutgoingMail), StoreEr
             body: row.get(5)?,
             headers: from_json(&row.get::<_, String>(6)?)?,
             request: row.get::<_, Option<i64>>(7)?.map(|r| r as u64),
+            in_reply_to: from_json(&row.get::<_, String>(8)?)?,
+            references: from_json(&row.get::<_, String>(9)?)?,
         },
     ))
 }
@@ -135,7 +144,7 @@ impl Store {
             due.push(Delivery {
                 id,
                 mail,
-                attempts: row.get::<_, i64>(8)? as u32,
+                attempts: row.get::<_, i64>(10)? as u32,
             });
         }
         Ok(due)
@@ -223,8 +232,8 @@ impl Tx<'_> {
     ) -> Result<i64, StoreError> {
         self.conn.run(
             "INSERT INTO outbox (message_id, kind, recipients, subject, body, headers, request,
-                                 created_at, run, rate_key, status, last_error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                 created_at, run, rate_key, status, last_error, in_reply_to, refs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 mail.message_id,
                 mail.kind,
@@ -238,9 +247,16 @@ impl Tx<'_> {
                 rate_key,
                 if suppressed { "suppressed" } else { "queued" },
                 suppressed.then_some("rate limit: too many failure notices to this sender"),
+                to_json(&mail.in_reply_to)?,
+                to_json(&mail.references)?,
             ],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        self.insert_refs(
+            &mail.message_id,
+            mail.in_reply_to.iter().chain(&mail.references),
+        )?;
+        Ok(id)
     }
 
     /// Failure notices queued for `rate_key` since `since` (RFC 3339),

@@ -86,6 +86,10 @@ impl Host for FakeHost {
         panic!("alert-dispatch asked for thread {message_id} without the `mail` capability")
     }
 
+    fn linked_ticket(&self, message_id: &str) -> Result<Option<u64>, HostError> {
+        panic!("alert-dispatch asked for the ticket of {message_id} without the `mail` capability")
+    }
+
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));
     }

@@ -77,17 +77,25 @@ pub fn decide(
                     accepted.login,
                 ),
             );
-            Ok(vec![Effect::PostMessage {
-                request: accepted.request,
-                side: match accepted.author.kind {
-                    PartyKind::Collaborator => Side::Staff,
-                    PartyKind::Contact => Side::Customer,
+            // The mail itself lands on the request it was posted to, so
+            // the request's thread shows where the message came from.
+            Ok(vec![
+                Effect::PostMessage {
+                    request: accepted.request,
+                    side: match accepted.author.kind {
+                        PartyKind::Collaborator => Side::Staff,
+                        PartyKind::Contact => Side::Customer,
+                    },
+                    author: accepted.author,
+                    source: MessageSource::Catchmail,
+                    body: accepted.body,
+                    notify_by_email: None,
                 },
-                author: accepted.author,
-                source: MessageSource::Catchmail,
-                body: accepted.body,
-                notify_by_email: None,
-            }])
+                Effect::LinkMail {
+                    message_id: mail.message_id.clone(),
+                    request: accepted.request,
+                },
+            ])
         }
         Err(Stop::Host(error)) => Err(error.into()),
         Err(Stop::Refused(refusal)) => Ok(refuse(mail, &config, &refusal, host)),
@@ -147,6 +155,15 @@ fn check(mail: &Mail, config: &Config, host: &(impl Host + ?Sized)) -> Result<Ac
     let request = host
         .request(number)?
         .ok_or_else(|| refused(Reason::RequestNotFound))?;
+    // From here on, a refusal is about an existing request: when the
+    // sender may post there, the notice carries the request's tag, so
+    // that the answer to it comes back to the request.
+    let reachable = may_post(owner, user, &request).is_ok();
+    let refused = |reason| {
+        let mut refusal = Refusal::on(reason, number);
+        refusal.ticket = reachable.then_some(number);
+        Stop::Refused(refusal)
+    };
     if !host.settings()?.direct_messages_enabled {
         return Err(refused(Reason::MessagesDisabled));
     }
@@ -171,6 +188,7 @@ fn check(mail: &Mail, config: &Config, host: &(impl Host + ?Sized)) -> Result<Ac
     if chars > config.max_body_chars {
         let mut refusal = Refusal::on(Reason::BodyTooLong, number);
         refusal.too_long = Some((chars, config.max_body_chars));
+        refusal.ticket = reachable.then_some(number);
         return Err(refusal.into());
     }
 
@@ -302,6 +320,7 @@ fn refuse(
         reason: code.to_string(),
         message: refusal.message(config.language),
         in_reply_to: mail.message_id.clone(),
+        request: refusal.ticket,
     }]
 }
 

@@ -2,8 +2,10 @@
 //! direct message on support request 23010203, if its sender may post there.
 //!
 //! The plugin only decides; the host acts. [`decide`] takes a
-//! `mail-received` event and returns one effect: an
-//! [`Effect::PostMessage`](relais_sdk::Effect::PostMessage) or an
+//! `mail-received` event and returns an
+//! [`Effect::PostMessage`](relais_sdk::Effect::PostMessage) with an
+//! [`Effect::LinkMail`](relais_sdk::Effect::LinkMail) (the mail lands on the
+//! request it was posted to), or an
 //! [`Effect::ReplyFailure`](relais_sdk::Effect::ReplyFailure) naming a
 //! [`Reason`] code. Other events, and automatic mail, give no effect.
 //!
@@ -67,7 +69,10 @@
 //! `Return-Path` when it is set and not empty, else to its `From` address;
 //! with the reason's code and a sentence in the configured language that
 //! names the request when the subject gave one; in reply to the mail's
-//! Message-ID. When there is no address to answer, or it is one of
+//! Message-ID. When the request exists and the sender may post on it (the
+//! refusal is about the request's state or the body), the notice names the
+//! request, so the host tags its subject and an answer comes back to the
+//! request. When there is no address to answer, or it is one of
 //! `own-addresses`, nothing is sent and a warning is logged. The host adds
 //! `Auto-Submitted: auto-replied` and rate-limits notices per sender.
 //!

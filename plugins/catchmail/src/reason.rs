@@ -213,6 +213,9 @@ pub(crate) struct Refusal {
     pub(crate) request: Option<u64>,
     /// For `body-too-long`: the body's length and the limit, in characters.
     pub(crate) too_long: Option<(usize, usize)>,
+    /// The request the notice is about, when it exists and the sender may
+    /// post there: the notice then carries its tag.
+    pub(crate) ticket: Option<u64>,
 }
 
 impl Refusal {
@@ -221,6 +224,7 @@ impl Refusal {
             reason,
             request: None,
             too_long: None,
+            ticket: None,
         }
     }
 
@@ -229,6 +233,7 @@ impl Refusal {
             reason,
             request: Some(request),
             too_long: None,
+            ticket: None,
         }
     }
 
@@ -293,6 +298,7 @@ mod tests {
             reason: Reason::BodyTooLong,
             request: Some(23010203),
             too_long: Some((4001, 4000)),
+            ticket: None,
         };
         assert_eq!(
             refusal.message(Language::En),

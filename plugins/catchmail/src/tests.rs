@@ -92,7 +92,7 @@ impl Host for FakeHost {
 
     fn settings(&self) -> Result<Settings, HostError> {
         self.check()?;
-        Ok(self.settings)
+        Ok(self.settings.clone())
     }
 
     // CatchMail declares neither `contracts`, `templates` nor `mail`: asking would make
@@ -116,6 +116,10 @@ impl Host for FakeHost {
 
     fn thread(&self, message_id: &str) -> Result<Vec<ThreadMail>, HostError> {
         panic!("CatchMail asked for thread {message_id} without the `mail` capability")
+    }
+
+    fn linked_ticket(&self, message_id: &str) -> Result<Option<u64>, HostError> {
+        panic!("CatchMail asked for the ticket of {message_id} without the `mail` capability")
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -192,10 +196,7 @@ const ORPHAN_REQ: u64 = 23010207;
 /// (contact Marc), collaborators of the support company.
 fn directory() -> FakeHost {
     FakeHost {
-        settings: Settings {
-            direct_messages_enabled: true,
-            notify_by_email_default: false,
-        },
+        settings: Settings::default(),
         requests: vec![
             request(REQ, "INCIDENT", Some("ct-jeanne")),
             request(LUC_REQ, "INCIDENT", Some("ct-luc")),
@@ -314,17 +315,23 @@ fn run(host: &FakeHost, mail: Mail) -> Vec<Effect> {
 }
 
 fn posted(number: u64, kind: PartyKind, id: &str, side: Side, body: &str) -> Vec<Effect> {
-    vec![Effect::PostMessage {
-        request: number,
-        author: Author {
-            kind,
-            id: id.to_string(),
+    vec![
+        Effect::PostMessage {
+            request: number,
+            author: Author {
+                kind,
+                id: id.to_string(),
+            },
+            side,
+            source: MessageSource::Catchmail,
+            body: body.to_string(),
+            notify_by_email: None,
         },
-        side,
-        source: MessageSource::Catchmail,
-        body: body.to_string(),
-        notify_by_email: None,
-    }]
+        Effect::LinkMail {
+            message_id: "m1@dupont.example".to_string(),
+            request: number,
+        },
+    ]
 }
 
 /// Asserts one failure notice with this code to this address, and returns
@@ -337,6 +344,7 @@ fn assert_refused(effects: &[Effect], code: &str, to: &str) -> String {
                 reason,
                 message,
                 in_reply_to,
+                ..
             },
         ] => {
             assert_eq!(reason, code);
@@ -382,10 +390,12 @@ fn second_address_and_letter_case_are_matched_by_the_host() {
     let host = directory();
     let effects = run(&host, on_request("J.Martin@Dupont.EXAMPLE", REQ));
     assert!(
-        matches!(&effects[..], [Effect::PostMessage { author, .. }] if author.id == "ct-jeanne")
+        matches!(&effects[..], [Effect::PostMessage { author, .. }, Effect::LinkMail { .. }] if author.id == "ct-jeanne")
     );
     let effects = run(&host, on_request("support@acme.example", REQ));
-    assert!(matches!(&effects[..], [Effect::PostMessage { author, .. }] if author.id == "co-paul"));
+    assert!(
+        matches!(&effects[..], [Effect::PostMessage { author, .. }, Effect::LinkMail { .. }] if author.id == "co-paul")
+    );
 }
 
 #[test]
@@ -406,7 +416,7 @@ fn extranet_user_with_147001_posts_on_a_request_without_requester() {
     host.request_mut(REQ).requester = None;
     assert!(matches!(
         &run(&host, on_request("luc@dupont.example", REQ))[..],
-        [Effect::PostMessage { .. }]
+        [Effect::PostMessage { .. }, Effect::LinkMail { .. }]
     ));
 }
 
@@ -438,7 +448,7 @@ fn owner_listed_twice_is_one_person() {
     });
     assert!(matches!(
         &run(&host, on_request("paul@acme.example", REQ))[..],
-        [Effect::PostMessage { .. }]
+        [Effect::PostMessage { .. }, Effect::LinkMail { .. }]
     ));
 }
 
@@ -510,7 +520,10 @@ fn configured_limit_is_used() {
         mail("paul@acme.example", "#23010203 *message*", "12345"),
         config.clone(),
     );
-    assert!(matches!(&accepted[..], [Effect::PostMessage { .. }]));
+    assert!(matches!(
+        &accepted[..],
+        [Effect::PostMessage { .. }, Effect::LinkMail { .. }]
+    ));
     let refused = run_with(
         &host,
         mail("paul@acme.example", "#23010203 *message*", "123456"),
@@ -881,7 +894,7 @@ fn automatic_mail_is_never_answered() {
     };
     assert!(matches!(
         &run(&host, person)[..],
-        [Effect::PostMessage { .. }]
+        [Effect::PostMessage { .. }, Effect::LinkMail { .. }]
     ));
 }
 
@@ -924,4 +937,36 @@ fn bad_config_is_a_plugin_error_naming_the_key() {
         Err(PluginError::Plugin(message)) => assert!(message.contains("`max-body`"), "{message}"),
         other => panic!("expected a config error, got {other:?}"),
     }
+}
+
+// ------------------------------------------------------------ ticket tag
+
+/// The request a failure notice is about, asserting there is one notice.
+fn notice_request(effects: &[Effect]) -> Option<u64> {
+    match effects {
+        [Effect::ReplyFailure { request, .. }] => *request,
+        other => panic!("expected one reply-failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_notice_about_a_request_the_sender_may_post_on_carries_it() {
+    let mut host = directory();
+    host.request_mut(REQ).conversation_locked = true;
+    let effects = run(&host, on_request("paul@acme.example", REQ));
+    assert_eq!(notice_request(&effects), Some(REQ));
+    let effects = run(
+        &directory(),
+        mail("paul@acme.example", "#23010203 *message*", ""),
+    );
+    assert_eq!(notice_request(&effects), Some(REQ));
+}
+
+#[test]
+fn a_notice_never_ties_a_stranger_or_an_outsider_to_the_request() {
+    let host = directory();
+    let effects = run(&host, on_request("stranger@elsewhere.example", REQ));
+    assert_eq!(notice_request(&effects), None);
+    let effects = run(&host, on_request("paul@acme.example", 99));
+    assert_eq!(notice_request(&effects), None);
 }

@@ -1,0 +1,162 @@
+//! `relais thread` and `relais link`: a mail's thread, and linking a mail
+//! to a ticket by hand.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use relais::links::{self, LinkError, Target};
+use relais::store::{Candidate, Direction, ThreadNode};
+use relais_sdk::SubjectPrefixes;
+
+use super::{Paths, engine_config, open_store};
+
+/// Prints the thread of `message_id` as a tree.
+pub fn thread(paths: &Paths, message_id: &str, json: bool) -> Result<ExitCode> {
+    let store = open_store(&paths.db)?;
+    let message_id = bare_id(message_id);
+    let tree = store
+        .thread_tree(message_id)?
+        .with_context(|| format!("no stored mail in the thread of <{message_id}>"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tree)?);
+    } else {
+        for root in &tree {
+            print_node(root, message_id, "", "");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_node(node: &ThreadNode, asked: &str, lead: &str, branch: &str) {
+    let mark = if node.message_id == asked { "*" } else { " " };
+    let who = match node.direction {
+        Direction::Received => format!(
+            "from {} on {}",
+            node.sender.as_deref().unwrap_or("?"),
+            node.account.as_deref().unwrap_or("?")
+        ),
+        Direction::Sent => format!("sent to {}", node.to.join(", ")),
+    };
+    let ticket = node
+        .ticket
+        .map(|t| format!("  ticket {t}"))
+        .unwrap_or_else(|| "  no ticket".to_string());
+    let receipt = node
+        .receipt
+        .as_deref()
+        .map(|r| format!("  receipt ({r})"))
+        .unwrap_or_default();
+    println!(
+        "{mark} {lead}{branch}<{}>  {}  {who}  {:?}{ticket}{receipt}  [{}]",
+        node.message_id,
+        node.at.get(..16).unwrap_or(&node.at).replace('T', " "),
+        node.subject,
+        node.status
+    );
+    let inner = format!(
+        "{lead}{}",
+        match branch {
+            "" => "",
+            "├─ " => "│  ",
+            _ => "   ",
+        }
+    );
+    for (i, reply) in node.replies.iter().enumerate() {
+        let last = i + 1 == node.replies.len();
+        print_node(reply, asked, &inner, if last { "└─ " } else { "├─ " });
+    }
+}
+
+/// What `relais link` was asked to do.
+#[derive(Debug)]
+pub enum LinkRequest {
+    /// Link to a ticket or a new one.
+    Link(Target, bool),
+    /// List the candidate tickets.
+    Candidates(Option<std::path::PathBuf>),
+}
+
+/// Links a mail by hand, or lists the open tickets it could go to.
+pub fn link(paths: &Paths, message_id: &str, request: LinkRequest, json: bool) -> Result<ExitCode> {
+    let mut store = open_store(&paths.db)?;
+    let message_id = bare_id(message_id);
+    match request {
+        LinkRequest::Candidates(config) => {
+            let config = engine_config(paths, config.as_deref())?;
+            let candidates = store
+                .candidates(
+                    message_id,
+                    &config.requests.closed_states,
+                    &SubjectPrefixes::default(),
+                )?
+                .with_context(|| format!("no stored mail <{message_id}>"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&candidates)?);
+            } else {
+                print_candidates(&candidates);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LinkRequest::Link(target, replace) => {
+            match links::link(&mut store, message_id, &target, replace) {
+                Ok(linked) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&linked)?);
+                    } else {
+                        let how = if linked.created {
+                            "new ticket"
+                        } else {
+                            "ticket"
+                        };
+                        let moved = linked
+                            .previous
+                            .map(|p| format!(" (moved from ticket {p})"))
+                            .unwrap_or_default();
+                        println!("<{message_id}> is on {how} {}{moved}", linked.ticket);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(LinkError::Store(error)) => Err(error.into()),
+                Err(refused) => {
+                    eprintln!("error: {refused}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn print_candidates(candidates: &[Candidate]) {
+    if candidates.is_empty() {
+        println!("no open ticket of the sender or of its customer");
+        return;
+    }
+    println!(
+        "{:<10} {:<10} {:<10} {:<12} {:<16} subject",
+        "ticket", "why", "state", "customer", "updated"
+    );
+    for c in candidates {
+        let subject = c.subject.as_deref().unwrap_or("");
+        let same = if c.same_subject {
+            "  (same subject)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<10} {:<10} {:<10} {:<12} {:<16} {subject}{same}",
+            c.number,
+            c.why,
+            c.state,
+            c.customer,
+            c.updated_at
+                .get(..16)
+                .unwrap_or(&c.updated_at)
+                .replace('T', " ")
+        );
+    }
+}
+
+/// A Message-ID as typed: with or without its angle brackets.
+fn bare_id(id: &str) -> &str {
+    id.trim().trim_start_matches('<').trim_end_matches('>')
+}

@@ -1,0 +1,218 @@
+//! Manual linking: a person puts a stored mail on a ticket, by number or on
+//! a new ticket made from the mail. The CLI and the HTTP API share it.
+
+use relais_sdk::{PartyKind, SubjectPrefixes};
+
+use crate::store::{Store, StoreError};
+
+/// Where a mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An existing ticket.
+    Ticket(u64),
+    /// A new ticket, its subject the mail's (prefixes and tags stripped).
+    New {
+        /// The requesting contact; by default the contact whose address
+        /// sent the mail.
+        requester: Option<String>,
+        /// The request type; by default the only one, when there is one.
+        request_type: Option<String>,
+    },
+}
+
+/// Why a manual link was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// No stored mail has this Message-ID.
+    #[error("no stored mail <{0}>")]
+    NoMail(String),
+    /// No request has this number.
+    #[error("no request {0}")]
+    NoTicket(u64),
+    /// A value given, or one that could not be derived, is wrong.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field at fault (`requester`, `type`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The mail is on another ticket and moving it was not asked for.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a manual link did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Linked {
+    /// The mail.
+    pub message_id: String,
+    /// The ticket it is on now.
+    pub ticket: u64,
+    /// Whether that ticket was created for it.
+    pub created: bool,
+    /// The ticket it was on before, when it moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<u64>,
+}
+
+/// Links the stored mail `message_id` to `target`. A mail already on
+/// another ticket moves only with `replace`; otherwise nothing changes and
+/// the answer says where it is.
+pub fn link(
+    store: &mut Store,
+    message_id: &str,
+    target: &Target,
+    replace: bool,
+) -> Result<Linked, LinkError> {
+    let mail = store
+        .mail(message_id)?
+        .ok_or_else(|| LinkError::NoMail(message_id.to_string()))?;
+    if let (Some(current), false) = (mail.ticket, replace) {
+        let same = matches!(target, Target::Ticket(n) if *n == current);
+        if !same {
+            return Err(LinkError::Conflict(format!(
+                "mail <{message_id}> is already on ticket {current}; move it with `replace`"
+            )));
+        }
+    }
+    let tx_target = match target {
+        Target::Ticket(number) => {
+            if store.request(*number)?.is_none() {
+                return Err(LinkError::NoTicket(*number));
+            }
+            None
+        }
+        Target::New {
+            requester,
+            request_type,
+        } => Some(new_ticket(
+            store,
+            mail.sender.as_deref(),
+            &mail.subject,
+            requester.as_deref(),
+            request_type.as_deref(),
+        )?),
+    };
+    let tx = store.begin()?;
+    let (ticket, created) = match (&tx_target, target) {
+        (Some(new), _) => (
+            tx.create_request(
+                &new.company,
+                &new.customer,
+                Some(&new.requester),
+                &new.subject,
+                &new.request_type,
+            )?,
+            true,
+        ),
+        (None, Target::Ticket(number)) => (*number, false),
+        (None, Target::New { .. }) => unreachable!("a new ticket always has its fields"),
+    };
+    let change = tx.link_mail_manually(message_id, ticket, replace)?;
+    tx.commit()?;
+    Ok(Linked {
+        message_id: message_id.to_string(),
+        ticket,
+        created,
+        previous: change.previous,
+    })
+}
+
+/// The fields of a ticket made from a mail.
+#[derive(Debug)]
+struct NewTicket {
+    company: String,
+    customer: String,
+    requester: String,
+    request_type: String,
+    subject: String,
+}
+
+fn new_ticket(
+    store: &Store,
+    sender: Option<&str>,
+    subject: &str,
+    requester: Option<&str>,
+    request_type: Option<&str>,
+) -> Result<NewTicket, LinkError> {
+    let invalid = |field, message: String| LinkError::Invalid { field, message };
+    let requester = match requester {
+        Some(id) => id.to_string(),
+        None => {
+            let sender = sender.unwrap_or_default();
+            let contacts: Vec<String> = store
+                .address_owners(sender)?
+                .into_iter()
+                .filter(|owner| owner.kind == PartyKind::Contact)
+                .map(|owner| owner.id)
+                .collect();
+            match contacts.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(invalid(
+                        "requester",
+                        format!("the sender <{sender}> is no known contact: name the requester"),
+                    ));
+                }
+                several => {
+                    return Err(invalid(
+                        "requester",
+                        format!(
+                            "the sender <{sender}> is the address of contacts {}: name the requester",
+                            several.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let customer_code = store
+        .contact_customer(&requester)?
+        .ok_or_else(|| invalid("requester", format!("unknown contact `{requester}`")))?;
+    let customer = store.customer(&customer_code)?.ok_or_else(|| {
+        invalid(
+            "requester",
+            format!("customer `{customer_code}` does not exist"),
+        )
+    })?;
+    let request_type = match request_type {
+        Some(code) => {
+            if store.request_type(code)?.is_none() {
+                return Err(invalid("type", format!("unknown request type `{code}`")));
+            }
+            code.to_string()
+        }
+        None => match store.request_type_codes()?.as_slice() {
+            [one] => one.clone(),
+            codes => {
+                return Err(invalid(
+                    "type",
+                    format!("name the request type (one of: {})", codes.join(", ")),
+                ));
+            }
+        },
+    };
+    Ok(NewTicket {
+        company: customer.company,
+        customer: customer.code,
+        requester,
+        request_type,
+        subject: ticket_subject(store, subject)?,
+    })
+}
+
+/// A mail's subject as a ticket's: reply prefixes and ticket tags removed.
+fn ticket_subject(store: &Store, subject: &str) -> Result<String, StoreError> {
+    let prefixes = SubjectPrefixes::default();
+    let subject = prefixes.strip(&store.ticket_tag()?.remove(subject));
+    Ok(if subject.is_empty() {
+        "(no subject)".to_string()
+    } else {
+        subject
+    })
+}
