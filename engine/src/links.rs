@@ -76,7 +76,7 @@ pub fn link(
         let same = matches!(target, Target::Ticket(n) if *n == current);
         if !same {
             return Err(LinkError::Conflict(format!(
-                "mail <{message_id}> is already on ticket {current}; move it with `replace`"
+                "mail <{message_id}> is already on ticket {current}; to move it: `relais link --move`, or `\"move\": true` in the API"
             )));
         }
     }

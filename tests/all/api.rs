@@ -629,3 +629,128 @@ fn import_contract_events_and_metrics() {
         "{metrics}"
     );
 }
+
+/// Writes a mail into the set-up's directory and ingests it as received on
+/// the `support` account (the CLI and the daemon share the store).
+fn ingest_support_mail(setup: &Setup, name: &str, from: &str, message_id: &str, subject: &str) {
+    let path = setup.dir.path().join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "From: {from}\r\nTo: support@acme.example\r\nSubject: {subject}\r\n\
+             Message-ID: <{message_id}>\r\n\r\nBonjour\r\n"
+        ),
+    )
+    .expect("write");
+    let run = setup.relais(&[
+        "ingest",
+        "--account",
+        "support",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn mails_are_linked_by_hand_and_their_thread_and_candidates_read() {
+    let api = Api::start("");
+    // A stranger's mail stays unlinked; Jeanne's opens a ticket.
+    let stranger = "q1%odd_id@elsewhere.example";
+    let path = "/mails/q1%25odd_id@elsewhere.example";
+    ingest_support_mail(
+        &api.setup,
+        "q1.eml",
+        "prospect@elsewhere.example",
+        stranger,
+        "Devis",
+    );
+    ingest_support_mail(
+        &api.setup,
+        "j1.eml",
+        "jeanne@dupont.example",
+        "j1@dupont.example",
+        "RE: Imprimante du 2e étage en panne",
+    );
+
+    let thread = api.send("GET", &format!("{path}/thread"), None);
+    assert_eq!(thread.status, 200, "{thread:?}");
+    let tree = thread.json();
+    assert_eq!(tree["thread"][0]["message-id"], stranger);
+    assert_eq!(tree["thread"][0]["direction"], "received");
+    assert!(tree["thread"][0].get("ticket").is_none(), "{tree}");
+    assert_eq!(api.send("GET", "/mails/none@x/thread", None).status, 404);
+
+    let none = api.send("GET", &format!("{path}/candidates"), None).json();
+    assert_eq!(none["candidates"], json!([]));
+    let jeanne = api
+        .send("GET", "/mails/j1@dupont.example/candidates", None)
+        .json();
+    let first = &jeanne["candidates"][0];
+    // The ticket her mail opened comes first: she requested it, and its
+    // subject is the mail's.
+    assert_eq!(first["why"], "requester");
+    assert_eq!(first["same-subject"], true);
+    assert_eq!(
+        api.send("GET", "/mails/none@x/candidates", None).status,
+        404
+    );
+
+    let link = |body: Value| api.send("PUT", &format!("{path}/ticket"), Some(&body));
+    let linked = link(json!({ "ticket": 23010203 }));
+    assert_eq!(linked.status, 200, "{linked:?}");
+    assert_eq!(
+        linked.json(),
+        json!({ "message-id": stranger, "ticket": 23010203, "created": false })
+    );
+    assert_eq!(
+        link(json!({ "ticket": 23010203 })).status,
+        200,
+        "same ticket again"
+    );
+    let conflict = link(json!({ "ticket": 23010204 }));
+    assert_eq!(conflict.status, 409, "{conflict:?}");
+    assert!(
+        conflict.body.contains("already on ticket 23010203"),
+        "{conflict:?}"
+    );
+    let moved = link(json!({ "ticket": 23010204, "move": true }));
+    assert_eq!(moved.json()["previous"], 23010203);
+    assert_eq!(link(json!({ "ticket": 99, "move": true })).status, 404);
+    let neither = link(json!({}));
+    assert_eq!(neither.status, 400);
+    assert_eq!(neither.json()["field"], "ticket");
+    assert_eq!(link(json!({ "ticket": 1, "colour": "red" })).status, 400);
+    // A new ticket: the stranger is no contact, so a requester is needed.
+    let unknown = link(json!({ "new": {}, "move": true }));
+    assert_eq!(unknown.status, 400, "{unknown:?}");
+    assert_eq!(unknown.json()["field"], "requester");
+    let no_type = link(json!({ "new": { "requester": "ct-jeanne" }, "move": true }));
+    assert_eq!(
+        no_type.json()["field"],
+        "type",
+        "two request types: name one"
+    );
+    let created = link(json!({
+        "new": { "requester": "ct-jeanne", "type": "INCIDENT" },
+        "move": true
+    }));
+    assert_eq!(created.status, 201, "{created:?}");
+    let created = created.json();
+    assert_eq!(created["created"], true);
+    assert_eq!(created["previous"], 23010204);
+    let number = created["ticket"].as_u64().expect("number");
+    let request = api.send("GET", &format!("/requests/{number}"), None).json();
+    assert_eq!(request["subject"], "Devis");
+    assert_eq!(request["requester"], "ct-jeanne");
+    assert_eq!(
+        api.call(
+            "PUT",
+            &format!("{path}/ticket"),
+            None,
+            Some("{\"ticket\":1}")
+        )
+        .expect("answer")
+        .status,
+        401
+    );
+}

@@ -9,7 +9,7 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout
-            .contains("8 mails: 7 applied, 1 no match, 0 duplicate, 0 failed, 0 rejected"),
+            .contains("12 mails: 12 applied, 0 no match, 0 duplicate, 0 failed, 0 rejected"),
         "{}",
         run.stdout
     );
@@ -31,6 +31,17 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
         "{}",
         run.stdout
     );
+    // Mail to the support address lands on tickets: a new one for a known
+    // contact, its reply by thread, a tagged reply; a stranger's stays
+    // unlinked.
+    for line in [
+        "<demo-09@dupont.example>  \"TR: Écran noir au démarrage du poste 12\"  -> ticket 23010206",
+        "<demo-10@dupont.example>  \"RE : TR: Écran noir au démarrage du poste 12\"  -> ticket 23010206",
+        "-> ticket 23010203",
+        "<demo-12@elsewhere.example>  \"Demande de devis\"  -> unlinked (relais link)",
+    ] {
+        assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
+    }
     let pickup = setup.dir.path().join("here/outbox");
     assert_eq!(
         std::fs::read_dir(&pickup).expect("pickup folder").count(),
@@ -40,7 +51,7 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
     // A second run starts afresh rather than seeing duplicates.
     let again = setup.relais(&["demo", "--dir", "here"]);
     assert!(
-        again.stdout.contains("8 mails: 7 applied"),
+        again.stdout.contains("12 mails: 12 applied"),
         "{}",
         again.stdout
     );

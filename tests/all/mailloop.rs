@@ -180,6 +180,18 @@ fn demo_mail(file: &str, message_id: &str) -> String {
 /// A CatchMail set-up on `catchmail@<name>.example`, with the demo
 /// directory imported; `extra` is appended to the config.
 fn engine_config(setup: &Setup, servers: &Servers, name: &str, extra: &str) -> PathBuf {
+    engine_config_with(setup, servers, name, "", extra)
+}
+
+/// [`engine_config`] with more IMAP accounts (`accounts` items, indented
+/// as list items of `accounts:`).
+fn engine_config_with(
+    setup: &Setup,
+    servers: &Servers,
+    name: &str,
+    accounts: &str,
+    extra: &str,
+) -> PathBuf {
     let demo = setup.relais(&[
         "import",
         root().join("demo/directory.yaml").to_str().expect("utf-8"),
@@ -198,7 +210,7 @@ accounts:
     security: plain
     username: catchmail@{name}.example
     password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}
-outbox:
+{accounts}outbox:
   smtp: {{ host: 127.0.0.1, port: {smtp}, security: plain }}
   retry-seconds: 1
   max-retry-seconds: 2
@@ -840,6 +852,139 @@ contracts:
          La demande 23070001 « Imprimante en panne » de Dupont SA est résolue (état précédent : open).\n\n\
          Si le problème persiste, répondez à ce message.\n\n-- \nAlerte automatique du support"
     );
+    let status = engine.stop();
+    assert!(status.success(), "{}", engine.log());
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn a_customers_answer_to_an_alert_lands_on_the_request_it_was_about() {
+    use crate::api::{TOKEN, call, parse_mail};
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("answer");
+    std::fs::write(setup.dir.path().join("api-token"), TOKEN).expect("token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let support = format!("support@{name}.example");
+    let config = engine_config_with(
+        &setup,
+        &servers,
+        &name,
+        &format!(
+            "  - name: support
+    host: 127.0.0.1
+    port: {imap}
+    security: plain
+    username: {support}
+    password: {{ env: RELAIS_TEST_MAIL_PASSWORD }}
+",
+            imap = servers.imap_port
+        ),
+        &format!("http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}\n"),
+    );
+    let jeanne = format!("jeanne@{name}.example");
+    let directory = setup.dir.path().join("answer.yaml");
+    std::fs::write(
+        &directory,
+        format!(
+            "contacts:
+  - {{ id: ct-answer, name: Jeanne Martin, customer: C001, site: MAIN, email: {jeanne}, alerts: [opened] }}
+contracts:
+  - code: K-ANSWER
+    customer: C001
+    alerts: {{ opened: true }}
+    recipients: {{ contract-contacts: [ct-answer] }}
+"
+        ),
+    )
+    .expect("write");
+    let import = setup.relais(&["import", directory.to_str().expect("utf-8")]);
+    assert_eq!(import.code, 0, "{import:?}");
+    let mut engine = Engine::start(&setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "the API", || {
+        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200)
+    });
+
+    // The support system opens a request: Jeanne gets the alert.
+    let mut body = crate::api::request("open");
+    body["requester"] = serde_json::json!("ct-answer");
+    body["contract"] = serde_json::json!("K-ANSWER");
+    let answer = call(
+        port,
+        "PUT",
+        "/requests/23070002",
+        Some(TOKEN),
+        Some(&body.to_string()),
+    )
+    .expect("answer");
+    assert_eq!(answer.status, 201, "{answer:?}");
+    wait_for_delivery(&servers, &jeanne, 1);
+    let (_, alert) = servers.mails(&jeanne).remove(0);
+    let (_, subject, _) = parse_mail(alert.as_bytes());
+    assert_eq!(subject, "[OUVERTURE] [#23070002] Imprimante en panne");
+    let alert_id = alert
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("message-id:"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, id)| id.trim().to_string())
+        .expect("the alert has a Message-ID");
+
+    // She answers from Outlook (tag kept, In-Reply-To), then from a client
+    // that drops In-Reply-To and whose user edited the tag away: only
+    // References carries the alert's id.
+    let outlook = format!("{name}-outlook@dupont.example");
+    let edited = format!("{name}-edited@dupont.example");
+    let reply = |id: &str, subject: &str, threading: &str| {
+        format!(
+            "From: Jeanne Martin <{jeanne}>\r\nTo: {support}\r\nSubject: {subject}\r\n\
+             Message-ID: <{id}>\r\n{threading}Content-Type: text/plain; charset=utf-8\r\n\r\n\
+             Toujours en panne ce matin.\r\n\r\nDe : Support\r\nObjet : {subject}\r\n"
+        )
+    };
+    servers.send(
+        &jeanne,
+        &support,
+        &reply(
+            &outlook,
+            &format!("RE: {subject}"),
+            &format!("In-Reply-To: {alert_id}\r\nReferences: {alert_id}\r\nThread-Topic: Imprimante en panne\r\n"),
+        ),
+    );
+    servers.send(
+        &jeanne,
+        &support,
+        &reply(
+            &edited,
+            "AW: Imprimante en panne",
+            &format!("References: {alert_id}\r\n"),
+        ),
+    );
+    wait_for(&mut engine, Duration::from_secs(30), "both answers", || {
+        processed(&setup, &outlook) && processed(&setup, &edited)
+    });
+    let store = setup.store();
+    for id in [&outlook, &edited] {
+        let mail = store.mail(id).expect("store").expect("stored");
+        assert_eq!(mail.account, "support");
+        assert_eq!(mail.ticket, Some(23070002), "{id}");
+    }
+    // The thread shows the alert Relais sent with both answers under it.
+    let alert_id = alert_id.trim_start_matches('<').trim_end_matches('>');
+    let tree = store.thread_tree(&outlook).expect("store").expect("thread");
+    assert_eq!(tree.len(), 1);
+    assert_eq!(tree[0].message_id, alert_id);
+    let mut replies: Vec<&str> = tree[0]
+        .replies
+        .iter()
+        .map(|r| r.message_id.as_str())
+        .collect();
+    replies.sort();
+    let mut expected = vec![edited.as_str(), outlook.as_str()];
+    expected.sort();
+    assert_eq!(replies, expected);
     let status = engine.stop();
     assert!(status.success(), "{}", engine.log());
 }

@@ -9,6 +9,7 @@ mod check;
 mod demo;
 mod import;
 mod ingest;
+mod links;
 mod mailloop;
 mod plugins;
 mod support;

@@ -15,6 +15,10 @@ const RULES: &[(&str, &str)] = &[
         include_str!("../../../rules/catchmail.yaml"),
     ),
     ("alerts.yaml", include_str!("../../../rules/alerts.yaml")),
+    (
+        "ticket-linking.yaml",
+        include_str!("../../../rules/ticket-linking.yaml"),
+    ),
 ];
 const TEMPLATES: &[(&str, &str)] = &[
     (
@@ -85,6 +89,22 @@ const MAILS: &[(&str, &[u8])] = &[
     (
         "08-other-address.eml",
         include_bytes!("../../../demo/mails/08-other-address.eml"),
+    ),
+    (
+        "09-new-support-mail.eml",
+        include_bytes!("../../../demo/mails/09-new-support-mail.eml"),
+    ),
+    (
+        "10-reply-by-thread.eml",
+        include_bytes!("../../../demo/mails/10-reply-by-thread.eml"),
+    ),
+    (
+        "11-reply-with-tag.eml",
+        include_bytes!("../../../demo/mails/11-reply-with-tag.eml"),
+    ),
+    (
+        "12-unknown-to-support.eml",
+        include_bytes!("../../../demo/mails/12-unknown-to-support.eml"),
     ),
 ];
 
@@ -158,6 +178,22 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     println!("\n4. the activity thread of request 23010203:\n");
     super::output::print_messages(23010203, &store.messages(23010203)?);
 
+    println!("\n   the tickets mail to the support address landed on:\n");
+    for report in &reports {
+        let linking = report.rules.iter().any(|rule| rule == "ticket-linking");
+        let Some(id) = report.message_id.as_deref().filter(|_| linking) else {
+            continue;
+        };
+        let Some(mail) = store.mail(id)? else {
+            continue;
+        };
+        let ticket = mail
+            .ticket
+            .map(|t| format!("ticket {t}"))
+            .unwrap_or_else(|| "unlinked (relais link)".to_string());
+        println!("   <{}>  {:?}  -> {ticket}", mail.message_id, mail.subject);
+    }
+
     println!(
         "\n5. the support system saves requests ({}): alerts to the contract's contacts:\n",
         dir.join("requests.yaml").display()
@@ -198,7 +234,8 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
     super::output::print_outbox(&store.outbox(None, 50)?);
     println!(
-        "\nNext: `relais --db {db} runs` lists every run, `relais --db {db} runs show ID` shows why a run did what it did.\n\
+        "\nNext: `relais --db {db} runs` lists every run, `relais --db {db} runs show ID` shows why a run did what it did,\n\
+         `relais --db {db} thread demo-09@dupont.example` shows a mail thread, `relais --db {db} link ID --candidates` the tickets a mail could go to.\n\
          In {dir}, `relais run` keeps watching spool/ (drop `.eml` files in it) and delivers into outbox/ until Ctrl-C.",
         db = db.display(),
         dir = dir.display()

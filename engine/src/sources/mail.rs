@@ -382,4 +382,69 @@ Bonjour\r\n";
         assert_eq!(mail.return_path.as_deref(), Some(""));
         assert!(mail.automatic_reason(&[]).is_some());
     }
+
+    #[test]
+    fn ids_are_read_however_clients_write_them() {
+        assert_eq!(message_ids("<a@x> <b@x>"), ["a@x", "b@x"]);
+        assert_eq!(message_ids("<a@x><b@x>"), ["a@x", "b@x"]);
+        assert_eq!(message_ids("<a@x>,\r\n <b@x>"), ["a@x", "b@x"]);
+        assert_eq!(
+            message_ids("<a@x> (Jeanne's message of Mon, 3 Nov 2026)"),
+            ["a@x"]
+        );
+        assert_eq!(message_ids("a@x b@x"), ["a@x", "b@x"]);
+        assert_eq!(message_ids("<\"odd id\"@x>"), ["\"oddid\"@x"]);
+        assert_eq!(message_ids("<long-id-fol\r\n ded@x>"), ["long-id-folded@x"]);
+        assert_eq!(message_ids("<a%b_c@x>"), ["a%b_c@x"]);
+        assert!(message_ids("<>").is_empty());
+        assert!(message_ids(&format!("<{}@x>", "a".repeat(1000))).is_empty());
+    }
+
+    #[test]
+    fn references_are_bounded_deduplicated_and_never_name_the_mail_itself() {
+        let refs: Vec<String> = (0..300).map(|i| format!("<r{i}@x>")).collect();
+        let raw = format!(
+            "From: a@x\r\nMessage-ID: <self@x>\r\nIn-Reply-To: <self@x> <r299@x>\r\n\
+             References: {} <r5@x> <self@x>\r\n\r\nbody\r\n",
+            refs.join(" ")
+        );
+        let parsed = parse(raw.as_bytes(), "cli").expect("parses");
+        let mail = parsed.mail;
+        assert_eq!(mail.in_reply_to, ["r299@x"]);
+        assert_eq!(mail.references.len(), 100);
+        assert_eq!(mail.references[0], "r0@x");
+        assert_eq!(mail.references[99], "r299@x");
+        assert!(!mail.references.contains(&"self@x".to_string()));
+        assert!(
+            parsed.warnings.iter().any(|w| w.contains("300 ids")),
+            "{:?}",
+            parsed.warnings
+        );
+    }
+
+    #[test]
+    fn a_receipt_answers_the_mail_it_reports_on() {
+        let mdn = b"From: jeanne@dupont.example\r\nMessage-ID: <mdn1@dupont.example>\r\n\
+Subject: Lu : [#23010203] Imprimante\r\n\
+Content-Type: multipart/report; report-type=disposition-notification; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nVotre message a \xc3\xa9t\xc3\xa9 lu.\r\n\
+--b\r\nContent-Type: message/disposition-notification\r\n\r\n\
+Reporting-UA: Thunderbird\r\nOriginal-Message-ID: <relais.4.1.abc@relais.example>\r\n\
+Disposition: manual-action/MDN-sent-manually; displayed\r\n--b--\r\n";
+        let parsed = parse(mdn, "cli").expect("parses");
+        assert_eq!(parsed.report.as_deref(), Some("disposition-notification"));
+        assert_eq!(parsed.mail.in_reply_to, ["relais.4.1.abc@relais.example"]);
+
+        let dsn = b"From: MAILER-DAEMON@mx.example\r\nMessage-ID: <dsn1@mx.example>\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nI'm sorry.\r\n\
+--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n\
+Final-Recipient: rfc822; nobody@dupont.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: relais@acme.example\r\n\
+Message-ID: <relais.9.2.def@relais.example>\r\nSubject: [OUVERTURE] [#23010203]\r\n--b--\r\n";
+        let parsed = parse(dsn, "cli").expect("parses");
+        assert_eq!(parsed.report.as_deref(), Some("delivery-status"));
+        assert_eq!(parsed.mail.in_reply_to, ["relais.9.2.def@relais.example"]);
+    }
 }
