@@ -86,8 +86,15 @@ fn apply_one(
     let run = context.run;
     // Mail about a ticket carries its tag, so the answer comes back to it
     // even from a mail program that drops In-Reply-To and References.
+    // The shipped templates write the default tag: a desk with a tag of
+    // its own gets its own in their place.
     let tag = relais_sdk::TicketTag::parse(&context.settings.ticket_tag).unwrap_or_default();
+    let default_tag = relais_sdk::TicketTag::default();
     let tagged = |subject: &str, request: Option<u64>| match request {
+        Some(number) if tag != default_tag => tag.apply(
+            &subject.replace(&default_tag.render(number), &tag.render(number)),
+            number,
+        ),
         Some(number) => tag.apply(subject, number),
         None => subject.to_string(),
     };

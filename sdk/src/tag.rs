@@ -198,6 +198,7 @@ pub const REPLY_PREFIXES: &[&str] = &[
     "rv",
     "odp",
     "ynt",
+    "ilt",
     "vá",
     "atb",
     "fwd",
@@ -250,7 +251,7 @@ impl SubjectPrefixes {
     /// without their colon, e.g. `antw`) and `markers` (literal text, e.g.
     /// `[SECURE]`), compared without regard to letter case.
     pub fn new(words: &[String], markers: &[String]) -> SubjectPrefixes {
-        let lower = |s: &str| s.trim().to_lowercase();
+        let lower = |s: &str| fold(s.trim());
         SubjectPrefixes {
             words: REPLY_PREFIXES
                 .iter()
@@ -283,30 +284,40 @@ impl SubjectPrefixes {
     }
 
     fn strip_one<'a>(&self, subject: &'a str) -> &'a str {
-        let lower = subject.to_lowercase();
-        // Lowercasing may change byte lengths (rare letters); only strip
-        // when it did not, so offsets stay valid.
-        if lower.len() != subject.len() {
-            return subject;
-        }
+        // Only the text compared is lowercased: lowercasing the whole
+        // subject could change its byte length (`İ`), and offsets with it.
         for marker in &self.markers {
-            if lower.starts_with(marker.as_str()) {
-                return &subject[marker.len()..];
+            let len = marker.chars().count();
+            let end = subject
+                .char_indices()
+                .nth(len)
+                .map_or(subject.len(), |(at, _)| at);
+            if subject.chars().count() >= len && fold(&subject[..end]) == *marker {
+                return &subject[end..];
             }
         }
-        let word_len = lower.len() - lower.trim_start_matches(char::is_alphabetic).len();
-        if word_len == 0 || !self.words.iter().any(|w| w == &lower[..word_len]) {
+        let word_end = subject
+            .char_indices()
+            .find(|(_, c)| !c.is_alphabetic())
+            .map_or(subject.len(), |(at, _)| at);
+        let word = fold(&subject[..word_end]);
+        if word.is_empty() || !self.words.contains(&word) {
             return subject;
         }
-        let mut rest = &lower[word_len..];
+        let mut rest = &subject[word_end..];
         rest = rest.strip_prefix('.').unwrap_or(rest);
         rest = skip_counter(rest);
         rest = rest.trim_start();
-        match rest.strip_prefix(':').or_else(|| rest.strip_prefix('：')) {
-            Some(after) => &subject[subject.len() - after.len()..],
-            None => subject,
-        }
+        rest.strip_prefix(':')
+            .or_else(|| rest.strip_prefix('：'))
+            .unwrap_or(subject)
     }
+}
+
+/// Text as prefixes are compared: lowercase, without the combining dot
+/// that lowercasing a Turkish `İ` leaves.
+fn fold(text: &str) -> String {
+    text.to_lowercase().replace('\u{307}', "")
 }
 
 /// Skips a reply counter: `[3]`, `(3)` or `^3`.
@@ -397,6 +408,12 @@ mod tests {
             ("Printer down: again", "Printer down: again"),
             ("Reboot: Printer down", "Reboot: Printer down"),
             ("Re: ", ""),
+            (
+                "YNT: İstanbul ofisinde yazıcı arızası",
+                "İstanbul ofisinde yazıcı arızası",
+            ),
+            ("İLT: YNT: Ödeme", "Ödeme"),
+            ("[EXTERNAL] İade", "İade"),
         ];
         for (subject, stripped) in cases {
             assert_eq!(prefixes.strip(subject), stripped, "{subject}");

@@ -13,3 +13,4 @@ mod links;
 mod mailloop;
 mod plugins;
 mod support;
+mod threads;

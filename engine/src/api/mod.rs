@@ -404,6 +404,7 @@ async fn import(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
 }
 
 async fn mail_thread(State(state): State<Arc<ApiState>>, Path(message_id): Path<String>) -> Answer {
+    let message_id = crate::sources::mail::typed_id(&message_id);
     let asked = message_id.clone();
     let tree = read(&state, move |store| store.thread_tree(&asked)).await?;
     match tree {
@@ -423,6 +424,7 @@ async fn mail_candidates(
     Path(message_id): Path<String>,
 ) -> Answer {
     let closed = state.states.closed_states.clone();
+    let message_id = crate::sources::mail::typed_id(&message_id);
     let asked = message_id.clone();
     let found = read(&state, move |store| {
         store.candidates(&asked, &closed, &relais_sdk::SubjectPrefixes::default())
@@ -446,6 +448,7 @@ async fn link_mail(
     body: Bytes,
 ) -> Answer {
     let link: LinkBody = parse(&body)?;
+    let message_id = crate::sources::mail::typed_id(&message_id);
     let answer = call(&state, move |dispatcher| {
         actions::link_mail(dispatcher, &message_id, &link)
     })

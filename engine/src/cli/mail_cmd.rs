@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use relais::links::{self, LinkError, Target};
+use relais::sources::mail::typed_id;
 use relais::store::{Candidate, Direction, ThreadNode};
 use relais_sdk::SubjectPrefixes;
 
@@ -13,7 +14,7 @@ use super::{Paths, engine_config, open_store};
 /// Prints the thread of `message_id` as a tree.
 pub fn thread(paths: &Paths, message_id: &str, json: bool) -> Result<ExitCode> {
     let store = open_store(&paths.db)?;
-    let message_id = bare_id(message_id);
+    let message_id = &typed_id(message_id);
     let tree = store
         .thread_tree(message_id)?
         .with_context(|| format!("no stored mail in the thread of <{message_id}>"))?;
@@ -79,7 +80,7 @@ pub enum LinkRequest {
 /// Links a mail by hand, or lists the open tickets it could go to.
 pub fn link(paths: &Paths, message_id: &str, request: LinkRequest, json: bool) -> Result<ExitCode> {
     let mut store = open_store(&paths.db)?;
-    let message_id = bare_id(message_id);
+    let message_id = &typed_id(message_id);
     match request {
         LinkRequest::Candidates(config) => {
             let config = engine_config(paths, config.as_deref())?;
@@ -154,9 +155,4 @@ fn print_candidates(candidates: &[Candidate]) {
                 .replace('T', " ")
         );
     }
-}
-
-/// A Message-ID as typed: with or without its angle brackets.
-fn bare_id(id: &str) -> &str {
-    id.trim().trim_start_matches('<').trim_end_matches('>')
 }

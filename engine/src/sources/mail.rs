@@ -232,6 +232,18 @@ pub fn message_ids(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// A Message-ID as a person types it, with or without its angle brackets,
+/// read the way headers are (white space inside removed), so that it finds
+/// the stored mail.
+pub fn typed_id(input: &str) -> String {
+    let input = input.trim();
+    if input.contains('<') {
+        message_ids(input).into_iter().next().unwrap_or_default()
+    } else {
+        input.split_whitespace().collect()
+    }
+}
+
 /// The ids of every occurrence of a thread header, each once, in order,
 /// without the mail's own id (a References loop).
 fn thread_ids<'a>(values: impl Iterator<Item = &'a str>, own: &str) -> Vec<String> {
@@ -397,6 +409,8 @@ Bonjour\r\n";
         assert_eq!(message_ids("<long-id-fol\r\n ded@x>"), ["long-id-folded@x"]);
         assert_eq!(message_ids("<a%b_c@x>"), ["a%b_c@x"]);
         assert!(message_ids("<>").is_empty());
+        assert_eq!(typed_id(" <\"a b\"@x> "), "\"ab\"@x");
+        assert_eq!(typed_id("\"a b\"@x"), "\"ab\"@x");
         assert!(message_ids(&format!("<{}@x>", "a".repeat(1000))).is_empty());
     }
 

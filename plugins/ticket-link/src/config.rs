@@ -47,7 +47,8 @@ pub struct Config {
     /// with `requests.closed-states` of `relais.yaml`.
     pub closed_states: Vec<String>,
     /// `max-references: 50`: how many thread ids (In-Reply-To, then
-    /// References newest first) are looked up at most. The sender writes
+    /// References newest first) are looked up at most, besides the
+    /// thread's root (the first References id). The sender writes
     /// those headers: the bound keeps a mail with thousands of ids from
     /// costing thousands of store queries. Must be at least 1.
     pub max_references: usize,

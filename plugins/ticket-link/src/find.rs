@@ -141,7 +141,8 @@ pub(crate) fn by_thread(
 /// The ids to look up, nearest first: In-Reply-To in order, then
 /// References newest first; each once, never the mail's own Message-ID (a
 /// mail naming itself would find whatever it was linked to before), at
-/// most `max` of them.
+/// most `max` of them, plus the thread's root (the first References id)
+/// when it was left out: it is the mail most likely known.
 fn thread_ids<'m>(
     mail: &'m Mail,
     max: usize,
@@ -170,6 +171,14 @@ fn thread_ids<'m>(
             left_out += 1;
         }
     }
+    if let Some(root) = mail.references.first().map(|id| id.trim())
+        && left_out > 0
+        && root != own
+        && !ids.iter().any(|(_, id)| *id == root)
+    {
+        ids.push(("References", root));
+        left_out -= 1;
+    }
     if named_itself {
         host.log(
             Level::Info,
@@ -180,7 +189,7 @@ fn thread_ids<'m>(
         host.log(
             Level::Info,
             &format!(
-                "thread: {left_out} older ids left out, only the {max} nearest are looked up (max-references)"
+                "thread: {left_out} older ids left out, only the {max} nearest and the root are looked up (max-references)"
             ),
         );
     }

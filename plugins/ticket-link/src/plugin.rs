@@ -53,7 +53,7 @@ pub const CONFIG_SCHEMA: &str = r#"{
       "default": ["closed", "cancelled"]
     },
     "max-references": {
-      "description": "How many thread ids (In-Reply-To, then References newest first) are looked up at most.",
+      "description": "How many thread ids (In-Reply-To, then References newest first) are looked up at most, besides the thread's root (the first References id).",
       "type": "integer",
       "minimum": 1,
       "default": 50

@@ -523,11 +523,13 @@ fn thread_of_another_customer_or_of_a_deleted_ticket_is_passed_over() {
 #[test]
 fn thread_lookups_are_bounded_by_max_references() {
     let host = directory();
-    // The linked mail is the oldest of 500: beyond the 50 nearest.
-    let mut references: Vec<String> = (1..500)
+    // The linked mail is the second oldest of 500: beyond the 50 nearest,
+    // and not the root.
+    let mut references: Vec<String> = (2..500)
         .map(|i| format!("r{i}@elsewhere.example"))
         .collect();
     references.insert(0, SENT_REQ.to_string());
+    references.insert(0, "root@elsewhere.example".to_string());
     let references: Vec<&str> = references.iter().map(String::as_str).collect();
     let mail = reply("jeanne@dupont.example", "Re: Printer", &[], &references);
 
@@ -536,25 +538,35 @@ fn thread_lookups_are_bounded_by_max_references() {
         matches!(&effects[..], [Effect::CreateTicket { .. }]),
         "{effects:?}"
     );
-    assert!(host.lookups.get() <= 50, "{} lookups", host.lookups.get());
+    assert_eq!(host.lookups.get(), 51, "the 50 nearest and the root");
     assert!(host.logged(
         Level::Info,
-        "450 older ids left out, only the 50 nearest are looked up (max-references)"
-    ));
-    assert!(host.logged(
-        Level::Info,
-        "none of the 50 mails looked up leads to a ticket"
+        "449 older ids left out, only the 50 nearest and the root are looked up (max-references)"
     ));
 
     let host = directory();
     let effects = run_with(&host, mail.clone(), json!({ "max-references": 500 }));
     assert_eq!(effects, linked(REQ));
-    assert_eq!(host.lookups.get(), 500);
+    assert_eq!(host.lookups.get(), 499);
 
     let host = directory();
     let effects = run_with(&host, mail, json!({ "max-references": 3 }));
     assert!(matches!(&effects[..], [Effect::CreateTicket { .. }]));
-    assert_eq!(host.lookups.get(), 3);
+    assert_eq!(host.lookups.get(), 4);
+}
+
+#[test]
+fn the_root_of_a_long_thread_is_always_looked_up() {
+    let host = directory();
+    // Only the root is known: a client kept hundreds of unknown ids after it.
+    let mut references: Vec<String> = (1..300)
+        .map(|i| format!("r{i}@elsewhere.example"))
+        .collect();
+    references.insert(0, SENT_REQ.to_string());
+    let references: Vec<&str> = references.iter().map(String::as_str).collect();
+    let mail = reply("jeanne@dupont.example", "Re: Printer", &[], &references);
+    assert_eq!(run(&host, mail), linked(REQ));
+    assert_eq!(host.lookups.get(), 51);
 }
 
 #[test]
