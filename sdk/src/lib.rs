@@ -66,7 +66,7 @@ mod host;
 mod tag;
 mod template;
 
-pub use config::{config_error, read_config};
+pub use config::{config_error, config_schema_mismatches, read_config};
 pub use directory::{
     AddressOwner, AlertFormat, Contract, ContractDetails, Customer, PartyKind, Reception,
     Recipient, RecipientGroup, Request, RequestType, Settings, ThreadMail, User, UserKind,

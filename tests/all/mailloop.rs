@@ -226,6 +226,29 @@ identity: {{ address: catchmail@{name}.example, message-id-domain: {name}.exampl
     path
 }
 
+/// An engine with the HTTP API on a free port, its config from
+/// [`engine_config_with`]; returns it once the API answers.
+fn start_with_api(setup: &Setup, servers: &Servers, name: &str, accounts: &str) -> (Engine, u16) {
+    use crate::api::{TOKEN, call};
+    std::fs::write(setup.dir.path().join("api-token"), TOKEN).expect("token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let config = engine_config_with(
+        setup,
+        servers,
+        name,
+        accounts,
+        &format!("http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}\n"),
+    );
+    let mut engine = Engine::start(setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "the API", || {
+        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200)
+    });
+    (engine, port)
+}
+
 fn processed(setup: &Setup, message_id: &str) -> bool {
     setup.store().mail(message_id).expect("store").is_some()
 }
@@ -748,17 +771,7 @@ fn alerts_of_requests_saved_over_http_reach_the_recipients_mailboxes() {
     let servers = servers();
     let setup = Setup::new();
     let name = unique("alerts");
-    std::fs::write(setup.dir.path().join("api-token"), TOKEN).expect("token");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let config = engine_config(
-        &setup,
-        &servers,
-        &name,
-        &format!("http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}\n"),
-    );
+    let (mut engine, port) = start_with_api(&setup, &servers, &name, "");
     // Recipients of this run only: the servers' mailboxes outlive a run.
     let jeanne = format!("jeanne@{name}.example");
     let paul = format!("paul@{name}.example");
@@ -781,10 +794,6 @@ contracts:
     .expect("write");
     let import = setup.relais(&["import", directory.to_str().expect("utf-8")]);
     assert_eq!(import.code, 0, "{import:?}");
-    let mut engine = Engine::start(&setup, &config);
-    wait_for(&mut engine, Duration::from_secs(30), "the API", || {
-        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200)
-    });
 
     let put = |state: &str| {
         let mut body = crate::api::request(state);
@@ -863,13 +872,8 @@ fn a_customers_answer_to_an_alert_lands_on_the_request_it_was_about() {
     let servers = servers();
     let setup = Setup::new();
     let name = unique("answer");
-    std::fs::write(setup.dir.path().join("api-token"), TOKEN).expect("token");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
     let support = format!("support@{name}.example");
-    let config = engine_config_with(
+    let (mut engine, port) = start_with_api(
         &setup,
         &servers,
         &name,
@@ -883,7 +887,6 @@ fn a_customers_answer_to_an_alert_lands_on_the_request_it_was_about() {
 ",
             imap = servers.imap_port
         ),
-        &format!("http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}\n"),
     );
     let jeanne = format!("jeanne@{name}.example");
     let directory = setup.dir.path().join("answer.yaml");
@@ -903,10 +906,6 @@ contracts:
     .expect("write");
     let import = setup.relais(&["import", directory.to_str().expect("utf-8")]);
     assert_eq!(import.code, 0, "{import:?}");
-    let mut engine = Engine::start(&setup, &config);
-    wait_for(&mut engine, Duration::from_secs(30), "the API", || {
-        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200)
-    });
 
     // The support system opens a request: Jeanne gets the alert.
     let mut body = crate::api::request("open");

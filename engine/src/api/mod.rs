@@ -178,6 +178,18 @@ fn ok(status: StatusCode, body: Value) -> Answer {
     Ok((status, axum::Json(body)).into_response())
 }
 
+/// 201 when the write created its record, 200 otherwise.
+fn created_or_ok(created: bool, body: Value) -> Answer {
+    ok(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        body,
+    )
+}
+
 /// Requires the bearer token; compares in constant time.
 async fn authorize(
     State(state): State<Arc<ApiState>>,
@@ -331,14 +343,7 @@ async fn save_request(
     let created = answer["changes"]
         .as_array()
         .is_some_and(|changes| changes.iter().any(|c| c == "opened"));
-    ok(
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        answer,
-    )
+    created_or_ok(created, answer)
 }
 
 async fn list_messages(State(state): State<Arc<ApiState>>, Path(number): Path<u64>) -> Answer {
@@ -454,14 +459,7 @@ async fn link_mail(
     })
     .await?;
     let created = answer["created"].as_bool().unwrap_or(false);
-    ok(
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        answer,
-    )
+    created_or_ok(created, answer)
 }
 
 #[cfg(test)]

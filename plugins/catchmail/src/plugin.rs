@@ -78,16 +78,7 @@ mod tests {
 
     #[test]
     fn config_schema_is_json_and_lists_every_config_key() {
-        let schema: Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
-        let properties = schema["properties"].as_object().unwrap();
-        let defaults = serde_json::to_value(Config::default()).unwrap();
-        let keys = defaults.as_object().unwrap();
-        assert_eq!(
-            properties.keys().collect::<Vec<_>>(),
-            keys.keys().collect::<Vec<_>>()
-        );
-        for (key, default) in keys {
-            assert_eq!(&properties[key]["default"], default, "default of `{key}`");
-        }
+        let problems = relais_sdk::config_schema_mismatches::<Config>(CONFIG_SCHEMA);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 }
