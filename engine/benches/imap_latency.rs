@@ -58,9 +58,9 @@ fn main() {
     let rules = relais::rules::load_dir(&root.join("rules"), &plugins).expect("shipped rules");
     let (jobs, _thread) = dispatcher::spawn(dispatcher::Engine {
         store,
-        rules: Arc::new(rules),
-        plugins: Arc::new(plugins),
-        templates: Arc::new(relais::Templates::new()),
+        active: Arc::new(relais::reload::Active::new(
+            relais::reload::Generation::new(rules, plugins, Arc::new(relais::Templates::new())),
+        )),
         metrics: Arc::new(relais::metrics::Metrics::new()),
         options: Options::default(),
         batch: 256,

@@ -49,9 +49,9 @@ fn main() {
     let options = Options::default();
     let (jobs, thread) = dispatcher::spawn(dispatcher::Engine {
         store,
-        rules: Arc::new(rules),
-        plugins: Arc::new(plugins),
-        templates: Arc::new(relais::Templates::new()),
+        active: Arc::new(relais::reload::Active::new(
+            relais::reload::Generation::new(rules, plugins, Arc::new(relais::Templates::new())),
+        )),
         metrics: Arc::new(relais::metrics::Metrics::new()),
         options,
         batch: 256,

@@ -48,6 +48,8 @@ pub struct Config {
     pub requests: RequestStates,
     /// `limits: {...}`: engine limits.
     pub limits: EngineLimits,
+    /// `reload: {...}`: how rule, template and plugin changes are picked up.
+    pub reload: Reload,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             http: None,
             requests: RequestStates::default(),
             limits: EngineLimits::default(),
+            reload: Reload::default(),
         }
     }
 }
@@ -311,6 +314,27 @@ impl Default for EngineLimits {
         EngineLimits {
             max_mail_mib: 25,
             batch: 256,
+        }
+    }
+}
+
+/// Hot reload of the rules, templates and plugins directories.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Reload {
+    /// `debounce-ms: 100`: file system events closer than this make one
+    /// reload (an editor's save, a burst of copies).
+    pub debounce_ms: u64,
+    /// `poll-seconds: 2`: the files are also hashed this often, for file
+    /// systems that send no events; nothing reloads when nothing changed.
+    pub poll_seconds: u64,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Reload {
+            debounce_ms: 100,
+            poll_seconds: 2,
         }
     }
 }

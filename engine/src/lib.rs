@@ -14,6 +14,7 @@ pub mod effects;
 pub mod links;
 pub mod metrics;
 pub mod plugins;
+pub mod reload;
 pub mod requests;
 pub mod rules;
 pub mod sources;

@@ -48,6 +48,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Which states count as resolved and closed.
     pub states: RequestStates,
+    /// The engine's status (`GET /status`), when a daemon serves the API.
+    pub status: Option<Arc<crate::daemon::status::Status>>,
 }
 
 /// The routes: `(method, path)`, as the OpenAPI document lists them.
@@ -55,6 +57,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/status"),
     ("get", "/requests/{number}"),
     ("put", "/requests/{number}"),
     ("get", "/requests/{number}/messages"),
@@ -72,6 +75,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/status", get(status))
         .route("/requests/{number}", get(get_request).put(save_request))
         .route(
             "/requests/{number}/messages",
@@ -280,6 +284,20 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Answer {
         text,
     )
         .into_response())
+}
+
+async fn status(State(state): State<Arc<ApiState>>) -> Answer {
+    match &state.status {
+        Some(status) => {
+            let mut snapshot = status.snapshot();
+            snapshot["state"] = json!("running");
+            ok(StatusCode::OK, snapshot)
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no engine status here",
+        )),
+    }
 }
 
 async fn openapi() -> Response {

@@ -119,6 +119,14 @@ enum Command {
         #[arg(long, env = "RELAIS_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Show what the engine running on this store uses: the rule set
+    /// (version, hash, rules), plugins, the last reload and its errors, and
+    /// each source's state. Exit 1 when the last reload failed.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a mail's thread: the mails it answers, its replies and
     /// receipts, received and sent, across accounts, as a tree.
     Thread {
@@ -441,6 +449,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => plugin_cmd::new(&name, &dir, sdk.as_deref()),
         Command::Demo { dir } => demo::run(&dir),
         Command::Thread { message_id, json } => mail_cmd::thread(paths, &message_id, json),
+        Command::Status { json } => status(paths, json),
         Command::Link {
             message_id,
             ticket,
@@ -467,6 +476,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mail_cmd::link(paths, &message_id, request, json)
         }
     }
+}
+
+/// Prints what the engine last recorded of itself in the store.
+fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
+    let store = open_store(&paths.db)?;
+    let Some((text, updated_at)) = store.engine_status()? else {
+        anyhow::bail!(
+            "no engine has run on {} yet (`relais run` records its status there)",
+            paths.db.display()
+        );
+    };
+    let mut status: serde_json::Value = serde_json::from_str(&text)?;
+    // A process that died without saying so is not running.
+    let pid = status["pid"].as_u64().unwrap_or(0);
+    if status["state"] == "running" && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        status["state"] = serde_json::json!("gone");
+    }
+    let failed = status["last-reload"]["ok"] == false;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        output::print_status(&status, &updated_at);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The engine config: the `--config` file, or the defaults with the paths

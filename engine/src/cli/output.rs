@@ -253,3 +253,71 @@ pub fn print_event_answer(answer: &serde_json::Value) {
         println!("  error: {error}");
     }
 }
+
+/// The engine's status, as `relais status` prints it.
+pub fn print_status(status: &serde_json::Value, updated_at: &str) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_string();
+    println!(
+        "engine: {} (pid {}, since {}, status of {updated_at})",
+        text(&status["state"]),
+        status["pid"],
+        text(&status["started-at"])
+    );
+    let set = &status["rule-set"];
+    println!(
+        "rule set: version {}, hash {}, loaded {}, {} rules, {} templates",
+        set["version"],
+        text(&set["hash"]),
+        text(&set["loaded-at"]),
+        set["rules"].as_array().map_or(0, Vec::len),
+        set["templates"]
+    );
+    for rule in set["rules"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<24} on {:<16} {}",
+            text(&rule["id"]),
+            text(&rule["on"]),
+            text(&rule["source"])
+        );
+    }
+    println!("plugins:");
+    for plugin in status["plugins"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<16} {:<8} {}",
+            text(&plugin["name"]),
+            text(&plugin["version"]),
+            text(&plugin["from"])
+        );
+    }
+    match status["last-reload"].as_object() {
+        None => println!("last reload: none since start"),
+        Some(reload) if reload.get("ok") == Some(&serde_json::Value::Bool(true)) => println!(
+            "last reload: ok at {} (version {}, {} ms)",
+            text(&reload["at"]),
+            reload["version"],
+            reload["duration-ms"]
+        ),
+        Some(reload) => {
+            println!(
+                "last reload: FAILED at {}; the rule set above stays in use:",
+                text(&reload["at"])
+            );
+            for error in reload["errors"].as_array().into_iter().flatten() {
+                println!("  {}", text(error));
+            }
+        }
+    }
+    println!("sources:");
+    for source in status["sources"].as_array().into_iter().flatten() {
+        let error = source["error"]
+            .as_str()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        println!(
+            "  {:<6} {:<24} {}{error}",
+            text(&source["kind"]),
+            text(&source["name"]),
+            text(&source["state"])
+        );
+    }
+}

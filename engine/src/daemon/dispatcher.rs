@@ -12,11 +12,9 @@ use std::thread::JoinHandle;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::dispatch::{Dispatcher, Options, Report};
-use crate::plugins::Plugins;
-use crate::rules::RuleSet;
+use crate::reload::Active;
 use crate::sources::mail::{MailError, ParsedMail};
 use crate::store::{ImapReceipt, Store};
-use crate::templates::Templates;
 
 /// One mail to process.
 #[derive(Debug)]
@@ -115,12 +113,8 @@ pub enum Task {
 pub struct Engine {
     /// The store it writes.
     pub store: Store,
-    /// The rule set.
-    pub rules: Arc<RuleSet>,
-    /// The plugins.
-    pub plugins: Arc<Plugins>,
-    /// The mail templates.
-    pub templates: Arc<Templates>,
+    /// The rule set, plugins and templates in use, swapped on reload.
+    pub active: Arc<Active>,
     /// Counts what was processed.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Limits and identity.
@@ -189,11 +183,14 @@ fn process(engine: &mut Engine, batch: &mut [Task]) -> Vec<Outcome> {
         let error = format!("cannot start a transaction: {error}");
         return batch.iter().map(|t| Outcome::failed(t, &error)).collect();
     }
+    // The batch runs on the set in use when it starts, to its end: a
+    // reload meanwhile applies to the next batch.
+    let generation = engine.active.current();
     let mut dispatcher = Dispatcher {
         store: &mut engine.store,
-        rules: &engine.rules,
-        plugins: &engine.plugins,
-        templates: &engine.templates,
+        rules: &generation.rules,
+        plugins: &generation.plugins,
+        templates: &generation.templates,
         options: &engine.options,
     };
     let mut results: Vec<Outcome> = batch

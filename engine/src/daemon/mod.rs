@@ -9,6 +9,7 @@ pub mod dispatcher;
 pub mod imap;
 pub mod sender;
 pub mod spool;
+pub mod status;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,29 +39,37 @@ pub fn run(config: Config) -> Result<()> {
 async fn serve(config: Config) -> Result<()> {
     config.check_secrets().map_err(|e| anyhow!(e))?;
     let config = Arc::new(config);
-    let plugin_runtime = Runtime::new(Limits::default())
-        .map_err(|e| anyhow!("cannot start the plugin runtime: {e}"))?;
-    let loaded = crate::rules::load_with_plugins(
-        &plugin_runtime,
-        &config.plugins,
-        &config.rules,
-        &config.templates,
-    )
-    .map_err(|diagnostics| invalid(&diagnostics))?;
-    let rules = loaded.rules;
+    let plugin_runtime = Arc::new(
+        Runtime::new(Limits::default())
+            .map_err(|e| anyhow!("cannot start the plugin runtime: {e}"))?,
+    );
+    let sources = crate::reload::Sources {
+        rules: config.rules.clone(),
+        templates: config.templates.clone(),
+        plugins: config.plugins.clone(),
+    };
+    let generation = crate::reload::load(&plugin_runtime, &sources, 1)
+        .map_err(|diagnostics| invalid(&diagnostics))?;
     tracing::info!(
-        rules = rules.rules.len(),
-        set = %rules.hash,
-        plugins = loaded.plugins.infos().len(),
-        templates = loaded.templates.files().len(),
+        rules = generation.rules.rules.len(),
+        set = %generation.rules.hash,
+        plugins = generation.plugins.infos().len(),
+        templates = generation.templates.files().len(),
         "rule set loaded"
     );
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    metrics.loaded(Some(&rules.hash));
+    metrics.loaded(Some(&generation.rules.hash));
     let store = Store::open(&config.database)?;
-    for problem in crate::templates::unknown_alert_templates(&store, &loaded.templates)? {
+    for problem in crate::templates::unknown_alert_templates(&store, &generation.templates)? {
         tracing::warn!("{problem}");
     }
+    let active = Arc::new(crate::reload::Active::new(generation));
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        sources,
+        plugin_runtime,
+        active.clone(),
+        metrics.clone(),
+    ));
     let transport = sender::Transport::from_config(&config).map_err(|e| anyhow!(e))?;
     let wake = Arc::new(Notify::new());
     let options = Options {
@@ -69,9 +78,7 @@ async fn serve(config: Config) -> Result<()> {
     };
     let (jobs, dispatcher) = dispatcher::spawn(dispatcher::Engine {
         store,
-        rules: Arc::new(rules),
-        plugins: Arc::new(loaded.plugins),
-        templates: loaded.templates,
+        active: active.clone(),
         metrics: metrics.clone(),
         options,
         batch: config.limits.batch,
@@ -80,8 +87,16 @@ async fn serve(config: Config) -> Result<()> {
     .context("cannot start the dispatcher")?;
 
     let (stop, shutdown) = watch::channel(false);
+    let watcher = tokio::spawn(crate::reload::watch(
+        reloader,
+        Duration::from_millis(config.reload.debounce_ms.max(1)),
+        Duration::from_secs(config.reload.poll_seconds.max(1)),
+        shutdown.clone(),
+    ));
     let mut sources = Vec::new();
+    let mut source_states = Vec::new();
     if let Some(dir) = &config.spool {
+        source_states.push(status::Source::spool(dir));
         sources.push(tokio::spawn(spool::run(
             dir.clone(),
             jobs.clone(),
@@ -93,6 +108,7 @@ async fn serve(config: Config) -> Result<()> {
         // the dispatcher committed.
         let store = Store::open(&config.database)?;
         let state = Arc::new(Mutex::new(imap::SourceState::Connecting));
+        source_states.push(status::Source::imap(&account.name, state.clone()));
         sources.push(tokio::spawn(imap::run(
             account.clone(),
             store,
@@ -101,6 +117,12 @@ async fn serve(config: Config) -> Result<()> {
             shutdown.clone(),
         )));
     }
+    let status = Arc::new(status::Status::new(active.clone(), source_states));
+    let reporter = tokio::spawn(status::report(
+        status.clone(),
+        jobs.clone(),
+        shutdown.clone(),
+    ));
     let api = match &config.http {
         Some(http) => {
             let listener = tokio::net::TcpListener::bind(&http.listen)
@@ -115,6 +137,7 @@ async fn serve(config: Config) -> Result<()> {
                     .map_err(|e| anyhow!("http.token: {e}"))?,
                 metrics: metrics.clone(),
                 states: config.requests.clone(),
+                status: Some(status.clone()),
             });
             tracing::info!(listen = %http.listen, "HTTP API listening");
             Some(tokio::spawn(crate::api::serve(
@@ -155,6 +178,8 @@ async fn serve(config: Config) -> Result<()> {
         );
     }
     let _ = tokio::time::timeout(GRACE, sender).await;
+    let _ = watcher.await;
+    let _ = reporter.await;
     // Every job sender is gone now: the dispatcher ends after its queue.
     tokio::task::spawn_blocking(move || dispatcher.join())
         .await

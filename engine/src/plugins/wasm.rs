@@ -153,7 +153,13 @@ pub struct Runtime {
     engine: Engine,
     limits: Limits,
     ticking: Arc<AtomicBool>,
+    /// Compiled components by the SHA-256 of their bytes: a reload
+    /// compiles only the plugins whose file changed.
+    compiled: std::sync::Mutex<std::collections::HashMap<String, Component>>,
 }
+
+/// How many compiled components the runtime keeps for reloads.
+const COMPILED_KEPT: usize = 64;
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,6 +203,7 @@ impl Runtime {
             engine,
             limits,
             ticking,
+            compiled: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -229,6 +236,27 @@ impl Runtime {
     /// The limits every event runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The component of `bytes`, compiled once per content.
+    fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
+        let key = crate::store::sha256_hex(bytes);
+        let mut compiled = self
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(component) = compiled.get(&key) {
+            return Ok(component.clone());
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            let detail = format!("{e:#}");
+            format!("not a valid WebAssembly component: {detail}")
+        })?;
+        if compiled.len() >= COMPILED_KEPT {
+            compiled.clear();
+        }
+        compiled.insert(key, component.clone());
+        Ok(component)
     }
 
     /// Compiles and checks a plugin; it runs under the default limits, or
@@ -526,10 +554,7 @@ impl WasmPlugin {
         overrides: &LimitsFile,
     ) -> Result<WasmPlugin, String> {
         let engine = &runtime.engine;
-        let component = Component::new(engine, bytes).map_err(|e| {
-            let detail = format!("{e:#}");
-            format!("not a valid WebAssembly component: {detail}")
-        })?;
+        let component = runtime.compile(bytes)?;
 
         // What the component imports from our package, by interface.
         let mut imported = Vec::new();

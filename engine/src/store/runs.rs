@@ -139,3 +139,28 @@ impl Tx<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 }
+
+impl Store {
+    /// Records what the running engine says of itself (JSON).
+    pub fn set_engine_status(&self, status: &str) -> Result<(), StoreError> {
+        self.conn().run(
+            "INSERT INTO engine_status (key, value, updated_at) VALUES ('engine', ?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            rusqlite::params![status, super::now()],
+        )?;
+        Ok(())
+    }
+
+    /// What the engine last said of itself, and when.
+    pub fn engine_status(&self) -> Result<Option<(String, String)>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .one(
+                "SELECT value, updated_at FROM engine_status WHERE key = 'engine'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+}

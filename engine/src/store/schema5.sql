@@ -1,0 +1,7 @@
+-- What a running engine says of itself (`relais status`): its rule set,
+-- plugins, last reload and sources, as JSON, written when it changes.
+CREATE TABLE engine_status (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
