@@ -391,7 +391,16 @@ impl Dispatcher<'_> {
     /// `no-match` or `failed` and fills the trace.
     fn run_rules(&mut self, event: &Event, report: &mut Report) -> Result<(), StoreError> {
         let mut failed = None;
-        for rule in self.rules.for_trigger(event.trigger()) {
+        // A schedule fires one rule: the one whose time came.
+        let only = match event {
+            Event::Schedule(fired) => Some(fired.rule.as_str()),
+            _ => None,
+        };
+        for rule in self
+            .rules
+            .for_trigger(event.trigger())
+            .filter(|rule| only.is_none_or(|id| id == rule.id))
+        {
             let mut trace = RuleTrace {
                 id: rule.id.clone(),
                 source: rule.source.clone(),

@@ -12,5 +12,6 @@ mod ingest;
 mod links;
 mod mailloop;
 mod plugins;
+mod schedule;
 mod support;
 mod threads;

@@ -7,6 +7,7 @@
 
 pub mod dispatcher;
 pub mod imap;
+pub mod schedule;
 pub mod sender;
 pub mod spool;
 pub mod status;
@@ -117,6 +118,13 @@ async fn serve(config: Config) -> Result<()> {
             shutdown.clone(),
         )));
     }
+    let scheduler = tokio::spawn(schedule::run(
+        active.clone(),
+        Store::open(&config.database)?,
+        jobs.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let status = Arc::new(status::Status::new(active.clone(), source_states));
     let reporter = tokio::spawn(status::report(
         status.clone(),
@@ -179,6 +187,7 @@ async fn serve(config: Config) -> Result<()> {
     }
     let _ = tokio::time::timeout(GRACE, sender).await;
     let _ = watcher.await;
+    let _ = scheduler.await;
     let _ = reporter.await;
     // Every job sender is gone now: the dispatcher ends after its queue.
     tokio::task::spawn_blocking(move || dispatcher.join())

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use condition::Condition;
-pub use schema::{Mode, RuleFile, RuleId, RuleSpec, Trigger, json_schema};
+pub use schema::{Missed, Mode, RuleFile, RuleId, RuleSpec, Trigger, json_schema};
 
 use crate::yaml::{Diagnostic, Document, Segment, did_you_mean};
 
@@ -37,6 +37,10 @@ pub struct Rule {
     pub condition: Option<Condition>,
     /// For `schedule` rules, when.
     pub cron: Option<cron::Schedule>,
+    /// The time zone `cron` is read in.
+    pub timezone: chrono_tz::Tz,
+    /// What a `schedule` rule does about the times it missed.
+    pub missed: Missed,
     /// The plugin it runs.
     pub plugin: String,
     /// The plugin's config.
@@ -357,6 +361,30 @@ pub fn load_sources(
                     }
                     (_, None) => None,
                 };
+            let timezone = match &spec.timezone {
+                None => chrono_tz::UTC,
+                Some(name) => match name.parse::<chrono_tz::Tz>() {
+                    Ok(zone) => zone,
+                    Err(_) => {
+                        errors.push(doc.diagnostic(
+                            &at("timezone"),
+                            format!("unknown time zone `{name}` (an IANA name, e.g. Europe/Paris)"),
+                        ));
+                        chrono_tz::UTC
+                    }
+                },
+            };
+            for (key, given) in [
+                ("timezone", spec.timezone.is_some()),
+                ("missed", spec.missed.is_some()),
+            ] {
+                if given && spec.on != Trigger::Schedule {
+                    errors.push(doc.key_diagnostic(
+                        &at(key),
+                        format!("`{key}` applies only to `on: schedule` rules"),
+                    ));
+                }
+            }
             let max = match (spec.mode, spec.max) {
                 (Mode::Single, Some(_)) => {
                     errors.push(
@@ -385,6 +413,8 @@ pub fn load_sources(
                     trigger: spec.on,
                     condition,
                     cron,
+                    timezone,
+                    missed: spec.missed.unwrap_or_default(),
                     plugin: spec.run.plugin.clone(),
                     config: spec.run.config.clone(),
                     mode: spec.mode,

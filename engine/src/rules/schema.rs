@@ -35,6 +35,15 @@ pub struct RuleSpec {
     /// hour day-of-month month day-of-week [year]).
     #[serde(default)]
     pub cron: Option<String>,
+    /// `timezone: Europe/Paris`: the time zone `cron` is read in (an IANA
+    /// name); UTC by default.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// `missed: run-once | skip`: what a `schedule` rule does about the
+    /// times it should have fired while Relais was stopped (default
+    /// `run-once`: one run at start-up, however many were missed).
+    #[serde(default)]
+    pub missed: Option<Missed>,
     /// `when: { subject: { contains: "*message*" } }`: conditions, all of
     /// which must hold; omitted means always.
     #[serde(default)]
@@ -90,6 +99,18 @@ impl<'de> Deserialize<'de> for RuleId {
             )))
         }
     }
+}
+
+/// What a `schedule` rule does about the times it missed while Relais was
+/// stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Missed {
+    /// Run once at start-up (or reload), however many were missed.
+    #[default]
+    RunOnce,
+    /// Wait for the next time.
+    Skip,
 }
 
 /// What fires a rule.

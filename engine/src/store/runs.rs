@@ -164,3 +164,28 @@ impl Store {
             .optional()?)
     }
 }
+
+impl Store {
+    /// When the scheduled rule `rule` last fired (RFC 3339), if ever.
+    pub fn last_fired(&self, rule: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .one(
+                "SELECT last_fired FROM schedule_state WHERE rule = ?1",
+                [rule],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records that the scheduled rule `rule` fired at `at` (RFC 3339).
+    pub fn set_last_fired(&self, rule: &str, at: &str) -> Result<(), StoreError> {
+        self.conn().run(
+            "INSERT INTO schedule_state (rule, last_fired) VALUES (?1, ?2)
+             ON CONFLICT (rule) DO UPDATE SET last_fired = excluded.last_fired",
+            rusqlite::params![rule, at],
+        )?;
+        Ok(())
+    }
+}

@@ -5,3 +5,9 @@ CREATE TABLE engine_status (
     value      TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+
+-- Scheduled rules: when each last fired, to tell a missed run after a stop.
+CREATE TABLE schedule_state (
+    rule       TEXT PRIMARY KEY,
+    last_fired TEXT NOT NULL
+);
