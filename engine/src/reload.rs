@@ -243,12 +243,14 @@ impl Reloader {
             tried.clone_from(&fingerprint);
         }
         let version = self.active.current().version + 1;
-        let attempt = match load(&self.runtime, &self.sources, version) {
-            Ok(generation) if generation.fingerprint != fingerprint => {
-                // Changed again while it loaded: the next check loads that.
-                *self.tried.lock().unwrap_or_else(PoisonError::into_inner) = String::new();
-                return None;
-            }
+        let loaded = load(&self.runtime, &self.sources, version);
+        if self.sources.fingerprint() != fingerprint {
+            // Changed while it loaded: what was read may mix two states.
+            // The next check loads the files as they are then.
+            *self.tried.lock().unwrap_or_else(PoisonError::into_inner) = String::new();
+            return None;
+        }
+        let attempt = match loaded {
             Ok(generation) => {
                 let hash = generation.rules.hash.clone();
                 let rules = generation.rules.rules.len();
@@ -283,6 +285,11 @@ impl Reloader {
     }
 }
 
+/// Whether a file system event may change content: not an open or a read.
+pub fn is_change(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
+}
+
 /// Watches the sources' directories and reloads on change until
 /// `shutdown`: file system events, debounced by `debounce`, and a check
 /// every `poll` whatever the events.
@@ -293,31 +300,49 @@ pub async fn watch(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (hints, mut hinted) = mpsc::unbounded_channel::<()>();
-    let mut watcher = Watches::start(&reloader.sources, debounce, hints);
+    let mut watches = Watches::start(&reloader.sources, debounce, hints);
     let mut ticks = tokio::time::interval(poll);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let hint = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
-            Some(()) = hinted.recv() => {
-                // One rescan for a burst of events.
-                while hinted.try_recv().is_ok() {}
-            }
-            _ = ticks.tick() => {}
+            Some(()) = hinted.recv() => true,
+            _ = ticks.tick() => false,
+        };
+        if hint {
+            // A burst makes one reload: wait for `debounce` of quiet (the
+            // debouncer releases each event on its own), at most a few
+            // seconds, so a file rewritten without end still loads.
+            let limit = tokio::time::Instant::now() + QUIET_LIMIT;
+            while let Ok(Some(())) = tokio::time::timeout_at(
+                limit.min(tokio::time::Instant::now() + debounce),
+                hinted.recv(),
+            )
+            .await
+            {}
         }
         let checking = reloader.clone();
-        let attempt = tokio::task::spawn_blocking(move || checking.check())
-            .await
-            .ok()
-            .flatten();
-        if attempt.is_some()
-            && let Some(watches) = &mut watcher
-        {
-            // A directory replaced by a link swap is watched anew.
-            watches.refresh(&reloader.sources);
+        let refreshing = watches.take();
+        // Reading, loading and re-watching block: off the async workers.
+        let done = tokio::task::spawn_blocking(move || {
+            checking.check();
+            // A directory replaced by a link swap is watched anew, whether
+            // or not its content changed.
+            refreshing.map(|mut watches| {
+                watches.refresh(&checking.sources);
+                watches
+            })
+        })
+        .await;
+        match done {
+            Ok(back) => watches = back,
+            Err(error) => tracing::error!(error = %error, "a reload check failed"),
         }
     }
 }
+
+/// The longest a burst of changes delays its reload.
+const QUIET_LIMIT: Duration = Duration::from_secs(3);
 
 /// The debounced watches on the three directories and their parents (to
 /// see a directory or a link to it replaced). Only events about the
@@ -349,9 +374,12 @@ impl Watches {
                     return;
                 };
                 let relevant = filter.lock().unwrap_or_else(PoisonError::into_inner);
+                // A check reads the files: their opens must not trigger
+                // the next check.
                 let about_sources = events
                     .iter()
-                    .flat_map(|e| e.paths.iter())
+                    .filter(|event| is_change(&event.kind))
+                    .flat_map(|event| event.paths.iter())
                     .any(|path| relevant.iter().any(|dir| path.starts_with(dir)));
                 if about_sources {
                     let _ = hints.send(());
@@ -393,6 +421,14 @@ impl Watches {
             }
         }
         *self.relevant.lock().unwrap_or_else(PoisonError::into_inner) = relevant;
+        let mut sorted = wanted.clone();
+        sorted.sort();
+        sorted.dedup();
+        let mut current = self.watched.clone();
+        current.sort();
+        if sorted == current {
+            return;
+        }
         for old in std::mem::take(&mut self.watched) {
             let _ = self.debouncer.unwatch(&old);
         }

@@ -12,6 +12,7 @@ mod ingest;
 mod links;
 mod mailloop;
 mod plugins;
+mod reload;
 mod schedule;
 mod support;
 mod threads;

@@ -186,9 +186,9 @@ async fn serve(config: Config) -> Result<()> {
         );
     }
     let _ = tokio::time::timeout(GRACE, sender).await;
-    let _ = watcher.await;
-    let _ = scheduler.await;
-    let _ = reporter.await;
+    for task in [watcher, scheduler, reporter] {
+        let _ = tokio::time::timeout(GRACE, task).await;
+    }
     // Every job sender is gone now: the dispatcher ends after its queue.
     tokio::task::spawn_blocking(move || dispatcher.join())
         .await

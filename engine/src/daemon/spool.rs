@@ -191,7 +191,9 @@ fn move_to(dir: &Path, file: &Path, folder: &str) {
 fn watch_dir(dir: &Path, hints: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Reading the folder is itself an event (an open, an access):
+        // only what changes it is a hint, or listing would wake listing.
+        if event.is_ok_and(|event| crate::reload::is_change(&event.kind)) {
             let _ = hints.send(());
         }
     })
