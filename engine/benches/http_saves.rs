@@ -20,8 +20,10 @@
 
 mod common;
 
+use common::{Server, env_or, free_port};
+
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,13 +74,6 @@ impl Step {
     fn index(self) -> usize {
         self as usize
     }
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {
@@ -135,7 +130,7 @@ http:
         .enable_all()
         .build()
         .expect("tokio");
-    let mut server = Server::start(dir.path(), &config);
+    let mut server = Server::start_with_token(dir.path(), &config);
     io.block_on(server.wait_healthy(port));
 
     let (elapsed, warm, mut measured) = io.block_on(load(port, connections, warmup, saves));
@@ -303,46 +298,9 @@ async fn drain(port: u16) -> (u64, Option<Duration>) {
     (first.unwrap_or(0), None)
 }
 
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// `relais run` as a child process, its log kept in a file; killed if the
-/// bench panics.
-struct Server {
-    child: Option<Child>,
-    log: std::path::PathBuf,
-}
-
 impl Server {
-    fn start(dir: &Path, config: &Path) -> Server {
-        let log = dir.join("relais.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_relais"))
-            .current_dir(dir)
-            .env("RELAIS_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .env(TOKEN_VAR, TOKEN)
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("relais run starts");
-        Server {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    fn start_with_token(dir: &Path, config: &Path) -> Server {
+        Server::start(dir, config, &[(TOKEN_VAR, TOKEN)])
     }
 
     /// Waits for `GET /health` to answer 200.
@@ -379,15 +337,6 @@ impl Server {
             .status()
             .expect("kill -TERM");
         child.wait().expect("relais run exits")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

@@ -28,10 +28,12 @@
 
 mod common;
 
+use common::{Server, env_or, free_port};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -47,13 +49,6 @@ const TOKEN: &str = "reload-bench-token-0123456789abcdef";
 const TOKEN_VAR: &str = "RELAIS_BENCH_API_TOKEN";
 /// Rules per rule file in (b) and (c).
 const RULES_PER_FILE: usize = 10;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let reloads = env_or("BENCH_RELOADS", 20).max(1);
@@ -195,10 +190,7 @@ fn save_to_live(reloads: usize, problems: &mut Vec<String>) -> Option<Live> {
     let rules = dir.path().join("rules");
     let staging = dir.path().join("staging");
     std::fs::write(rules.join("echo.yaml"), echo_rule("echo-0")).expect("rule file");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let config = dir.path().join("relais.yaml");
     std::fs::write(
         &config,
@@ -219,7 +211,7 @@ http: {{ listen: 127.0.0.1:{port}, token: {{ env: {TOKEN_VAR} }} }}
         ),
     )
     .expect("config");
-    let mut server = Server::start(dir.path(), &config);
+    let mut server = Server::start_with_token(dir.path(), &config);
     let started = Instant::now();
     let version = loop {
         if let Some(status) = status(port) {
@@ -380,38 +372,9 @@ fn status(port: u16) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
-/// `relais run` as a child process, its log in a file; killed if the bench
-/// panics.
-struct Server {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
 impl Server {
-    fn start(dir: &Path, config: &Path) -> Server {
-        let log = dir.join("relais.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_relais"))
-            .current_dir(dir)
-            .env("RELAIS_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .env(TOKEN_VAR, TOKEN)
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("relais run starts");
-        Server {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    fn start_with_token(dir: &Path, config: &Path) -> Server {
+        Server::start(dir, config, &[(TOKEN_VAR, TOKEN)])
     }
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
@@ -450,15 +413,6 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         false
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

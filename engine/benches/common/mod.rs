@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use relais::Store;
 
@@ -36,4 +37,68 @@ pub fn with_message_id(text: &str, id: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\r\n")
+}
+
+/// A bench setting from the environment, or its default.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `relais run` as a child process, its log kept in a file; killed if the
+/// bench panics. Each bench adds what it needs of it.
+pub struct Server {
+    /// The process, until stopped.
+    pub child: Option<Child>,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `relais run --config config` in `dir`, with `env` set.
+    pub fn start(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Server {
+        let log = dir.join("relais.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_relais"))
+            .current_dir(dir)
+            .env("RELAIS_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("relais run starts");
+        Server {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
