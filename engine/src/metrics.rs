@@ -46,6 +46,7 @@ pub struct Metrics {
     rule_set: Family<RuleSetLabels, Gauge>,
     reload_ok: Gauge,
     reload_time: Gauge<i64, AtomicI64>,
+    reload_failures: Counter,
     current_hash: Mutex<String>,
 }
 
@@ -95,6 +96,12 @@ impl Metrics {
             "When rules, templates and plugins were last loaded or refused (Unix time)",
             reload_time.clone(),
         );
+        let reload_failures = Counter::default();
+        registry.register(
+            "reload_failures",
+            "Loads of rules, templates and plugins refused (the errors: relais status)",
+            reload_failures.clone(),
+        );
         Metrics {
             registry,
             events,
@@ -103,6 +110,7 @@ impl Metrics {
             rule_set,
             reload_ok,
             reload_time,
+            reload_failures,
             current_hash: Mutex::new(String::new()),
         }
     }
@@ -132,6 +140,9 @@ impl Metrics {
     pub fn loaded(&self, hash: Option<&str>) {
         self.reload_ok.set(i64::from(hash.is_some()));
         self.reload_time.set(chrono::Utc::now().timestamp());
+        if hash.is_none() {
+            self.reload_failures.inc();
+        }
         if let Some(hash) = hash {
             let mut current = self
                 .current_hash
@@ -220,6 +231,7 @@ mod tests {
             "relais_outbox_mails{status=\"queued\"} 0",
             "relais_rule_set{hash=\"def\"} 1",
             "relais_reload_success 0",
+            "relais_reload_failures_total 1",
         ] {
             assert!(text.contains(line), "{line} in:\n{text}");
         }
