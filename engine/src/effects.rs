@@ -67,8 +67,9 @@ pub fn apply(
     effects: &[Effect],
     context: &EffectContext<'_>,
 ) -> Result<(), EffectError> {
+    let tag = relais_sdk::TicketTag::parse(&context.settings.ticket_tag).unwrap_or_default();
     for (index, effect) in effects.iter().enumerate() {
-        apply_one(tx, effect, index, context).map_err(|source| EffectError {
+        apply_one(tx, effect, index, context, &tag).map_err(|source| EffectError {
             index: index + 1,
             kind: effect.kind(),
             source,
@@ -82,22 +83,10 @@ fn apply_one(
     effect: &Effect,
     index: usize,
     context: &EffectContext<'_>,
+    tag: &relais_sdk::TicketTag,
 ) -> Result<(), StoreError> {
     let run = context.run;
-    // Mail about a ticket carries its tag, so the answer comes back to it
-    // even from a mail program that drops In-Reply-To and References.
-    // The shipped templates write the default tag: a desk with a tag of
-    // its own gets its own in their place.
-    let tag = relais_sdk::TicketTag::parse(&context.settings.ticket_tag).unwrap_or_default();
-    let default_tag = relais_sdk::TicketTag::default();
-    let tagged = |subject: &str, request: Option<u64>| match request {
-        Some(number) if tag != default_tag => tag.apply(
-            &subject.replace(&default_tag.render(number), &tag.render(number)),
-            number,
-        ),
-        Some(number) => tag.apply(subject, number),
-        None => subject.to_string(),
-    };
+    let tagged = |subject: &str, request: Option<u64>| tagged(tag, subject, request);
     match effect {
         Effect::PostMessage {
             request,
@@ -236,6 +225,26 @@ fn apply_one(
         }
     }
     Ok(())
+}
+
+/// `subject` of a mail about `request`, with the desk's ticket tag: mail
+/// about a ticket carries it, so the answer comes back to the ticket even
+/// from a mail program that drops In-Reply-To and References. The shipped
+/// templates write the default tag: a desk with a tag of its own gets its
+/// own in their place.
+fn tagged(tag: &relais_sdk::TicketTag, subject: &str, request: Option<u64>) -> String {
+    let Some(number) = request else {
+        return subject.to_string();
+    };
+    let default_tag = relais_sdk::TicketTag::default();
+    if *tag == default_tag {
+        tag.apply(subject, number)
+    } else {
+        tag.apply(
+            &subject.replace(&default_tag.render(number), &tag.render(number)),
+            number,
+        )
+    }
 }
 
 /// A Message-ID unique to this run and effect, so the outbox never holds

@@ -80,17 +80,17 @@ pub fn link(
             )));
         }
     }
-    let tx_target = match target {
+    let place = match target {
         Target::Ticket(number) => {
             if store.request(*number)?.is_none() {
                 return Err(LinkError::NoTicket(*number));
             }
-            None
+            Place::Existing(*number)
         }
         Target::New {
             requester,
             request_type,
-        } => Some(new_ticket(
+        } => Place::New(new_ticket(
             store,
             mail.sender.as_deref(),
             &mail.subject,
@@ -99,8 +99,9 @@ pub fn link(
         )?),
     };
     let tx = store.begin()?;
-    let (ticket, created) = match (&tx_target, target) {
-        (Some(new), _) => (
+    let (ticket, created) = match &place {
+        Place::Existing(number) => (*number, false),
+        Place::New(new) => (
             tx.create_request(
                 &new.company,
                 &new.customer,
@@ -110,8 +111,6 @@ pub fn link(
             )?,
             true,
         ),
-        (None, Target::Ticket(number)) => (*number, false),
-        (None, Target::New { .. }) => unreachable!("a new ticket always has its fields"),
     };
     let change = tx.link_mail_manually(message_id, ticket, replace)?;
     tx.commit()?;
@@ -121,6 +120,13 @@ pub fn link(
         created,
         previous: change.previous,
     })
+}
+
+/// The ticket a mail goes to, once checked.
+#[derive(Debug)]
+enum Place {
+    Existing(u64),
+    New(NewTicket),
 }
 
 /// The fields of a ticket made from a mail.
