@@ -23,6 +23,11 @@ const BUNDLED: &[(&str, &str, &str)] = &[
         "relais-plugin-ticket-link",
         "relais_plugin_ticket_link.wasm",
     ),
+    (
+        "reminders",
+        "relais-plugin-reminders",
+        "relais_plugin_reminders.wasm",
+    ),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -520,7 +520,7 @@ impl Dispatcher<'_> {
          -> Result<i64, ApplyError> {
             let tx = store.begin()?;
             if let Some((parsed, raw, _)) = &mail {
-                insert_mail(&tx, report, *parsed, raw, status)?;
+                insert_mail(&tx, report, *parsed, raw, status, &identity)?;
             }
             if let Some(receipt) = receipt {
                 tx.record_receipt(receipt)?;
@@ -592,9 +592,11 @@ fn insert_mail(
     parsed: Option<&ParsedMail>,
     raw: &[u8],
     status: MailStatus,
+    identity: &MailIdentity,
 ) -> Result<i64, StoreError> {
     let empty: [String; 0] = [];
     let message_id = report.message_id.as_deref().unwrap_or_default();
+    let automatic = parsed.and_then(|p| p.mail.automatic_reason(&[identity.own_address.as_str()]));
     let record = match parsed {
         Some(parsed) => NewMail {
             message_id,
@@ -607,6 +609,7 @@ fn insert_mail(
             raw,
             attachments: &parsed.attachments,
             report: parsed.report.as_deref(),
+            automatic: automatic.as_deref(),
             status,
             error: report.error.as_deref(),
         },
@@ -621,6 +624,7 @@ fn insert_mail(
             raw,
             attachments: &[],
             report: None,
+            automatic: None,
             status,
             error: report.error.as_deref(),
         },
@@ -757,8 +761,19 @@ impl Host for StoreHost {
         self.store.request_type(code).map_err(host_error)
     }
 
+    fn find_requests(
+        &self,
+        query: &relais_sdk::RequestQuery,
+    ) -> Result<Vec<relais_sdk::RequestActivity>, HostError> {
+        self.store.find_requests(query).map_err(host_error)
+    }
+
     fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, HostError> {
         self.store.address_owners(email).map_err(host_error)
+    }
+
+    fn contact(&self, id: &str) -> Result<Option<relais_sdk::Recipient>, HostError> {
+        self.store.contact(id).map_err(host_error)
     }
 
     fn settings(&self) -> Result<Settings, HostError> {

@@ -112,6 +112,7 @@ fn apply_one(
             subject,
             body,
             request,
+            exchange,
         } => {
             if to.is_empty() {
                 return Err(StoreError::Refused(
@@ -135,7 +136,10 @@ fn apply_one(
                 in_reply_to: Vec::new(),
                 references: Vec::new(),
             };
-            tx.queue_mail(&mail, run, None, false)?;
+            let queued = tx.queue_mail(&mail, run, None, false)?;
+            if let Some(exchange_type) = exchange {
+                tx.record_sent_mail(queued, &mail, exchange_type, run)?;
+            }
         }
         Effect::ReplyFailure {
             to,

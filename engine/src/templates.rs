@@ -8,15 +8,15 @@
 //!
 //! Every problem is found when the templates load (at start-up, on reload
 //! and by `relais check`), never at send time: a syntax error, and a
-//! variable or field that alert templates do not have, found by rendering
-//! each template with [`AlertContext::sample`] with undefined values
-//! refused.
+//! variable or field that neither alert nor reminder templates have, found
+//! by rendering each template with [`AlertContext::sample`] and
+//! [`ReminderContext::sample`] with undefined values refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior};
-use relais_sdk::{AlertContext, Rendered};
+use relais_sdk::{AlertContext, ReminderContext, Rendered};
 
 use crate::yaml::Diagnostic;
 
@@ -100,8 +100,8 @@ impl Templates {
     }
 
     /// Adds template `key` (`NAME` or `NAME.LANG`) from `source`, after
-    /// checking it compiles and renders the sample alert context with no
-    /// undefined value.
+    /// checking it compiles and renders the sample alert context or the
+    /// sample reminder context with no undefined value.
     pub fn add(&mut self, key: &str, source: String, path: &Path) -> Result<(), Diagnostic> {
         let located = |error: &minijinja::Error| {
             let mut message = describe(error);
@@ -110,7 +110,7 @@ impl Templates {
                 && let Some(expression) = error.range().and_then(|r| source.get(r))
             {
                 message = format!(
-                    "undefined value `{expression}`: alert templates know request, customer, contract, change and recipient"
+                    "undefined value `{expression}`: alert templates know request, customer, contract, change and recipient; reminder templates know request, customer, contact and reminder"
                 );
             }
             Diagnostic {
@@ -123,11 +123,22 @@ impl Templates {
         let mut strict = Environment::new();
         strict.set_undefined_behavior(UndefinedBehavior::Strict);
         strict.add_template(key, &source).map_err(|e| located(&e))?;
-        let sample = AlertContext::sample();
-        strict
-            .get_template(key)
-            .and_then(|template| template.render(&sample))
-            .map_err(|e| located(&e))?;
+        let template = strict.get_template(key).map_err(|e| located(&e))?;
+        // A template serves one of the shipped plugins' contexts; when it
+        // fits neither, the error shown is the one found furthest in, that
+        // of the context it was most likely written for.
+        let alert = template.render(AlertContext::sample());
+        if let Err(alert) = alert {
+            let reminder = template.render(ReminderContext::sample());
+            if let Err(reminder) = reminder {
+                let error = if reminder.line() > alert.line() {
+                    reminder
+                } else {
+                    alert
+                };
+                return Err(located(&error));
+            }
+        }
         self.env
             .add_template_owned(key.to_string(), source.clone())
             .map_err(|e| located(&e))?;

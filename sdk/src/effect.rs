@@ -37,6 +37,12 @@ pub enum Effect {
         /// The request the mail is about, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<u64>,
+        /// Also record the mail as an exchange sent to the customer on
+        /// `request`, of this type: [`REMINDER`](crate::REMINDER) (`relance`)
+        /// for a reminder, `message` for a plain one. `None`: not an
+        /// exchange (a notification, an alert).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exchange: Option<String>,
     },
     /// Answer the mail being processed with a failure notice. The host sends
     /// it to the sender as an automatic reply (RFC 3834), rate-limited.

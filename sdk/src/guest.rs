@@ -14,9 +14,10 @@ use std::marker::PhantomData;
 
 use crate::{
     Address, AddressOwner, AlertFormat, Attachment, Author, ChangeKind, Contract, ContractDetails,
-    ContractEvent, Customer, Effect, Event, Host, HostError, Level, Mail, MessageSource, Metadata,
-    PartyKind, Plugin, PluginError, Reception, Recipient, RecipientGroup, Rendered, Request,
-    RequestSaved, RequestType, ScheduleFired, Settings, Side, ThreadMail, User, UserKind,
+    ContractEvent, Customer, Effect, Event, ExchangeSummary, Host, HostError, Level, Mail,
+    MessageSource, Metadata, PartyKind, Plugin, PluginError, Reception, Recipient, RecipientGroup,
+    Rendered, Request, RequestActivity, RequestQuery, RequestSaved, RequestType, ScheduleFired,
+    Settings, Side, ThreadMail, User, UserKind,
 };
 
 /// The bindings of world `relais:plugin/plugin`.
@@ -77,9 +78,26 @@ impl Host for WitHost {
             .map_err(HostError)
     }
 
+    fn find_requests(&self, query: &RequestQuery) -> Result<Vec<RequestActivity>, HostError> {
+        let query = wit::RequestQuery {
+            states: query.states.clone(),
+            idle_since: query.idle_since.clone(),
+            limit: query.limit,
+        };
+        bindings::relais::plugin::requests::find_requests(&query)
+            .map(|found| found.into_iter().map(RequestActivity::from).collect())
+            .map_err(HostError)
+    }
+
     fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, HostError> {
         bindings::relais::plugin::directory::address_owners(email)
             .map(|owners| owners.into_iter().map(AddressOwner::from).collect())
+            .map_err(HostError)
+    }
+
+    fn contact(&self, id: &str) -> Result<Option<Recipient>, HostError> {
+        bindings::relais::plugin::directory::get_contact(id)
+            .map(|found| found.map(Recipient::from))
             .map_err(HostError)
     }
 
@@ -223,6 +241,25 @@ impl From<wit::Request> for Request {
             conversation_locked: request.conversation_locked,
             contract: request.contract,
             subject: request.subject,
+        }
+    }
+}
+
+impl From<wit::RequestActivity> for RequestActivity {
+    fn from(activity: wit::RequestActivity) -> Self {
+        let exchanges = activity.exchanges;
+        RequestActivity {
+            request: activity.request.into(),
+            last_activity: activity.last_activity,
+            exchanges: ExchangeSummary {
+                count: exchanges.count,
+                last_side: exchanges.last_side.map(|side| match side {
+                    wit::Side::Customer => Side::Customer,
+                    wit::Side::Staff => Side::Staff,
+                }),
+                last_at: exchanges.last_at,
+                reminders: exchanges.reminders,
+            },
         }
     }
 }
@@ -409,11 +446,13 @@ impl From<Effect> for wit::Effect {
                 subject,
                 body,
                 request,
+                exchange,
             } => wit::Effect::SendMail(wit::SendMail {
                 to,
                 subject,
                 body,
                 request,
+                exchange,
             }),
             Effect::ReplyFailure {
                 to,

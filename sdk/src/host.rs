@@ -2,8 +2,9 @@
 
 use std::fmt;
 
+use crate::activity::{RequestActivity, RequestQuery};
 use crate::directory::{
-    AddressOwner, ContractDetails, Customer, Request, RequestType, Settings, ThreadMail,
+    AddressOwner, ContractDetails, Customer, Recipient, Request, RequestType, Settings, ThreadMail,
 };
 use crate::template::Rendered;
 
@@ -79,9 +80,14 @@ pub trait Host {
     fn request(&self, number: u64) -> Result<Option<Request>, HostError>;
     /// The request type with this code, if any.
     fn request_type(&self, code: &str) -> Result<Option<RequestType>, HostError>;
+    /// The requests in one of `query.states`, idle since `query.idle_since`,
+    /// the longest idle first, with their last activity and exchanges.
+    fn find_requests(&self, query: &RequestQuery) -> Result<Vec<RequestActivity>, HostError>;
     /// The collaborators and contacts whose `email` or `email2` is this
     /// address (compared case-insensitively), with their linked users.
     fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, HostError>;
+    /// The contact with this id, with its addresses (`email` is Mail 1).
+    fn contact(&self, id: &str) -> Result<Option<Recipient>, HostError>;
     /// Global settings.
     fn settings(&self) -> Result<Settings, HostError>;
     /// A contract with its alert settings and recipients.
@@ -109,7 +115,7 @@ pub trait Host {
 }
 
 /// The version of the WIT package (`relais:plugin`) this SDK speaks.
-pub const WIT_VERSION: &str = "0.3.0";
+pub const WIT_VERSION: &str = "0.4.0";
 
 /// The query capabilities a plugin may declare. `log` is always granted.
 pub const CAPABILITIES: [&str; 6] = [

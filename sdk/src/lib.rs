@@ -55,6 +55,7 @@
 #[cfg(target_arch = "wasm32")]
 extern crate self as relais_sdk;
 
+mod activity;
 mod config;
 mod directory;
 mod effect;
@@ -66,6 +67,7 @@ mod host;
 mod tag;
 mod template;
 
+pub use activity::{ExchangeSummary, REMINDER, RequestActivity, RequestQuery};
 pub use config::{config_error, config_schema_mismatches, read_config};
 pub use directory::{
     AddressOwner, AlertFormat, Contract, ContractDetails, Customer, PartyKind, Reception,
@@ -77,7 +79,7 @@ pub use event::{
 };
 pub use host::{CAPABILITIES, Host, HostError, Level, Metadata, Plugin, PluginError, WIT_VERSION};
 pub use tag::{DEFAULT_TICKET_TAG, REPLY_PREFIXES, SUBJECT_MARKERS, SubjectPrefixes, TicketTag};
-pub use template::{AlertChange, AlertContext, Rendered};
+pub use template::{AlertChange, AlertContext, Reminder, ReminderContext, Rendered};
 
 /// Exports a [`Plugin`] as the component's `metadata` and `handle`.
 ///

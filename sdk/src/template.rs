@@ -1,5 +1,6 @@
-//! Mail templates: what rendering one gives, and the variables an alert
-//! template sees.
+//! Mail templates: what rendering one gives, and the variables the shipped
+//! plugins' templates see: alerts ([`AlertContext`]) and reminders
+//! ([`ReminderContext`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +99,61 @@ impl AlertContext {
                 reception: Reception::Email,
                 fax: Some("+33 1 23 45 67 89".into()),
                 alerts: ChangeKind::ALL.to_vec(),
+            },
+        }
+    }
+}
+
+/// What a reminder is about: which one it is, and how long the request
+/// has waited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminder {
+    /// Which reminder this is since the customer last spoke, from 1.
+    pub number: u32,
+    /// How many reminders go at most before the request is left to staff.
+    pub max: u32,
+    /// Whole days since the request's last activity.
+    pub idle_days: u32,
+    /// The day of its last activity, `YYYY-MM-DD`.
+    pub since: String,
+    /// How many exchanges the request had so far.
+    pub exchanges: u32,
+}
+
+/// The variables of a reminder template: `request`, `customer`, `contact`
+/// (the requester the reminder goes to) and `reminder`. The bundled
+/// reminders plugin renders its template with this; `relais check` accepts
+/// a template that renders [`AlertContext::sample`] or
+/// [`ReminderContext::sample`] with no undefined value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderContext {
+    /// The request waiting on the customer.
+    pub request: Request,
+    /// Its customer.
+    pub customer: Customer,
+    /// Its requester.
+    pub contact: Recipient,
+    /// Which reminder, and how long it waited.
+    pub reminder: Reminder,
+}
+
+impl ReminderContext {
+    /// A context with every field set, for checking templates.
+    pub fn sample() -> ReminderContext {
+        let alert = AlertContext::sample();
+        ReminderContext {
+            request: Request {
+                state: "waiting-customer".into(),
+                ..alert.request
+            },
+            customer: alert.customer,
+            contact: alert.recipient,
+            reminder: Reminder {
+                number: 1,
+                max: 3,
+                idle_days: 7,
+                since: "2026-11-16".into(),
+                exchanges: 4,
             },
         }
     }

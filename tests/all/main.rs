@@ -13,6 +13,7 @@ mod links;
 mod mailloop;
 mod plugins;
 mod reload;
+mod reminders;
 mod schedule;
 mod support;
 mod threads;

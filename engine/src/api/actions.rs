@@ -120,6 +120,75 @@ pub fn contract_event(
     Ok(report_json(&report))
 }
 
+/// Runs a `schedule` rule now, as its schedule would at `at` (RFC 3339;
+/// now by default). When the rule last fired is left as it was: its
+/// schedule goes on as before.
+pub fn fire_schedule(
+    dispatcher: &mut Dispatcher<'_>,
+    rule: &str,
+    at: Option<&str>,
+    metrics: &Metrics,
+) -> Result<Value, CallError> {
+    let Some(found) = dispatcher.rules.rules.iter().find(|r| r.id == rule) else {
+        return Err(CallError::NotFound(format!(
+            "no rule `{rule}` in the rule set"
+        )));
+    };
+    if found.trigger.as_str() != "schedule" {
+        return Err(invalid(
+            "rule",
+            format!(
+                "rule `{rule}` runs on `{}`, not on a schedule",
+                found.trigger.as_str()
+            ),
+        ));
+    }
+    let fired_at = match at {
+        Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+            .map_err(|error| invalid("at", format!("`{at}` is not an RFC 3339 time: {error}")))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let event = Event::Schedule(relais_sdk::ScheduleFired {
+        rule: rule.to_string(),
+        fired_at: fired_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    let report = dispatcher.handle_event(&event, false)?;
+    metrics.record(&report);
+    Ok(report_json(&report))
+}
+
+/// Records an exchange on a request by hand (a call, a visit, a mail sent
+/// from elsewhere); the exchange as stored.
+pub fn record_exchange(
+    dispatcher: &mut Dispatcher<'_>,
+    number: u64,
+    body: &crate::store::NewExchange,
+) -> Result<Value, CallError> {
+    if dispatcher.store.request(number)?.is_none() {
+        return Err(CallError::NotFound(format!("no request {number}")));
+    }
+    let tx = dispatcher.store.begin()?;
+    // What the store refuses here is the body's fault: a bad direction,
+    // type, contact or collaborator.
+    let id = tx
+        .record_exchange(number, body)
+        .map_err(|error| match error {
+            crate::store::StoreError::Refused(message) => CallError::Invalid {
+                field: None,
+                message,
+            },
+            other => other.into(),
+        })?;
+    tx.commit()?;
+    let exchanges = dispatcher.store.exchanges(number)?;
+    let recorded = exchanges.into_iter().find(|e| e.id == id);
+    Ok(json!({
+        "exchange": recorded,
+        "summary": dispatcher.store.exchange_summary(number)?,
+    }))
+}
+
 /// Posts a direct message on a request, from a person (not a rule): the
 /// author must exist and be on the side it writes from (a contact, of the
 /// request's customer, on the customer side; a collaborator on the staff
@@ -221,6 +290,7 @@ pub fn post_message(
                 body.body.trim()
             ),
             request: Some(number),
+            exchange: None,
         });
     }
     let identity = dispatcher.options.identity.clone();

@@ -62,8 +62,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/requests/{number}"),
     ("get", "/requests/{number}/messages"),
     ("post", "/requests/{number}/messages"),
+    ("get", "/requests/{number}/exchanges"),
+    ("post", "/requests/{number}/exchanges"),
     ("put", "/messages/{id}/read"),
     ("post", "/contract-events"),
+    ("post", "/rules/{id}/fire"),
     ("post", "/import"),
     ("get", "/mails/{message_id}/thread"),
     ("get", "/mails/{message_id}/candidates"),
@@ -81,8 +84,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/requests/{number}/messages",
             get(list_messages).post(post_message),
         )
+        .route(
+            "/requests/{number}/exchanges",
+            get(list_exchanges).post(record_exchange),
+        )
         .route("/messages/{id}/read", put(set_read))
         .route("/contract-events", post(contract_event))
+        .route("/rules/{id}/fire", post(fire_rule))
         .route("/mails/{message_id}/thread", get(mail_thread))
         .route("/mails/{message_id}/candidates", get(mail_candidates))
         .route("/mails/{message_id}/ticket", put(link_mail))
@@ -395,6 +403,65 @@ async fn post_message(
     })
     .await?;
     ok(StatusCode::CREATED, answer)
+}
+
+async fn list_exchanges(State(state): State<Arc<ApiState>>, Path(number): Path<u64>) -> Answer {
+    let found = read(&state, move |store| {
+        Ok(match store.request(number)? {
+            Some(_) => Some((store.exchanges(number)?, store.exchange_summary(number)?)),
+            None => None,
+        })
+    })
+    .await?;
+    match found {
+        Some((exchanges, summary)) => ok(
+            StatusCode::OK,
+            json!({ "request": number, "summary": summary, "exchanges": exchanges }),
+        ),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no request {number}"),
+        )),
+    }
+}
+
+async fn record_exchange(
+    State(state): State<Arc<ApiState>>,
+    Path(number): Path<u64>,
+    body: Bytes,
+) -> Answer {
+    let exchange: crate::store::NewExchange = parse(&body)?;
+    let answer = call(&state, move |dispatcher| {
+        actions::record_exchange(dispatcher, number, &exchange)
+    })
+    .await?;
+    ok(StatusCode::CREATED, answer)
+}
+
+/// `POST /rules/{id}/fire`: `{}` or `{"at": "2026-11-23T09:00:00+01:00"}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FireBody {
+    #[serde(default)]
+    at: Option<String>,
+}
+
+async fn fire_rule(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let fire: FireBody = if body.iter().all(u8::is_ascii_whitespace) {
+        FireBody::default()
+    } else {
+        parse(&body)?
+    };
+    let metrics = state.metrics.clone();
+    let answer = call(&state, move |dispatcher| {
+        actions::fire_schedule(dispatcher, &id, fire.at.as_deref(), &metrics)
+    })
+    .await?;
+    ok(StatusCode::OK, answer)
 }
 
 async fn set_read(State(state): State<Arc<ApiState>>, Path(id): Path<i64>, body: Bytes) -> Answer {

@@ -95,6 +95,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the exchanges on a request (mail received from the customer,
+    /// mail sent as an exchange, reminders), and who spoke last.
+    Exchanges {
+        /// Request number.
+        request: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a `schedule` rule now, as its schedule would (a daily check, to
+    /// see what it does today); its schedule goes on unchanged.
+    Fire {
+        /// The rule's id.
+        rule: String,
+        /// The time the run is for (RFC 3339); now by default.
+        #[arg(long)]
+        at: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Save a support request, as the support system would through the API:
     /// fires `request-saved` (opened, resolved, closed, state-changed).
     Request {
@@ -353,6 +374,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Exchanges { request, json } => {
+            let store = open_store(&paths.db)?;
+            store
+                .request(request)?
+                .with_context(|| format!("no request {request}"))?;
+            let exchanges = store.exchanges(request)?;
+            let summary = store.exchange_summary(request)?;
+            if json {
+                let answer = serde_json::json!({
+                    "request": request,
+                    "summary": summary,
+                    "exchanges": exchanges,
+                });
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                output::print_exchanges(request, &summary, &exchanges);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fire { rule, at, json } => fire(paths, &rule, at.as_deref(), json),
         Command::Request {
             command: RequestCommand::Save { file, config, json },
         } => {
@@ -689,19 +730,51 @@ fn save_requests(
 
 /// `relais contract-event CONTRACT KIND`.
 fn contract_event(paths: &Paths, contract: &str, kind: &str, json: bool) -> Result<ExitCode> {
+    let body = relais::api::ContractEventBody {
+        contract: contract.to_string(),
+        kind: kind.to_string(),
+    };
+    run_event(paths, json, "no event fired", |dispatcher, metrics| {
+        relais::api::actions::contract_event(dispatcher, &body, metrics)
+    })
+}
+
+fn fire(paths: &Paths, rule: &str, at: Option<&str>, json: bool) -> Result<ExitCode> {
+    run_event(paths, json, "nothing run", |dispatcher, metrics| {
+        relais::api::actions::fire_schedule(dispatcher, rule, at, metrics)
+    })
+}
+
+/// Runs one event through a dispatcher on the store with the rule set of
+/// the directories, and prints what it did; exit 1 when it failed or could
+/// not run (`otherwise` says what did not happen).
+fn run_event(
+    paths: &Paths,
+    json: bool,
+    otherwise: &str,
+    event: impl FnOnce(
+        &mut Dispatcher<'_>,
+        &relais::metrics::Metrics,
+    ) -> Result<serde_json::Value, relais::daemon::dispatcher::CallError>,
+) -> Result<ExitCode> {
     let runtime = runtime()?;
-    let Some(loaded) = load_or_explain(&runtime, paths, "no event fired") else {
+    let Some(loaded) = load_or_explain(&runtime, paths, otherwise) else {
         return Ok(ExitCode::FAILURE);
     };
     let mut store = open_store(&paths.db)?;
     let metrics = relais::metrics::Metrics::new();
     let options = Options::default();
     let mut dispatcher = dispatcher(&mut store, &loaded, &options);
-    let body = relais::api::ContractEventBody {
-        contract: contract.to_string(),
-        kind: kind.to_string(),
-    };
-    match relais::api::actions::contract_event(&mut dispatcher, &body, &metrics) {
+    answer_event(event(&mut dispatcher, &metrics), json, otherwise)
+}
+
+/// Prints what an event did; exit 1 when it failed or could not run.
+fn answer_event(
+    answer: Result<serde_json::Value, relais::daemon::dispatcher::CallError>,
+    json: bool,
+    otherwise: &str,
+) -> Result<ExitCode> {
+    match answer {
         Ok(answer) => {
             if json {
                 println!("{answer}");
@@ -715,7 +788,7 @@ fn contract_event(paths: &Paths, contract: &str, kind: &str, json: bool) -> Resu
             })
         }
         Err(error) => {
-            eprintln!("{error}: no event fired");
+            eprintln!("{error}: {otherwise}");
             Ok(ExitCode::FAILURE)
         }
     }

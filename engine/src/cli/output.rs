@@ -22,9 +22,18 @@ pub fn describe(effect: &Effect) -> String {
                 author.id
             )
         }
-        Effect::SendMail { to, subject, .. } => {
-            format!("send-mail to {} {subject:?}", to.join(", "))
-        }
+        Effect::SendMail {
+            to,
+            subject,
+            exchange,
+            ..
+        } => match exchange {
+            Some(exchange) => format!(
+                "send-mail to {} {subject:?} (exchange: {exchange})",
+                to.join(", ")
+            ),
+            None => format!("send-mail to {} {subject:?}", to.join(", ")),
+        },
         Effect::ReplyFailure { to, reason, .. } => format!("reply-failure to {to}: {reason}"),
         Effect::CreateTicket {
             customer, subject, ..
@@ -213,6 +222,59 @@ pub fn print_messages(request: u64, messages: &[MessageRecord]) {
         );
         for line in message.body.lines() {
             println!("      {line}");
+        }
+    }
+}
+
+/// A request's exchanges, with who spoke last.
+pub fn print_exchanges(
+    request: u64,
+    summary: &relais_sdk::ExchangeSummary,
+    exchanges: &[relais::store::ExchangeRecord],
+) {
+    let last = match summary.last_side {
+        Some(relais_sdk::Side::Customer) => "the customer spoke last",
+        Some(relais_sdk::Side::Staff) => "staff spoke last",
+        None => "no exchange yet",
+    };
+    println!(
+        "request {request}: {} exchange{}, {last}{}",
+        summary.count,
+        if summary.count == 1 { "" } else { "s" },
+        match summary.reminders {
+            0 => String::new(),
+            n => format!(", {n} reminder{} since", if n == 1 { "" } else { "s" }),
+        }
+    );
+    for exchange in exchanges {
+        let who = exchange
+            .contact
+            .as_deref()
+            .or(exchange.address.as_deref())
+            .unwrap_or("?");
+        let arrow = if exchange.direction == "received" {
+            format!("from {who}")
+        } else {
+            format!("to {who}")
+        };
+        println!(
+            "  #{} {} {} {arrow}{}{}",
+            exchange.id,
+            exchange.created_at,
+            exchange.direction,
+            exchange
+                .exchange_type
+                .as_deref()
+                .map(|t| format!(" [{t}]"))
+                .unwrap_or_default(),
+            exchange
+                .subject
+                .as_deref()
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default(),
+        );
+        if let Some(id) = &exchange.message_id {
+            println!("      <{id}>");
         }
     }
 }

@@ -110,6 +110,32 @@ pub fn request_out(r: sdk::Request) -> wit::Request {
     request(&r)
 }
 
+/// A query argument: which requests to find.
+pub fn request_query(q: wit::RequestQuery) -> sdk::RequestQuery {
+    sdk::RequestQuery {
+        states: q.states,
+        idle_since: q.idle_since,
+        limit: q.limit,
+    }
+}
+
+/// A query answer: a request with its activity.
+pub fn request_activity(a: sdk::RequestActivity) -> wit::RequestActivity {
+    wit::RequestActivity {
+        request: request(&a.request),
+        last_activity: a.last_activity,
+        exchanges: wit::ExchangeSummary {
+            count: a.exchanges.count,
+            last_side: a.exchanges.last_side.map(|side| match side {
+                sdk::Side::Customer => wit::Side::Customer,
+                sdk::Side::Staff => wit::Side::Staff,
+            }),
+            last_at: a.exchanges.last_at,
+            reminders: a.exchanges.reminders,
+        },
+    }
+}
+
 /// A query answer: a request type.
 pub fn request_type(t: sdk::RequestType) -> wit::RequestType {
     wit::RequestType {
@@ -168,7 +194,8 @@ pub fn contract(c: sdk::ContractDetails) -> wit::ContractDetails {
     }
 }
 
-fn recipient(r: sdk::Recipient) -> wit::Recipient {
+/// A query answer: a contact, or a contract's recipient.
+pub fn recipient(r: sdk::Recipient) -> wit::Recipient {
     wit::Recipient {
         kind: party_kind(r.kind),
         id: r.id,
@@ -254,6 +281,7 @@ pub fn effect(effect: wit::Effect) -> sdk::Effect {
             subject: m.subject,
             body: m.body,
             request: m.request,
+            exchange: m.exchange,
         },
         wit::Effect::ReplyFailure(r) => sdk::Effect::ReplyFailure {
             to: r.to,

@@ -53,6 +53,10 @@ const BUNDLED: &[(&str, &[u8])] = &[
         "ticket-link",
         include_bytes!(concat!(env!("OUT_DIR"), "/bundled/ticket-link.wasm")),
     ),
+    (
+        "reminders",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bundled/reminders.wasm")),
+    ),
 ];
 
 /// Where a plugin came from.

@@ -355,6 +355,17 @@ impl requests::Host for State {
     ) -> wasmtime::Result<Result<Option<wit::RequestType>, String>> {
         self.query(|h| h.request_type(&code), |t| t.map(convert::request_type))
     }
+
+    fn find_requests(
+        &mut self,
+        query: wit::RequestQuery,
+    ) -> wasmtime::Result<Result<Vec<wit::RequestActivity>, String>> {
+        let query = convert::request_query(query);
+        self.query(
+            |h| h.find_requests(&query),
+            |found| found.into_iter().map(convert::request_activity).collect(),
+        )
+    }
 }
 
 impl directory::Host for State {
@@ -366,6 +377,13 @@ impl directory::Host for State {
             |h| h.address_owners(&email),
             |o| o.into_iter().map(convert::address_owner).collect(),
         )
+    }
+
+    fn get_contact(
+        &mut self,
+        id: String,
+    ) -> wasmtime::Result<Result<Option<wit::Recipient>, String>> {
+        self.query(|h| h.contact(&id), |c| c.map(convert::recipient))
     }
 }
 
@@ -456,7 +474,16 @@ impl Host for NoQueries {
     fn request_type(&self, _: &str) -> Result<Option<relais_sdk::RequestType>, HostError> {
         Err(unavailable())
     }
+    fn find_requests(
+        &self,
+        _: &relais_sdk::RequestQuery,
+    ) -> Result<Vec<relais_sdk::RequestActivity>, HostError> {
+        Err(unavailable())
+    }
     fn address_owners(&self, _: &str) -> Result<Vec<relais_sdk::AddressOwner>, HostError> {
+        Err(unavailable())
+    }
+    fn contact(&self, _: &str) -> Result<Option<relais_sdk::Recipient>, HostError> {
         Err(unavailable())
     }
     fn settings(&self) -> Result<relais_sdk::Settings, HostError> {

@@ -364,7 +364,11 @@ impl Store {
     }
 
     /// A contact or collaborator as an alert recipient.
-    fn recipient(&self, kind: PartyKind, id: &str) -> Result<Option<Recipient>, StoreError> {
+    pub(super) fn recipient(
+        &self,
+        kind: PartyKind,
+        id: &str,
+    ) -> Result<Option<Recipient>, StoreError> {
         let sql = match kind {
             PartyKind::Contact => {
                 "SELECT name, customer, site, email, reception, fax, alerts FROM contacts WHERE id = ?1"

@@ -65,6 +65,8 @@ pub struct NewMail<'a> {
     pub attachments: &'a [NewAttachment],
     /// For a receipt: its report type.
     pub report: Option<&'a str>,
+    /// Why it is automatic (out-of-office, list...), when it is.
+    pub automatic: Option<&'a str>,
     /// What became of it.
     pub status: MailStatus,
     /// Why it was not processed, if it was not.
@@ -195,8 +197,8 @@ impl Tx<'_> {
         let raw = self.put_blob(mail.raw)?;
         let inserted = self.conn.run(
             "INSERT INTO mails (message_id, account, subject, sender, sent_at, in_reply_to, refs, raw,
-                                size, status, error, received_at, report)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                size, status, error, received_at, report, automatic)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (message_id) DO NOTHING",
             params![
                 mail.message_id,
@@ -212,6 +214,7 @@ impl Tx<'_> {
                 mail.error,
                 now(),
                 mail.report,
+                mail.automatic,
             ],
         )?;
         if inserted == 0 {
@@ -260,6 +263,7 @@ mod tests {
             raw,
             attachments,
             report: None,
+            automatic: None,
             status: MailStatus::Processed,
             error: None,
         }

@@ -4,6 +4,7 @@
 //! database can stand in later.
 
 mod directory;
+mod exchanges;
 mod imap;
 mod mail;
 mod messages;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OpenFlags, Params, Row};
 
 pub use directory::DirectoryCounts;
+pub use exchanges::{ExchangeRecord, NewExchange};
 pub use imap::ImapReceipt;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
@@ -66,6 +68,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema3.sql"),
     include_str!("schema4.sql"),
     include_str!("schema5.sql"),
+    include_str!("schema6.sql"),
 ];
 
 /// Handle on the store. Clones share one connection (plugins' queries read

@@ -195,6 +195,7 @@ impl Tx<'_> {
                         if run.is_some() { "rule" } else { "manual" }
                     ],
                 )?;
+                self.record_received_mail(mail, request, run)?;
             }
         }
         Ok(LinkChange {
@@ -544,6 +545,7 @@ mod tests {
             raw: id.as_bytes(),
             attachments: &[],
             report: None,
+            automatic: None,
             status: MailStatus::Processed,
             error: None,
         })

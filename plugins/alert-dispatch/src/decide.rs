@@ -171,5 +171,6 @@ fn alert(
         subject,
         body: rendered.body,
         request: Some(request.number),
+        exchange: None,
     })
 }

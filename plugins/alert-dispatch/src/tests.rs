@@ -40,6 +40,20 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
+    fn find_requests(
+        &self,
+        query: &relais_sdk::RequestQuery,
+    ) -> Result<Vec<relais_sdk::RequestActivity>, HostError> {
+        panic!(
+            "alert-dispatch asked for requests in states {:?}",
+            query.states
+        )
+    }
+
+    fn contact(&self, id: &str) -> Result<Option<relais_sdk::Recipient>, HostError> {
+        panic!("alert-dispatch asked for contact {id}")
+    }
+
     fn contract(&self, code: &str) -> Result<Option<ContractDetails>, HostError> {
         Ok(self.contracts.iter().find(|c| c.code == code).cloned())
     }
@@ -326,6 +340,7 @@ fn effect_is_a_mail_about_the_request() {
             subject: "[OUVERTURE] alert-opened.fr".to_string(),
             body,
             request: Some(REQ),
+            exchange: None,
         }]
     );
 }

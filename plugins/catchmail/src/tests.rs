@@ -61,6 +61,17 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
+    fn find_requests(
+        &self,
+        query: &relais_sdk::RequestQuery,
+    ) -> Result<Vec<relais_sdk::RequestActivity>, HostError> {
+        panic!("catchmail asked for requests in states {:?}", query.states)
+    }
+
+    fn contact(&self, id: &str) -> Result<Option<relais_sdk::Recipient>, HostError> {
+        panic!("catchmail asked for contact {id}")
+    }
+
     fn request(&self, number: u64) -> Result<Option<Request>, HostError> {
         self.check()?;
         Ok(self

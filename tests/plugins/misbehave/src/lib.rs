@@ -90,6 +90,7 @@ fn huge(config: &Value) -> Vec<Effect> {
             subject: "huge".to_string(),
             body: "x".repeat(bytes),
             request: None,
+            exchange: None,
         })
         .collect()
 }
