@@ -32,6 +32,11 @@ struct StatusLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RuleSetLabels {
     hash: String,
 }
@@ -47,6 +52,7 @@ pub struct Metrics {
     reload_ok: Gauge,
     reload_time: Gauge<i64, AtomicI64>,
     reload_failures: Counter,
+    schedule_skipped: Family<RuleLabels, Counter>,
     current_hash: Mutex<String>,
 }
 
@@ -102,6 +108,12 @@ impl Metrics {
             "Loads of rules, templates and plugins refused (the errors: relais status)",
             reload_failures.clone(),
         );
+        let schedule_skipped = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "schedule_skipped",
+            "Scheduled times skipped because runs of the rule were still in flight (its mode and max)",
+            schedule_skipped.clone(),
+        );
         Metrics {
             registry,
             events,
@@ -111,8 +123,18 @@ impl Metrics {
             reload_ok,
             reload_time,
             reload_failures,
+            schedule_skipped,
             current_hash: Mutex::new(String::new()),
         }
+    }
+
+    /// Counts a scheduled time of `rule` skipped because of its mode.
+    pub fn schedule_skipped(&self, rule: &str) {
+        self.schedule_skipped
+            .get_or_create(&RuleLabels {
+                rule: rule.to_string(),
+            })
+            .inc();
     }
 
     /// Counts a processed event and its plugin failures.

@@ -165,11 +165,13 @@ fn a_missing_template_is_caught_by_check() {
         dir.join("alert-opened.fr.jinja"),
     )
     .expect("copy");
-    // The shipped rule names four templates; three are missing.
+    // The shipped alert rule names four templates, three of them missing;
+    // the reminder rule names one, missing.
     let run = setup.relais(&["check", "--templates", dir.to_str().expect("utf-8")]);
     assert_eq!(run.code, 1, "{run:?}");
     let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(lines.len(), 4, "{run:?}");
+    assert_eq!(lines.len(), 5, "{run:?}");
+    assert!(lines[3].contains("reminders.yaml:16:9: rule `waiting-customer-reminders`: template `relance` does not exist"), "{run:?}");
     assert!(lines[0].ends_with(&format!(
         "alerts.yaml:10:9: rule `contract-alerts`: template `alert-closed` does not exist (no alert-closed.jinja nor alert-closed.LANG.jinja in {})",
         dir.display()

@@ -88,10 +88,10 @@ fn a_run_missed_while_stopped_runs_once_or_is_skipped() {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let store = setup.store();
     store
-        .set_last_fired("catch-up", &three_days_ago)
+        .set_last_fired("catch-up", &three_days_ago, "0 0 3 * * * UTC")
         .expect("record");
     store
-        .set_last_fired("skipper", &three_days_ago)
+        .set_last_fired("skipper", &three_days_ago, "0 0 3 * * * UTC")
         .expect("record");
     drop(store);
     let mut engine = Engine::start(&setup, &config);
@@ -110,7 +110,7 @@ fn a_run_missed_while_stopped_runs_once_or_is_skipped() {
                 .store()
                 .last_fired("skipper")
                 .expect("query")
-                .is_some_and(|at| at > three_days_ago)
+                .is_some_and(|(at, _)| at > three_days_ago)
         },
     );
     std::thread::sleep(Duration::from_secs(2));

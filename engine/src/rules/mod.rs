@@ -55,6 +55,25 @@ pub struct Rule {
     pub hash: String,
 }
 
+impl Rule {
+    /// For a `schedule` rule, its schedule: the cron expression and the
+    /// time zone. When it changes, the rule is armed again from then.
+    pub fn schedule_key(&self) -> Option<String> {
+        self.cron
+            .as_ref()
+            .map(|cron| format!("{cron} {}", self.timezone))
+    }
+
+    /// How many runs of the rule may be in flight (running or waiting)
+    /// at once: one for `single`, `max` otherwise.
+    pub fn run_limit(&self) -> u32 {
+        match self.mode {
+            Mode::Single => 1,
+            Mode::Queued | Mode::Parallel => self.max,
+        }
+    }
+}
+
 /// A whole, valid rule set.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {

@@ -166,25 +166,29 @@ impl Store {
 }
 
 impl Store {
-    /// When the scheduled rule `rule` last fired (RFC 3339), if ever.
-    pub fn last_fired(&self, rule: &str) -> Result<Option<String>, StoreError> {
+    /// When the scheduled rule `rule` last fired (RFC 3339), if ever, and
+    /// the schedule it was armed with (none for a store from before
+    /// schedules were recorded).
+    pub fn last_fired(&self, rule: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
         use rusqlite::OptionalExtension;
         Ok(self
             .conn()
             .one(
-                "SELECT last_fired FROM schedule_state WHERE rule = ?1",
+                "SELECT last_fired, schedule FROM schedule_state WHERE rule = ?1",
                 [rule],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
     }
 
-    /// Records that the scheduled rule `rule` fired at `at` (RFC 3339).
-    pub fn set_last_fired(&self, rule: &str, at: &str) -> Result<(), StoreError> {
+    /// Records that the scheduled rule `rule` fired (or was armed) at `at`
+    /// (RFC 3339) on `schedule`.
+    pub fn set_last_fired(&self, rule: &str, at: &str, schedule: &str) -> Result<(), StoreError> {
         self.conn().run(
-            "INSERT INTO schedule_state (rule, last_fired) VALUES (?1, ?2)
-             ON CONFLICT (rule) DO UPDATE SET last_fired = excluded.last_fired",
-            rusqlite::params![rule, at],
+            "INSERT INTO schedule_state (rule, last_fired, schedule) VALUES (?1, ?2, ?3)
+             ON CONFLICT (rule) DO UPDATE SET last_fired = excluded.last_fired,
+                schedule = excluded.schedule",
+            rusqlite::params![rule, at, schedule],
         )?;
         Ok(())
     }
