@@ -122,3 +122,57 @@ fn a_run_missed_while_stopped_runs_once_or_is_skipped() {
     assert_eq!(schedule_runs(&setup, "skipper"), 0);
     assert!(engine.stop().success(), "{}", engine.log());
 }
+
+/// Starts of `rule`'s runs in the engine's log (the plugin's "sleeping").
+fn sleeping(setup: &Setup, rule: &str) -> Vec<String> {
+    setup
+        .store()
+        .runs(1000)
+        .expect("runs")
+        .into_iter()
+        .filter(|run| run.trigger == "schedule" && run.summary.contains(rule))
+        .map(|run| run.started_at)
+        .collect()
+}
+
+#[test]
+fn a_single_rule_skips_its_times_while_it_runs_even_across_a_reload() {
+    // `slow` fires every second and runs 2.5 s: with `mode: single`, the
+    // times that come while it runs are skipped, not queued.
+    let slow = "rules:\n  - id: slow\n    on: schedule\n    cron: \"* * * * * *\"\n    mode: single\n    \
+                run: { plugin: misbehave, config: { do: sleep, ms: 2500 } }\n";
+    let (setup, config) = setup_with(slow);
+    setup.install_plugin(&crate::support::test_plugin("misbehave"), "misbehave.wasm");
+    let other = setup.rules.join("other.yaml");
+    std::fs::write(&other, rule("hourly", "0 0 * * * *", "")).expect("other");
+    let mut engine = Engine::start(&setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "a first run", || {
+        !sleeping(&setup, "slow").is_empty()
+    });
+    let first = std::time::Instant::now();
+    // Another file changes while `slow` runs: a reload, `slow` unchanged,
+    // so its run in flight still counts and the next times are skipped.
+    std::fs::write(&other, rule("hourly", "0 30 * * * *", "")).expect("rewrite");
+    wait_for(&mut engine, Duration::from_secs(30), "the reload", || {
+        reloaded(&setup)
+    });
+    std::thread::sleep(Duration::from_secs(8));
+    let runs = sleeping(&setup, "slow").len();
+    let elapsed = first.elapsed().as_secs_f64();
+    // One run per 2.5 s at most (plus the one in flight at the start);
+    // queued times would have made one per second.
+    assert!(
+        (runs as f64) <= elapsed / 2.5 + 2.0,
+        "{runs} runs in {elapsed:.1} s:\n{}",
+        engine.log()
+    );
+    let log = engine.log();
+    assert!(log.contains("skipped (mode Single, max 1)"), "{log}");
+    assert!(engine.stop().success(), "{}", engine.log());
+}
+
+/// Whether `relais status` shows the rewritten `hourly` (the reload landed).
+fn reloaded(setup: &Setup) -> bool {
+    let status = setup.relais(&["status", "--json"]);
+    status.stdout.contains("0 30 * * * * UTC")
+}

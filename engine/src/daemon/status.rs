@@ -106,9 +106,15 @@ impl Status {
                 "hash": generation.rules.hash,
                 "fingerprint": generation.fingerprint,
                 "loaded-at": generation.loaded_at,
-                "rules": generation.rules.rules.iter().map(|r| json!({
-                    "id": r.id, "on": r.trigger.as_str(), "source": r.source,
-                })).collect::<Vec<_>>(),
+                "rules": generation.rules.rules.iter().map(|r| {
+                    let mut rule = json!({
+                        "id": r.id, "on": r.trigger.as_str(), "source": r.source,
+                    });
+                    if let Some(schedule) = r.schedule_key() {
+                        rule["schedule"] = json!(schedule);
+                    }
+                    rule
+                }).collect::<Vec<_>>(),
                 "templates": generation.templates.files().len(),
             },
             "plugins": plugins,

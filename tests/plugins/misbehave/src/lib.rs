@@ -51,6 +51,13 @@ impl Plugin for Misbehave {
                 Ok(Vec::new())
             }
             Some("query") => query(host),
+            // Holds the dispatcher `ms` milliseconds (a slow run, no fuel).
+            Some("sleep") => {
+                let ms = config.get("ms").and_then(Value::as_u64).unwrap_or(1000);
+                host.log(Level::Info, "misbehave: sleeping");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(Vec::new())
+            }
             _ => Ok(Vec::new()),
         }
     }
