@@ -45,8 +45,21 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
     let pickup = setup.dir.path().join("here/outbox");
     assert_eq!(
         std::fs::read_dir(&pickup).expect("pickup folder").count(),
-        7,
-        "4 failure notices and 3 alerts delivered"
+        8,
+        "4 failure notices, 3 alerts and a reminder delivered"
+    );
+    assert!(
+        run.stdout.contains(
+            "send-mail to jeanne@dupont.example \"Relance : [#23010190] Licence du logiciel de caisse à renouveler\" (exchange: relance)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("request 23010190: 1 exchange, staff spoke last, 1 reminder since"),
+        "{}",
+        run.stdout
     );
     // A second run starts afresh rather than seeing duplicates.
     let again = setup.relais(&["demo", "--dir", "here"]);

@@ -19,6 +19,10 @@ const RULES: &[(&str, &str)] = &[
         "ticket-linking.yaml",
         include_str!("../../../rules/ticket-linking.yaml"),
     ),
+    (
+        "reminders.yaml",
+        include_str!("../../../rules/reminders.yaml"),
+    ),
 ];
 const TEMPLATES: &[(&str, &str)] = &[
     (
@@ -52,6 +56,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "alert-state.en.jinja",
         include_str!("../../../templates/alert-state.en.jinja"),
+    ),
+    (
+        "relance.fr.jinja",
+        include_str!("../../../templates/relance.fr.jinja"),
+    ),
+    (
+        "relance.en.jinja",
+        include_str!("../../../templates/relance.en.jinja"),
     ),
 ];
 /// What the support system saves in the demo: a new request, then the
@@ -212,6 +224,24 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("demo request {}: {e}", save.number))?;
         super::output::print_event_answer(&answer);
     }
+    println!(
+        "\n   a week later, the daily reminder check (rules/reminders.yaml) finds the requests waiting on the customer:\n"
+    );
+    let week_later = (chrono::Utc::now() + chrono::TimeDelta::days(8)).to_rfc3339();
+    let answer = relais::api::actions::fire_schedule(
+        &mut dispatcher,
+        "waiting-customer-reminders",
+        Some(&week_later),
+        &metrics,
+    )
+    .map_err(|e| anyhow::anyhow!("demo reminders: {e}"))?;
+    super::output::print_event_answer(&answer);
+    drop(dispatcher);
+    super::output::print_exchanges(
+        23010190,
+        &store.exchange_summary(23010190)?,
+        &store.exchanges(23010190)?,
+    );
     // Outbound mail leaves through the default transport: files in the
     // pickup folder, as `relais run` would deliver them.
     let config = relais::config::Config {
@@ -229,7 +259,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         .build()?;
     let sent = io.block_on(relais::daemon::sender::drain(&store, &config, &transport));
     println!(
-        "\n6. the outbox: failure notices and alerts, {sent} delivered into {}:\n",
+        "\n6. the outbox: failure notices, alerts and the reminder, {sent} delivered into {}:\n",
         config.outbox.pickup.display()
     );
     super::output::print_outbox(&store.outbox(None, 50)?);
