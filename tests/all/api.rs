@@ -754,3 +754,95 @@ fn mails_are_linked_by_hand_and_their_thread_and_candidates_read() {
         401
     );
 }
+
+#[test]
+fn exchanges_are_recorded_and_read_and_a_scheduled_rule_fired_over_the_api() {
+    let mut api = Api::start("");
+    // 23010190 waits on Jeanne (demo directory); nothing exchanged yet.
+    let path = "/requests/23010190/exchanges";
+    let empty = api.send("GET", path, None);
+    assert_eq!(empty.status, 200, "{empty:?}");
+    assert_eq!(empty.json()["summary"]["count"], 0);
+
+    // Jeanne called: the customer spoke last, so no reminder goes.
+    let call = api.send(
+        "POST",
+        path,
+        Some(&json!({ "direction": "received", "type": "phone-call", "body": "Jeanne a appelé" })),
+    );
+    assert_eq!(call.status, 201, "{call:?}");
+    let recorded = call.json();
+    assert_eq!(recorded["exchange"]["contact"], "ct-jeanne");
+    assert_eq!(recorded["exchange"]["type"], "phone-call");
+    assert_eq!(recorded["summary"]["last_side"], "customer");
+    let week_later = (chrono::Utc::now() + chrono::TimeDelta::days(8)).to_rfc3339();
+    let fire = "/rules/waiting-customer-reminders/fire";
+    let quiet = api.send("POST", fire, Some(&json!({ "at": week_later })));
+    assert_eq!(quiet.status, 200, "{quiet:?}");
+    assert_eq!(quiet.json()["outcome"], "applied");
+    assert_eq!(quiet.json()["effects"], json!([]));
+
+    // Paul answered her by phone: now the customer owes the next move.
+    let answered = api.send(
+        "POST",
+        path,
+        Some(&json!({ "direction": "sent", "collaborator": "co-paul", "body": "Devis envoyé" })),
+    );
+    assert_eq!(answered.status, 201, "{answered:?}");
+    let reminded = api.send("POST", fire, Some(&json!({ "at": week_later })));
+    let effects = reminded.json()["effects"].clone();
+    assert_eq!(effects[0]["exchange"], "relance", "{effects}");
+    assert_eq!(effects[0]["to"][0], "jeanne@dupont.example");
+    let mails = api.delivered(1);
+    assert!(mails[0].1.contains("[#23010190]"), "{mails:?}");
+    let after = api.send("GET", path, None).json();
+    assert_eq!(after["summary"]["count"], 3);
+    assert_eq!(after["summary"]["reminders"], 1);
+    assert_eq!(after["exchanges"][2]["type"], "relance");
+
+    // Bad input: the field or the reason named, nothing written.
+    for (body, status, needle) in [
+        (
+            json!({ "direction": "out", "body": "x" }),
+            400,
+            "direction `out`",
+        ),
+        (
+            json!({ "direction": "sent", "body": "" }),
+            400,
+            "needs its text",
+        ),
+        (
+            json!({ "direction": "sent", "body": "x", "contact": "ct-nobody" }),
+            400,
+            "ct-nobody",
+        ),
+        (
+            json!({ "direction": "sent", "body": "x", "typo": 1 }),
+            400,
+            "typo",
+        ),
+    ] {
+        let answer = api.send("POST", path, Some(&body));
+        assert_eq!(answer.status, status, "{body}: {answer:?}");
+        assert!(answer.body.contains(needle), "{body}: {answer:?}");
+    }
+    assert_eq!(api.send("GET", path, None).json()["summary"]["count"], 3);
+    assert_eq!(api.send("GET", "/requests/999/exchanges", None).status, 404);
+    assert_eq!(
+        api.send(
+            "POST",
+            "/requests/999/exchanges",
+            Some(&json!({ "direction": "sent", "body": "x" }))
+        )
+        .status,
+        404
+    );
+    let not_scheduled = api.send("POST", "/rules/ticket-linking/fire", None);
+    assert_eq!(not_scheduled.status, 400, "{not_scheduled:?}");
+    assert_eq!(api.send("POST", "/rules/nope/fire", None).status, 404);
+    for route in [path, fire] {
+        let missing = api.call("POST", route, None, Some("{}")).expect("answer");
+        assert_eq!(missing.status, 401, "{route}");
+    }
+}
