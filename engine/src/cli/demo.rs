@@ -236,7 +236,6 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     )
     .map_err(|e| anyhow::anyhow!("demo reminders: {e}"))?;
     super::output::print_event_answer(&answer);
-    drop(dispatcher);
     super::output::print_exchanges(
         23010190,
         &store.exchange_summary(23010190)?,
