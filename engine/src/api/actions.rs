@@ -181,10 +181,8 @@ pub fn record_exchange(
             other => other.into(),
         })?;
     tx.commit()?;
-    let exchanges = dispatcher.store.exchanges(number)?;
-    let recorded = exchanges.into_iter().find(|e| e.id == id);
     Ok(json!({
-        "exchange": recorded,
+        "exchange": dispatcher.store.exchange(id)?,
         "summary": dispatcher.store.exchange_summary(number)?,
     }))
 }

@@ -64,8 +64,13 @@ pub struct NewExchange {
     pub body: String,
 }
 
-const COLUMNS: &str = "e.id, e.request, e.direction, e.type, e.contact, e.address, e.collaborator,
-     e.subject, e.body, coalesce(m.message_id, o.message_id), e.created_at";
+/// Exchanges with the Message-ID of the mail each came from.
+const SELECT: &str =
+    "SELECT e.id, e.request, e.direction, e.type, e.contact, e.address, e.collaborator,
+            e.subject, e.body, coalesce(m.message_id, o.message_id), e.created_at
+     FROM exchanges AS e
+     LEFT JOIN mails AS m ON m.id = e.mail
+     LEFT JOIN outbox AS o ON o.id = e.outbox";
 
 fn exchange_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExchangeRecord> {
     Ok(ExchangeRecord {
@@ -141,13 +146,22 @@ impl Store {
     pub fn exchanges(&self, request: u64) -> Result<Vec<ExchangeRecord>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM exchanges AS e
-             LEFT JOIN mails AS m ON m.id = e.mail
-             LEFT JOIN outbox AS o ON o.id = e.outbox
-             WHERE e.request = ?1 ORDER BY e.created_at, e.id"
+            "{SELECT} WHERE e.request = ?1 ORDER BY e.created_at, e.id"
         ))?;
         let rows = statement.query_map([request as i64], exchange_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One exchange.
+    pub fn exchange(&self, id: i64) -> Result<Option<ExchangeRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .one(
+                &format!("{SELECT} WHERE e.id = ?1"),
+                [id],
+                exchange_from_row,
+            )
+            .optional()?)
     }
 
     /// A request's exchanges summed up: how many, who spoke last, how many
@@ -309,18 +323,26 @@ impl Tx<'_> {
             check_type(code)?;
         }
         let contact = new.contact.clone().or(found.requester);
+        // The contact must be the request's customer's; its Mail 1 is the
+        // address the exchange went through.
+        let mut address = None;
         if let Some(id) = &contact {
-            let customer: Option<String> = self
+            let row: Option<(String, Option<String>)> = self
                 .conn
-                .one("SELECT customer FROM contacts WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
+                .one(
+                    "SELECT customer, email FROM contacts WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
-            if customer.as_deref() != Some(found.customer.as_str()) {
-                return Err(StoreError::Refused(format!(
-                    "contact `{id}` is not a contact of customer `{}`",
-                    found.customer
-                )));
+            match row {
+                Some((customer, email)) if customer == found.customer => address = email,
+                _ => {
+                    return Err(StoreError::Refused(format!(
+                        "contact `{id}` is not a contact of customer `{}`",
+                        found.customer
+                    )));
+                }
             }
         }
         if let Some(id) = &new.collaborator {
@@ -333,14 +355,6 @@ impl Tx<'_> {
                 return Err(StoreError::Refused(format!("no collaborator `{id}`")));
             }
         }
-        let address: Option<String> = match &contact {
-            Some(id) => self
-                .conn
-                .one("SELECT email FROM contacts WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?,
-            None => None,
-        };
         self.conn.run(
             "INSERT INTO exchanges (request, direction, type, contact, address, collaborator,
                                     subject, body, created_at)
