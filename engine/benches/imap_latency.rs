@@ -91,6 +91,7 @@ fn main() {
             .ok()
             .and_then(|v| v.parse().ok()),
         delete_after_days: None,
+        identity: None,
     };
     let state = Arc::new(Mutex::new(SourceState::Connecting));
     let (_stop, shutdown) = watch::channel(false);

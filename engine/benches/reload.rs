@@ -458,6 +458,7 @@ fn large_sources(dir: &Path, files: usize) -> Sources {
         rules,
         templates: common::root().join("templates"),
         plugins,
+        identities: vec![relais::config::DEFAULT_IDENTITY.to_string()],
     }
 }
 

@@ -37,10 +37,17 @@ pub struct Config {
     pub accounts: Vec<Account>,
     /// `outbox: {...}`: how outbound mail leaves.
     pub outbox: Outbox,
-    /// `identity: {...}`: who outbound mail is from.
+    /// `identity: {...}`: who outbound mail is from by default (alerts,
+    /// reminders, message notifications).
     pub identity: Identity,
+    /// `identities: { catchmail: {...} }`: other named identities, for an
+    /// account's notices (`accounts[].identity`) or a rule's mail
+    /// (`identity:` on the rule). `default` names [`Config::identity`].
+    pub identities: std::collections::BTreeMap<String, Identity>,
     /// `failure-replies: {...}`: limits on CatchMail's failure notices.
     pub failure_replies: FailureReplies,
+    /// `authentication: {...}`: whose verdict on a sender counts.
+    pub authentication: Authentication,
     /// `http: { listen: 127.0.0.1:8025, token: { env: RELAIS_API_TOKEN } }`:
     /// the HTTP API, when wanted.
     pub http: Option<Http>,
@@ -63,7 +70,9 @@ impl Default for Config {
             accounts: Vec::new(),
             outbox: Outbox::default(),
             identity: Identity::default(),
+            identities: std::collections::BTreeMap::new(),
             failure_replies: FailureReplies::default(),
+            authentication: Authentication::default(),
             http: None,
             requests: RequestStates::default(),
             limits: EngineLimits::default(),
@@ -109,8 +118,12 @@ pub struct Account {
     /// for half a second), and a local server can be asked more often.
     pub idle_check_ms: Option<u64>,
     /// `delete-after-days: 30`: delete processed mail from the server after
-    /// that many days (kept in the store).
+    /// that many days (kept in the store); with `move-to`, from that folder.
     pub delete_after_days: Option<u32>,
+    /// `identity: catchmail`: the identity failure notices about mail of
+    /// this account come from (by default the identity whose address
+    /// received the mail, else `identity`).
+    pub identity: Option<String>,
 }
 
 fn inbox() -> String {
@@ -224,26 +237,47 @@ pub enum SmtpSecurity {
     Plain,
 }
 
-/// Who outbound mail is from.
+/// Who outbound mail is from: its `From`, `Reply-To`, `X-Loop` and the
+/// domain of its Message-IDs.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Identity {
-    /// `address: catchmail@acme.example`: the From of mail Relais sends and
-    /// its `X-Loop` value.
+    /// `address: support@acme.example`: the From of the mail and its
+    /// `X-Loop` value.
     pub address: String,
+    /// `name: Acme Support`: the display name of the From.
+    pub name: Option<String>,
+    /// `reply-to: support@acme.example`: where answers go, when not to
+    /// `address` (a CatchMail identity whose answers belong to a ticket).
+    pub reply_to: Option<String>,
     /// `message-id-domain: acme.example`: right-hand side of the
-    /// Message-IDs Relais generates.
-    pub message_id_domain: String,
+    /// Message-IDs generated (by default the default identity's).
+    pub message_id_domain: Option<String>,
 }
 
 impl Default for Identity {
     fn default() -> Self {
-        let defaults = MailIdentity::default();
+        let defaults = crate::effects::Sender::default();
         Identity {
-            address: defaults.own_address,
-            message_id_domain: defaults.message_id_domain,
+            address: defaults.address,
+            name: None,
+            reply_to: None,
+            message_id_domain: Some(defaults.message_id_domain),
         }
     }
+}
+
+/// Sender authentication: which receiving servers' verdicts Relais takes.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Authentication {
+    /// `trusted-authserv-ids: [mx.acme.example]`: the authserv-ids of the
+    /// servers that receive the desk's mail. Their
+    /// `Authentication-Results` headers (RFC 8601) say whether the `From`
+    /// domain passed DMARC, DKIM, SPF or a login; any other such header is
+    /// ignored, since a sender can write one. Empty: no sender is
+    /// authenticated.
+    pub trusted_authserv_ids: Vec<String>,
 }
 
 /// Limits on failure notices.
@@ -307,6 +341,10 @@ pub struct EngineLimits {
     /// `batch: 256`: at most that many events share one store commit when
     /// mail arrives faster than it can be committed one by one.
     pub batch: usize,
+    /// `max-text-kib: 1024`: plugins see at most this much of a mail's text
+    /// (`text-truncated` tells them it was cut); the whole mail is stored.
+    /// A plugin's memory is bounded; a 20 MB text mail must not exhaust it.
+    pub max_text_kib: usize,
 }
 
 impl Default for EngineLimits {
@@ -314,6 +352,7 @@ impl Default for EngineLimits {
         EngineLimits {
             max_mail_mib: 25,
             batch: 256,
+            max_text_kib: 1024,
         }
     }
 }
@@ -473,14 +512,13 @@ impl Config {
         }
         if let Some(smtp) = &self.outbox.smtp {
             let at = |key: &str| vec![Key("outbox".into()), Key("smtp".into()), Key(key.into())];
-            if smtp.security == SmtpSecurity::Plain
-                && smtp.username.is_some()
-                && !is_loopback(&smtp.host)
-            {
+            if smtp.security == SmtpSecurity::Plain && !is_loopback(&smtp.host) {
+                // Even without a password, mail in clear across a network
+                // can be read and changed on the way: customers' mail.
                 errors.push(doc.diagnostic(
                     &at("security"),
                     format!(
-                        "`security: plain` would send the password in clear to {}: use `starttls` or `tls`",
+                        "`security: plain` would send mail (and any password) in clear to {}: use `starttls` or `tls`, or a loopback relay",
                         smtp.host
                     ),
                 ));
@@ -516,11 +554,49 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if !self.identity.address.contains('@') {
-            errors.push(doc.diagnostic(
-                &[Key("identity".into()), Key("address".into())],
-                format!("`{}` is not a mail address", self.identity.address),
-            ));
+        let identities = std::iter::once((None, &self.identity))
+            .chain(self.identities.iter().map(|(name, i)| (Some(name), i)));
+        for (name, identity) in identities {
+            let at = |key: &str| match name {
+                None => vec![Key("identity".into()), Key(key.into())],
+                Some(name) => vec![Key("identities".into()), Key(name.clone()), Key(key.into())],
+            };
+            if name.is_some_and(|n| n == DEFAULT_IDENTITY) {
+                errors.push(doc.diagnostic(
+                    &[Key("identities".into()), Key(DEFAULT_IDENTITY.into())],
+                    "`default` is the top-level `identity:`; give this identity another name",
+                ));
+            }
+            if let Some(problem) = address_problem(&identity.address) {
+                errors.push(doc.diagnostic(
+                    &at("address"),
+                    format!("`{}` is not a mail address: it {problem}", identity.address),
+                ));
+            }
+            if let Some(reply_to) = &identity.reply_to
+                && let Some(problem) = address_problem(reply_to)
+            {
+                errors.push(doc.diagnostic(
+                    &at("reply-to"),
+                    format!("`{reply_to}` is not a mail address: it {problem}"),
+                ));
+            }
+            if let Some(display) = &identity.name
+                && display.contains(['\r', '\n'])
+            {
+                errors.push(doc.diagnostic(&at("name"), "must not hold a line break"));
+            }
+        }
+        let names = self.identity_names();
+        for (index, account) in self.accounts.iter().enumerate() {
+            if let Some(identity) = &account.identity
+                && !names.contains(identity)
+            {
+                errors.push(doc.diagnostic(
+                    &[Key("accounts".into()), Index(index), Key("identity".into())],
+                    unknown_identity(identity, &names),
+                ));
+            }
         }
         errors
     }
@@ -551,14 +627,55 @@ impl Config {
         Ok(())
     }
 
-    /// Outbound mail identity for effects.
+    /// Outbound mail identities for effects.
     pub fn mail_identity(&self) -> MailIdentity {
+        let default_domain = self
+            .identity
+            .message_id_domain
+            .clone()
+            .unwrap_or_else(|| crate::effects::Sender::default().message_id_domain);
+        let sender = |name: &str, identity: &Identity| crate::effects::Sender {
+            identity: name.to_string(),
+            address: identity.address.trim().to_string(),
+            name: identity.name.clone(),
+            reply_to: identity.reply_to.clone(),
+            message_id_domain: identity
+                .message_id_domain
+                .clone()
+                .unwrap_or_else(|| default_domain.clone()),
+        };
         MailIdentity {
-            own_address: self.identity.address.clone(),
-            message_id_domain: self.identity.message_id_domain.clone(),
+            default: sender(DEFAULT_IDENTITY, &self.identity),
+            named: self
+                .identities
+                .iter()
+                .map(|(name, identity)| sender(name, identity))
+                .collect(),
+            accounts: self
+                .accounts
+                .iter()
+                .filter_map(|a| Some((a.name.clone(), a.identity.clone()?)))
+                .collect(),
             notices_per_sender: self.failure_replies.per_sender,
             notice_window: Duration::from_secs(self.failure_replies.window_minutes * 60),
         }
+    }
+
+    /// The dispatcher's limits and identities.
+    pub fn options(&self) -> crate::dispatch::Options {
+        crate::dispatch::Options {
+            max_mail_bytes: self.limits.max_mail_mib.saturating_mul(1 << 20),
+            max_text_bytes: self.limits.max_text_kib.saturating_mul(1024),
+            identity: self.mail_identity(),
+            trusted_authserv_ids: self.authentication.trusted_authserv_ids.clone(),
+        }
+    }
+
+    /// The names rules and accounts may give as `identity:`.
+    pub fn identity_names(&self) -> Vec<String> {
+        std::iter::once(DEFAULT_IDENTITY.to_string())
+            .chain(self.identities.keys().cloned())
+            .collect()
     }
 
     /// Delay before attempt `attempts + 1` after a temporary failure.
@@ -567,6 +684,45 @@ impl Config {
         let delay = first.saturating_mul(1u64 << attempts.min(20));
         Duration::from_secs(delay.min(self.outbox.max_retry_seconds.max(first)))
     }
+}
+
+/// The message for an `identity:` that names no identity.
+pub fn unknown_identity(name: &str, names: &[String]) -> String {
+    let mut message = format!(
+        "unknown identity `{name}`: define it under `identities:` in relais.yaml (defined: {})",
+        names.join(", ")
+    );
+    if let Some(close) = names.iter().find(|n| strsim::levenshtein(n, name) <= 2) {
+        message.push_str(&format!("; did you mean `{close}`?"));
+    }
+    message
+}
+
+/// The name of the top-level `identity:`.
+pub const DEFAULT_IDENTITY: &str = "default";
+
+/// Why `address` is not a plain mail address (`local@domain`, no spaces,
+/// no line breaks, no display name), or `None` when it is one.
+pub fn address_problem(address: &str) -> Option<&'static str> {
+    if address.trim().is_empty() {
+        return Some("is empty");
+    }
+    if address.contains(['\r', '\n']) {
+        return Some("holds a line break");
+    }
+    if address.trim().contains(char::is_whitespace) {
+        return Some("holds a space");
+    }
+    let Some((local, domain)) = address.trim().rsplit_once('@') else {
+        return Some("has no `@`");
+    };
+    if local.is_empty() || domain.is_empty() || domain.contains('@') && !local.starts_with('"') {
+        return Some("is not `local-part@domain`");
+    }
+    if address.contains(['<', '>', ',', ';']) {
+        return Some("holds `<`, `>`, `,` or `;` (give the address alone)");
+    }
+    None
 }
 
 /// Whether `host` is a loopback name or address.

@@ -31,15 +31,21 @@ pub struct Options {
     /// (25 MiB) is the common limit of mail servers; parsing and plugin
     /// memory grow with the mail.
     pub max_mail_bytes: u64,
+    /// Plugins see at most this many bytes of a mail's text.
+    pub max_text_bytes: usize,
     /// Outbound mail identity.
     pub identity: MailIdentity,
+    /// The authserv-ids whose `Authentication-Results` count.
+    pub trusted_authserv_ids: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_mail_bytes: 25 * 1024 * 1024,
+            max_text_bytes: 1024 * 1024,
             identity: MailIdentity::default(),
+            trusted_authserv_ids: Vec::new(),
         }
     }
 }
@@ -139,6 +145,10 @@ pub struct Report {
     pub rules: Vec<String>,
     /// Every effect, in order.
     pub effects: Vec<Effect>,
+    /// What the rule behind each effect allows it (its identity, whether
+    /// its plugin may mail anyone), side by side with `effects`.
+    #[serde(skip)]
+    pub grants: Vec<effects::Grant>,
     /// How it ended.
     pub outcome: Outcome,
     /// Why it failed or was rejected.
@@ -146,6 +156,9 @@ pub struct Report {
     /// What could not be read well.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// For a mail: whether its sender is who `From` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<relais_sdk::SenderAuthentication>,
     /// Per rule: matched or not and why, effects, logs.
     pub trace: Vec<RuleTrace>,
     /// How long it took, in microseconds.
@@ -166,9 +179,11 @@ impl Report {
             summary,
             rules: Vec::new(),
             effects: Vec::new(),
+            grants: Vec::new(),
             outcome,
             error: None,
             warnings: Vec::new(),
+            authentication: None,
             trace: Vec::new(),
             duration_us: 0,
             event: None,
@@ -250,11 +265,32 @@ impl Dispatcher<'_> {
                 );
             }
         };
+        let mut parsed = parsed;
+        parsed.mail.authentication = crate::sources::auth::verdict(
+            &parsed.auth_headers,
+            &self.options.trusted_authserv_ids,
+            parsed.mail.from.as_ref().map(|from| from.email.as_str()),
+        );
+        if parsed.mail.text.len() > self.options.max_text_bytes {
+            let mut end = self.options.max_text_bytes;
+            while !parsed.mail.text.is_char_boundary(end) {
+                end -= 1;
+            }
+            parsed.warnings.push(format!(
+                "text of {} cut to {} for plugins (limits.max-text-kib); the whole mail is stored",
+                human_size(parsed.mail.text.len() as u64),
+                human_size(end as u64)
+            ));
+            parsed.mail.text.truncate(end);
+            parsed.mail.text_truncated = true;
+        }
+        report.warnings = parsed.warnings.clone();
+        let duplicate = !dry_run && self.is_duplicate(&mut parsed, &mut report)?;
         let mail = &parsed.mail;
         report.message_id = Some(mail.message_id.clone());
-        report.warnings = parsed.warnings.clone();
+        report.authentication = Some(mail.authentication.clone());
         report.summary = summarize_mail(mail);
-        if !dry_run && self.store.mail_exists(&mail.message_id)? {
+        if duplicate {
             report.outcome = Outcome::Duplicate;
             return self.finish(
                 report,
@@ -307,6 +343,34 @@ impl Dispatcher<'_> {
             receipt,
             dry_run,
         )
+    }
+
+    /// Whether `parsed` was already stored: its Message-ID with the same
+    /// content. A different mail that reuses an id is kept under an id of
+    /// its own ([`collision_id`](crate::sources::mail::collision_id)),
+    /// with a warning naming the collision.
+    fn is_duplicate(
+        &mut self,
+        parsed: &mut ParsedMail,
+        report: &mut Report,
+    ) -> Result<bool, StoreError> {
+        let id = parsed.mail.message_id.clone();
+        let same =
+            |stored: &Option<String>| stored.as_deref().is_none_or(|fp| fp == parsed.fingerprint);
+        match self.store.mail_fingerprint(&id)? {
+            None => return Ok(false),
+            Some(stored) if same(&stored) => return Ok(true),
+            Some(_) => {}
+        }
+        let own = crate::sources::mail::collision_id(&id, &parsed.fingerprint);
+        let taken = self.store.mail_fingerprint(&own)?;
+        if taken.is_none() {
+            report.warnings.push(format!(
+                "Message-ID <{id}> is already used by a different mail: this one is kept as <{own}>"
+            ));
+        }
+        parsed.mail.message_id = own;
+        Ok(taken.is_some())
     }
 
     /// Records that an input could not even be read (an unreadable file):
@@ -441,6 +505,17 @@ impl Dispatcher<'_> {
             trace.logs = host.take_logs();
             match result {
                 Ok(effects) => {
+                    let grant = effects::Grant {
+                        identity: rule.identity.as_ref().map(|(name, _)| name.clone()),
+                        mail_anyone: plugin
+                            .info()
+                            .capabilities
+                            .iter()
+                            .any(|c| c == relais_sdk::MAIL_ANYONE),
+                    };
+                    report
+                        .grants
+                        .extend(std::iter::repeat_n(grant, effects.len()));
                     report.effects.extend(effects.iter().cloned());
                     trace.effects = effects;
                 }
@@ -460,6 +535,7 @@ impl Dispatcher<'_> {
             report.outcome = Outcome::Failed;
             report.error = Some(error);
             report.effects.clear();
+            report.grants.clear();
         } else if report.rules.is_empty() {
             report.outcome = Outcome::NoMatch;
         } else {
@@ -536,7 +612,8 @@ impl Dispatcher<'_> {
                     mail: event_mail,
                     identity: &identity,
                 };
-                effects::apply(&tx, &report.effects, &context).map_err(ApplyError::Effect)?;
+                effects::apply(&tx, &report.effects, &report.grants, &context)
+                    .map_err(ApplyError::Effect)?;
             }
             tx.commit()?;
             Ok(run)
@@ -596,7 +673,7 @@ fn insert_mail(
 ) -> Result<i64, StoreError> {
     let empty: [String; 0] = [];
     let message_id = report.message_id.as_deref().unwrap_or_default();
-    let automatic = parsed.and_then(|p| p.mail.automatic_reason(&[identity.own_address.as_str()]));
+    let automatic = parsed.and_then(|p| p.mail.automatic_reason(&identity.own_addresses()));
     let record = match parsed {
         Some(parsed) => NewMail {
             message_id,
@@ -612,6 +689,7 @@ fn insert_mail(
             automatic: automatic.as_deref(),
             status,
             error: report.error.as_deref(),
+            fingerprint: Some(&parsed.fingerprint),
         },
         None => NewMail {
             message_id,
@@ -627,6 +705,7 @@ fn insert_mail(
             automatic: None,
             status,
             error: report.error.as_deref(),
+            fingerprint: None,
         },
     };
     tx.insert_mail(&record)
@@ -647,6 +726,7 @@ fn run_record(report: &Report, started_at: &str, started: Instant) -> RunRecord 
             "rules": report.trace,
             "effects": report.effects,
             "warnings": report.warnings,
+            "authentication": report.authentication,
             "event": report.event,
         }),
     }
@@ -694,7 +774,7 @@ fn too_large_notice(
     limit: u64,
     warnings: &mut Vec<String>,
 ) -> Option<Effect> {
-    if let Some(why) = mail.automatic_reason(&[identity.own_address.as_str()]) {
+    if let Some(why) = mail.automatic_reason(&identity.own_addresses()) {
         warnings.push(format!("sender not told: automatic mail ({why})"));
         return None;
     }
@@ -863,13 +943,14 @@ mod tests {
                 .get("request")
                 .and_then(|r| r.as_u64())
                 .unwrap_or(saved.after.number);
+            let (kind, id, side) = match config.get("author").and_then(|a| a.as_str()) {
+                Some(contact) => (PartyKind::Contact, contact.to_string(), Side::Customer),
+                None => (PartyKind::Collaborator, "co-paul".to_string(), Side::Staff),
+            };
             Ok(vec![Effect::PostMessage {
                 request,
-                author: Author {
-                    kind: PartyKind::Collaborator,
-                    id: "co-paul".into(),
-                },
-                side: Side::Staff,
+                author: Author { kind, id },
+                side,
                 source: MessageSource::Plugin,
                 body: format!("saved: {:?}", saved.changes),
                 notify_by_email: None,
@@ -880,7 +961,9 @@ mod tests {
     fn setup(rules: &str) -> (Store, RuleSet, Plugins) {
         let mut store = Store::open_in_memory().expect("store");
         let directory = "companies: [ { code: A, name: A } ]\n\
-            customers: [ { code: C, name: C, company: A } ]\n\
+            customers: [ { code: C, name: C, company: A }, { code: D, name: D, company: A } ]\n\
+            contacts: [ { id: ct-d, name: Dora, customer: D, email: dora@d.example } ]\n\
+            collaborators: [ { id: co-paul, name: Paul, email: paul@acme.example } ]\n\
             request-types: [ { code: INC } ]\n\
             requests: [ { number: 1, company: A, customer: C, type: INC, state: open } ]\n";
         let data = crate::directory::parse(std::path::Path::new("d.yaml"), directory, &store)
@@ -990,6 +1073,23 @@ mod tests {
             Some("rule `broken`: plugin `poster` refused the event: told to fail")
         );
         assert!(report.effects.is_empty());
+        assert!(store.messages(1).expect("messages").is_empty());
+    }
+
+    #[test]
+    fn an_effect_across_the_customer_boundary_is_refused_whichever_plugin_returns_it() {
+        let (store, reports) = dispatch(
+            "rules:\n  - id: cross\n    on: request-saved\n    run: { plugin: poster, config: { author: ct-d } }\n",
+            &[vec![ChangeKind::Closed]],
+        );
+        let report = &reports[0];
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(
+            report.error.as_deref(),
+            Some(
+                "effect 1 (post-message): contact `ct-d` of customer `D` may not write on request 1 of customer `C`"
+            )
+        );
         assert!(store.messages(1).expect("messages").is_empty());
     }
 }

@@ -4,18 +4,72 @@
 //! does not exist, or posting on a locked conversation, fails the whole
 //! event (the transaction is dropped) with a reason naming the effect.
 
-use relais_sdk::{Effect, Mail, Settings};
+use relais_sdk::{Author, Effect, Mail, PartyKind, Settings, Side};
 use sha2::{Digest, Sha256};
 
 use crate::store::{NewMessage, OutgoingMail, StoreError, Tx};
 
-/// Settings of outbound mail that effects produce.
+/// One identity outbound mail goes out with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// Its name in `relais.yaml` (`default` for the top-level `identity:`).
+    pub identity: String,
+    /// The From address, also the `X-Loop` value.
+    pub address: String,
+    /// The From's display name.
+    pub name: Option<String>,
+    /// Where answers go, when not to `address`.
+    pub reply_to: Option<String>,
+    /// Right-hand side of the Message-IDs generated.
+    pub message_id_domain: String,
+}
+
+impl Default for Sender {
+    fn default() -> Self {
+        Sender {
+            identity: crate::config::DEFAULT_IDENTITY.to_string(),
+            address: "relais@localhost".to_string(),
+            name: None,
+            reply_to: None,
+            message_id_domain: "relais.localhost".to_string(),
+        }
+    }
+}
+
+impl Sender {
+    /// The `From` header value: `Name <address>`, or the address alone.
+    pub fn from_header(&self) -> String {
+        match &self.name {
+            Some(name) if !name.trim().is_empty() => {
+                let quoted = name.trim().replace(['\\', '"'], "");
+                format!("\"{quoted}\" <{}>", self.address)
+            }
+            _ => self.address.clone(),
+        }
+    }
+
+    /// The identity headers of a mail it sends: `From`, `Reply-To` and
+    /// our `X-Loop`.
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = vec![("From".to_string(), self.from_header())];
+        if let Some(reply_to) = &self.reply_to {
+            headers.push(("Reply-To".to_string(), reply_to.clone()));
+        }
+        headers.push(("X-Loop".to_string(), self.address.clone()));
+        headers
+    }
+}
+
+/// Who outbound mail is from, and the limits of failure notices.
 #[derive(Debug, Clone)]
 pub struct MailIdentity {
-    /// Our own address: the `X-Loop` value, and the sender of automatic replies.
-    pub own_address: String,
-    /// Right-hand side of the Message-IDs we generate.
-    pub message_id_domain: String,
+    /// The top-level `identity:`: alerts, reminders, message
+    /// notifications, unless a rule names another.
+    pub default: Sender,
+    /// The named `identities:`.
+    pub named: Vec<Sender>,
+    /// Account name to the identity its notices come from.
+    pub accounts: std::collections::BTreeMap<String, String>,
     /// Failure notices to one address within [`MailIdentity::notice_window`]
     /// beyond which they are held back.
     pub notices_per_sender: u32,
@@ -26,11 +80,60 @@ pub struct MailIdentity {
 impl Default for MailIdentity {
     fn default() -> Self {
         MailIdentity {
-            own_address: "relais@localhost".to_string(),
-            message_id_domain: "relais.localhost".to_string(),
+            default: Sender::default(),
+            named: Vec::new(),
+            accounts: std::collections::BTreeMap::new(),
             notices_per_sender: 5,
             notice_window: std::time::Duration::from_secs(3600),
         }
+    }
+}
+
+impl MailIdentity {
+    /// The identity called `name` (`default` included).
+    pub fn named(&self, name: &str) -> Option<&Sender> {
+        std::iter::once(&self.default)
+            .chain(&self.named)
+            .find(|sender| sender.identity == name)
+    }
+
+    /// Every address of ours: mail carrying one in `X-Loop` came from us.
+    pub fn own_addresses(&self) -> Vec<&str> {
+        std::iter::once(&self.default)
+            .chain(&self.named)
+            .map(|sender| sender.address.as_str())
+            .collect()
+    }
+
+    /// The identity a failure notice about `mail` comes from: the one of
+    /// the account it arrived on, else the identity whose address it was
+    /// sent to, else the default. The sender answered an address; the
+    /// notice comes back from that address.
+    pub fn for_notice(&self, mail: Option<&Mail>) -> &Sender {
+        let Some(mail) = mail else {
+            return &self.default;
+        };
+        if let Some(sender) = self
+            .accounts
+            .get(&mail.account)
+            .and_then(|name| self.named(name))
+        {
+            return sender;
+        }
+        let recipients: Vec<&str> = mail
+            .to
+            .iter()
+            .chain(&mail.cc)
+            .map(|a| a.email.trim())
+            .collect();
+        std::iter::once(&self.default)
+            .chain(&self.named)
+            .find(|sender| {
+                recipients
+                    .iter()
+                    .any(|to| to.eq_ignore_ascii_case(&sender.address))
+            })
+            .unwrap_or(&self.default)
     }
 }
 
@@ -47,6 +150,17 @@ pub struct EffectError {
     pub source: StoreError,
 }
 
+/// What the rule whose plugin returned an effect lets it do: the identity
+/// its mail goes out with, and whether it may mail anyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The rule's `identity:`; the default identity when `None`.
+    pub identity: Option<String>,
+    /// The plugin declared the `mail-anyone` capability: its `send-mail`
+    /// may go to addresses that are in no directory record.
+    pub mail_anyone: bool,
+}
+
 /// What applying effects needs to know of the event.
 #[derive(Debug)]
 pub struct EffectContext<'a> {
@@ -61,15 +175,22 @@ pub struct EffectContext<'a> {
     pub identity: &'a MailIdentity,
 }
 
-/// Applies `effects` in order within `tx`.
+/// Applies `effects` in order within `tx`; `grants[i]`, when there, is
+/// what the rule behind `effects[i]` allows (else the defaults).
+///
+/// Every effect is checked against the directory here, whichever plugin
+/// returned it: a plugin decides, but only within the customer boundary.
 pub fn apply(
     tx: &Tx<'_>,
     effects: &[Effect],
+    grants: &[Grant],
     context: &EffectContext<'_>,
 ) -> Result<(), EffectError> {
     let tag = relais_sdk::TicketTag::parse(&context.settings.ticket_tag).unwrap_or_default();
+    let default_grant = Grant::default();
     for (index, effect) in effects.iter().enumerate() {
-        apply_one(tx, effect, index, context, &tag).map_err(|source| EffectError {
+        let grant = grants.get(index).unwrap_or(&default_grant);
+        apply_one(tx, effect, index, grant, context, &tag).map_err(|source| EffectError {
             index: index + 1,
             kind: effect.kind(),
             source,
@@ -78,15 +199,136 @@ pub fn apply(
     Ok(())
 }
 
+/// Who a direct message is mailed to, or why no one is: a staff message
+/// with "notify by email" goes to the request's requester (Mail 1).
+/// Customers' messages are read in the desk.
+pub fn message_notice(
+    tx: &Tx<'_>,
+    request: &relais_sdk::Request,
+    side: Side,
+    notify: bool,
+) -> Result<Result<String, &'static str>, StoreError> {
+    Ok(match (notify, side) {
+        (false, _) => Err("not asked"),
+        (true, Side::Customer) => Err("staff read customer messages in the desk"),
+        (true, Side::Staff) => match &request.requester {
+            None => Err("the request has no requester"),
+            Some(requester) => match tx.contact_email(requester)? {
+                Some(email) => Ok(email),
+                None => Err("the requester has no email address"),
+            },
+        },
+    })
+}
+
+fn refused(message: String) -> StoreError {
+    StoreError::Refused(message)
+}
+
+/// A message's author must be on its side and, for a contact, of the
+/// request's customer.
+fn check_author(
+    tx: &Tx<'_>,
+    request: &relais_sdk::Request,
+    author: &Author,
+    side: Side,
+) -> Result<(), StoreError> {
+    match (author.kind, side) {
+        (PartyKind::Collaborator, Side::Staff) => {
+            if tx.party(PartyKind::Collaborator, &author.id)?.is_none() {
+                return Err(refused(format!("unknown collaborator `{}`", author.id)));
+            }
+        }
+        (PartyKind::Contact, Side::Customer) => match tx.party(PartyKind::Contact, &author.id)? {
+            None => return Err(refused(format!("unknown contact `{}`", author.id))),
+            Some(customer) if customer.as_deref() != Some(request.customer.as_str()) => {
+                return Err(refused(format!(
+                    "contact `{}` of customer `{}` may not write on request {} of customer `{}`",
+                    author.id,
+                    customer.unwrap_or_default(),
+                    request.number,
+                    request.customer
+                )));
+            }
+            Some(_) => {}
+        },
+        (PartyKind::Collaborator, Side::Customer) => {
+            return Err(refused(format!(
+                "collaborator `{}` cannot write on the customer side",
+                author.id
+            )));
+        }
+        (PartyKind::Contact, Side::Staff) => {
+            return Err(refused(format!(
+                "contact `{}` cannot write on the staff side",
+                author.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Each recipient of a mail must be in the directory: staff, or a contact
+/// of the request's customer when the mail is about a request (an alert,
+/// a reminder); an email-to-fax address built from such a contact's fax
+/// number counts as that contact's. A plugin granted `mail-anyone` may
+/// write to others.
+fn check_recipients(
+    tx: &Tx<'_>,
+    to: &[String],
+    request: Option<&relais_sdk::Request>,
+    grant: &Grant,
+) -> Result<(), StoreError> {
+    for address in to {
+        if let Some(problem) = crate::config::address_problem(address) {
+            return Err(refused(format!(
+                "`{address}` is not a mail address: it {problem}"
+            )));
+        }
+        if grant.mail_anyone {
+            continue;
+        }
+        let owners = tx.address_parties(address.trim())?;
+        let allowed = |customer: &Option<String>| match (request, customer) {
+            // Staff may be told about any request.
+            (_, None) => true,
+            (Some(request), Some(customer)) => *customer == request.customer,
+            (None, Some(_)) => true,
+        };
+        if owners.iter().any(allowed) {
+            continue;
+        }
+        if owners.is_empty() {
+            return Err(refused(format!(
+                "{address} is in no directory record: a plugin mails only collaborators and contacts unless it declares the `mail-anyone` capability"
+            )));
+        }
+        let customer = request.map(|r| r.customer.as_str()).unwrap_or_default();
+        return Err(refused(format!(
+            "{address} belongs to no contact of customer `{customer}` nor to staff: mail about request {} stays within its customer",
+            request.map(|r| r.number).unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
 fn apply_one(
     tx: &Tx<'_>,
     effect: &Effect,
     index: usize,
+    grant: &Grant,
     context: &EffectContext<'_>,
     tag: &relais_sdk::TicketTag,
 ) -> Result<(), StoreError> {
     let run = context.run;
     let tagged = |subject: &str, request: Option<u64>| tagged(tag, subject, request);
+    let rule_sender = match &grant.identity {
+        None => &context.identity.default,
+        Some(name) => context
+            .identity
+            .named(name)
+            .ok_or_else(|| refused(format!("unknown identity `{name}`")))?,
+    };
     match effect {
         Effect::PostMessage {
             request,
@@ -96,6 +338,8 @@ fn apply_one(
             body,
             notify_by_email,
         } => {
+            let found = tx.require_request(*request)?;
+            check_author(tx, &found, author, *side)?;
             let notify = notify_by_email.unwrap_or(context.settings.notify_by_email_default);
             let message = NewMessage {
                 request: *request,
@@ -106,6 +350,29 @@ fn apply_one(
                 notify_by_email: notify,
             };
             tx.post_message(&message, run)?;
+            // The other side is told here, whoever posted (a person through
+            // the API, CatchMail, a plugin): one path for every message.
+            if let Ok(to) = message_notice(tx, &found, *side, notify)? {
+                let subject = found.subject.as_deref().unwrap_or_default();
+                let notice = OutgoingMail {
+                    message_id: outbound_id(context, index, &context.identity.default),
+                    kind: "mail".to_string(),
+                    to: vec![to],
+                    subject: tagged(
+                        format!("[#{request}] {}", subject.trim()).trim_end(),
+                        Some(*request),
+                    ),
+                    body: format!(
+                        "Nouveau message sur votre demande {request} / New message on your request {request}:\n\n{}\n",
+                        body.trim()
+                    ),
+                    headers: automatic_headers("auto-generated", &context.identity.default),
+                    request: Some(*request),
+                    in_reply_to: Vec::new(),
+                    references: Vec::new(),
+                };
+                tx.queue_mail(&notice, run, None, false)?;
+            }
         }
         Effect::SendMail {
             to,
@@ -115,23 +382,23 @@ fn apply_one(
             exchange,
         } => {
             if to.is_empty() {
-                return Err(StoreError::Refused(
-                    "a mail needs at least one recipient".to_string(),
-                ));
+                return Err(refused("a mail needs at least one recipient".to_string()));
             }
+            if subject.contains(['\r', '\n']) {
+                return Err(refused("a subject must not hold a line break".to_string()));
+            }
+            let found = request.map(|n| tx.require_request(n)).transpose()?;
+            check_recipients(tx, to, found.as_ref(), grant)?;
             let mail = OutgoingMail {
-                message_id: outbound_id(context, index),
+                message_id: outbound_id(context, index, rule_sender),
                 kind: "mail".to_string(),
-                to: to.clone(),
+                to: to.iter().map(|t| t.trim().to_string()).collect(),
                 subject: tagged(subject, *request),
                 body: body.clone(),
                 // Mail a rule sends is automatic (RFC 3834): out-of-office
                 // robots must not answer it, and our own X-Loop lets Relais
                 // recognise it should it come back.
-                headers: vec![
-                    ("Auto-Submitted".to_string(), "auto-generated".to_string()),
-                    ("X-Loop".to_string(), context.identity.own_address.clone()),
-                ],
+                headers: automatic_headers("auto-generated", rule_sender),
                 request: *request,
                 in_reply_to: Vec::new(),
                 references: Vec::new(),
@@ -149,10 +416,20 @@ fn apply_one(
             request,
         } => {
             if to.trim().is_empty() {
-                return Err(StoreError::Refused(
-                    "a failure reply needs a recipient".to_string(),
+                return Err(refused("a failure reply needs a recipient".to_string()));
+            }
+            if let Some(problem) = crate::config::address_problem(to) {
+                return Err(refused(format!(
+                    "`{to}` is not a mail address: it {problem}"
+                )));
+            }
+            if reason.contains(['\r', '\n']) {
+                return Err(refused(
+                    "a reason code must not hold a line break".to_string(),
                 ));
             }
+            // A notice comes back from the address the sender wrote to.
+            let sender = context.identity.for_notice(context.mail);
             let original = context.mail.filter(|m| &m.message_id == in_reply_to);
             let mut references: Vec<String> =
                 original.map(|m| m.references.clone()).unwrap_or_default();
@@ -167,19 +444,17 @@ fn apply_one(
                     .collect::<Vec<_>>()
                     .join(" ")
             };
+            let mut headers = automatic_headers("auto-replied", sender);
+            headers.push(("In-Reply-To".to_string(), format!("<{in_reply_to}>")));
+            headers.push(("References".to_string(), header_ids(&references)));
+            headers.push(("X-Relais-Reason".to_string(), reason.clone()));
             let mail = OutgoingMail {
-                message_id: outbound_id(context, index),
+                message_id: outbound_id(context, index, sender),
                 kind: "failure-reply".to_string(),
                 to: vec![to.trim().to_string()],
                 subject: tagged(&subject, *request),
                 body: format!("{message}\n\n-- \nCode: {reason}\n"),
-                headers: vec![
-                    ("Auto-Submitted".to_string(), "auto-replied".to_string()),
-                    ("In-Reply-To".to_string(), format!("<{in_reply_to}>")),
-                    ("References".to_string(), header_ids(&references)),
-                    ("X-Loop".to_string(), context.identity.own_address.clone()),
-                    ("X-Relais-Reason".to_string(), reason.clone()),
-                ],
+                headers,
                 request: *request,
                 in_reply_to: vec![in_reply_to.clone()],
                 references,
@@ -207,6 +482,21 @@ fn apply_one(
             subject,
             link_mail,
         } => {
+            if subject.contains(['\r', '\n']) {
+                return Err(refused("a subject must not hold a line break".to_string()));
+            }
+            if let Some(requester) = requester {
+                match tx.party(PartyKind::Contact, requester)? {
+                    None => return Err(refused(format!("unknown contact `{requester}`"))),
+                    Some(of) if of.as_deref() != Some(customer.as_str()) => {
+                        return Err(refused(format!(
+                            "contact `{requester}` of customer `{}` cannot request a ticket of customer `{customer}`",
+                            of.unwrap_or_default()
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
             let number = tx.create_request(
                 company,
                 customer,
@@ -231,6 +521,14 @@ fn apply_one(
     Ok(())
 }
 
+/// The headers of an automatic mail (RFC 3834 `Auto-Submitted`) sent as
+/// `sender`.
+fn automatic_headers(auto_submitted: &str, sender: &Sender) -> Vec<(String, String)> {
+    let mut headers = vec![("Auto-Submitted".to_string(), auto_submitted.to_string())];
+    headers.extend(sender.headers());
+    headers
+}
+
 /// `subject` of a mail about `request`, with the desk's ticket tag: mail
 /// about a ticket carries it, so the answer comes back to the ticket even
 /// from a mail program that drops In-Reply-To and References. The shipped
@@ -253,7 +551,7 @@ fn tagged(tag: &relais_sdk::TicketTag, subject: &str, request: Option<u64>) -> S
 
 /// A Message-ID unique to this run and effect, so the outbox never holds
 /// one id twice and a resend after a crash is recognised.
-fn outbound_id(context: &EffectContext<'_>, index: usize) -> String {
+fn outbound_id(context: &EffectContext<'_>, index: usize, sender: &Sender) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -262,12 +560,12 @@ fn outbound_id(context: &EffectContext<'_>, index: usize) -> String {
         .run
         .map(|run| run.to_string())
         .unwrap_or_else(|| "api".to_string());
-    let salt = Sha256::digest(format!("{run}:{index}:{nanos}"));
+    let salt = Sha256::digest(format!("{run}:{index}:{nanos}:{}", sender.address));
     format!(
         "relais.{}.{}.{}@{}",
         run,
         index + 1,
         &hex::encode(salt)[..12],
-        context.identity.message_id_domain
+        sender.message_id_domain
     )
 }

@@ -33,6 +33,8 @@ pub struct Sources {
     pub templates: PathBuf,
     /// Customer plugins (`*.wasm`, `limits.yaml`).
     pub plugins: PathBuf,
+    /// The identities of `relais.yaml` rules may name (`run.identity`).
+    pub identities: Vec<String>,
 }
 
 impl Sources {
@@ -184,6 +186,7 @@ pub fn load(
         &sources.plugins,
         &sources.rules,
         &sources.templates,
+        &sources.identities,
     )?;
     Ok(Generation {
         version,

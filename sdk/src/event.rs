@@ -104,11 +104,65 @@ pub struct Mail {
     /// The text body: the first text part, or the HTML part turned into text
     /// when there is no text part; empty when the mail has neither.
     pub text: String,
+    /// Whether `text` was cut at the host's limit (`limits.max-text-kib`):
+    /// the whole mail stays in the store, a plugin sees its beginning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text_truncated: bool,
     /// Attachments, metadata only.
     #[serde(default)]
     pub attachments: Vec<Attachment>,
     /// Size of the raw message in bytes.
     pub size: u64,
+    /// Whether the sender is who `From` says, as the receiving server
+    /// established it (`Authentication-Results` of a trusted authserv-id).
+    #[serde(default)]
+    pub authentication: SenderAuthentication,
+}
+
+/// The verdict on a mail's sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthResult {
+    /// The `From` domain was authenticated (DMARC, or DKIM or SPF aligned
+    /// with it).
+    Pass,
+    /// A check of the `From` domain failed: the sender is not who `From`
+    /// says.
+    Fail,
+    /// No trusted verdict: no `Authentication-Results` of a trusted
+    /// server, or it said nothing about the `From` domain.
+    #[default]
+    None,
+}
+
+impl AuthResult {
+    /// `pass`, `fail` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthResult::Pass => "pass",
+            AuthResult::Fail => "fail",
+            AuthResult::None => "none",
+        }
+    }
+}
+
+/// What is known of a mail's sender: the verdict, and what it rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SenderAuthentication {
+    /// The verdict.
+    pub result: AuthResult,
+    /// The domain the verdict is about (the `From` domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The method that gave it: `dmarc`, `dkim` or `spf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Who gave it: the authserv-id of the receiving server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// In words, for traces and logs.
+    #[serde(default)]
+    pub reason: String,
 }
 
 impl Mail {

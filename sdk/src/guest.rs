@@ -213,6 +213,7 @@ impl From<wit::Mail> for Mail {
             list_headers: mail.list_headers,
             x_loop: mail.x_loop,
             text: mail.text,
+            text_truncated: mail.text_truncated,
             attachments: mail
                 .attachments
                 .into_iter()
@@ -224,6 +225,17 @@ impl From<wit::Mail> for Mail {
                 })
                 .collect(),
             size: mail.size,
+            authentication: crate::SenderAuthentication {
+                result: match mail.authentication.result {
+                    wit::AuthResult::Pass => crate::AuthResult::Pass,
+                    wit::AuthResult::Fail => crate::AuthResult::Fail,
+                    wit::AuthResult::None => crate::AuthResult::None,
+                },
+                domain: mail.authentication.domain,
+                method: mail.authentication.method,
+                authority: mail.authentication.authority,
+                reason: mail.authentication.reason,
+            },
         }
     }
 }

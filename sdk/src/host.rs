@@ -115,17 +115,25 @@ pub trait Host {
 }
 
 /// The version of the WIT package (`relais:plugin`) this SDK speaks.
-pub const WIT_VERSION: &str = "0.4.0";
+pub const WIT_VERSION: &str = "0.5.0";
 
-/// The query capabilities a plugin may declare. `log` is always granted.
-pub const CAPABILITIES: [&str; 6] = [
+/// The capabilities a plugin may declare: the query interfaces, and
+/// [`MAIL_ANYONE`]. `log` is always granted.
+pub const CAPABILITIES: [&str; 7] = [
     "requests",
     "directory",
     "settings",
     "contracts",
     "mail",
     "templates",
+    MAIL_ANYONE,
 ];
+
+/// The capability to send mail to addresses in no directory record (a
+/// plugin that forwards to an outside service). Without it, the host
+/// refuses a `send-mail` to anyone but collaborators and the contacts of
+/// the request's customer. It links no interface.
+pub const MAIL_ANYONE: &str = "mail-anyone";
 
 /// What a plugin says of itself; the host checks it when the plugin loads.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

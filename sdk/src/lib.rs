@@ -75,9 +75,12 @@ pub use directory::{
 };
 pub use effect::{Author, Effect, MessageSource, Side};
 pub use event::{
-    Address, Attachment, ChangeKind, ContractEvent, Event, Mail, RequestSaved, ScheduleFired,
+    Address, Attachment, AuthResult, ChangeKind, ContractEvent, Event, Mail, RequestSaved,
+    ScheduleFired, SenderAuthentication,
 };
-pub use host::{CAPABILITIES, Host, HostError, Level, Metadata, Plugin, PluginError, WIT_VERSION};
+pub use host::{
+    CAPABILITIES, Host, HostError, Level, MAIL_ANYONE, Metadata, Plugin, PluginError, WIT_VERSION,
+};
 pub use tag::{DEFAULT_TICKET_TAG, REPLY_PREFIXES, SUBJECT_MARKERS, SubjectPrefixes, TicketTag};
 pub use template::{AlertChange, AlertContext, Reminder, ReminderContext, Rendered};
 

@@ -208,15 +208,15 @@ fn bad_input_gets_a_clear_error_and_the_batch_goes_on() {
     write(
         &batch,
         "03-no-text.eml",
-        b"From: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <notext@d>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n",
+        b"Authentication-Results: mx.acme.example; dmarc=pass header.from=dupont.example\r\nFrom: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <notext@d>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n",
     );
     write(
         &batch,
         "04-unknown-charset.eml",
-        b"From: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <charset@d>\r\nContent-Type: text/plain; charset=x-klingon-42\r\n\r\nQapla\xe9 \xff\r\n",
+        b"Authentication-Results: mx.acme.example; dmarc=pass header.from=dupont.example\r\nFrom: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <charset@d>\r\nContent-Type: text/plain; charset=x-klingon-42\r\n\r\nQapla\xe9 \xff\r\n",
     );
     // 30 MB: over the 25 MiB default limit.
-    let mut huge = b"From: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <huge@d>\r\n\r\n".to_vec();
+    let mut huge = b"Authentication-Results: mx.acme.example; dmarc=pass header.from=dupont.example\r\nFrom: jeanne@dupont.example\r\nTo: catchmail@acme.example\r\nSubject: #23010203 *message*\r\nMessage-ID: <huge@d>\r\n\r\n".to_vec();
     huge.extend(
         std::iter::repeat_n(
             b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuv\r\n".as_slice(),

@@ -215,6 +215,7 @@ accounts:
   retry-seconds: 1
   max-retry-seconds: 2
 identity: {{ address: catchmail@{name}.example, message-id-domain: {name}.example }}
+authentication: {{ trusted-authserv-ids: [mx.acme.example] }}
 {extra}",
         rules = root().join("rules").display(),
         templates = root().join("templates").display(),

@@ -239,7 +239,7 @@ fn plugin_run_prints_effects_and_logs_without_applying() {
         fixture("mails/catchmail-jeanne.eml")
             .to_str()
             .expect("utf-8"),
-        "--config",
+        "--rule-config",
         fixture("misbehave-query.yaml").to_str().expect("utf-8"),
     ]);
     assert_eq!(run.code, 0, "{run:?}");

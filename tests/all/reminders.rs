@@ -264,6 +264,7 @@ fn a_store_from_before_exchanges_counts_linked_mail_as_received() {
         conn.execute_batch(
             "DROP TABLE exchanges; DROP INDEX requests_state;
              ALTER TABLE mails DROP COLUMN automatic;
+             ALTER TABLE mails DROP COLUMN fingerprint;
              ALTER TABLE schedule_state DROP COLUMN schedule;
              PRAGMA user_version = 5;",
         )

@@ -35,6 +35,10 @@ impl From<Output> for Run {
     }
 }
 
+/// The `relais.yaml` of every set-up: the server whose
+/// `Authentication-Results` the fixtures carry is trusted.
+pub const TEST_CONFIG: &str = "authentication: { trusted-authserv-ids: [mx.acme.example] }\n";
+
 /// A scratch set-up: its own store, and the shipped rules unless replaced.
 pub struct Setup {
     pub dir: tempfile::TempDir,
@@ -45,6 +49,10 @@ impl Setup {
     /// A fresh store with the shipped rules.
     pub fn new() -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
+        // Every command runs in the set-up's folder and reads its
+        // relais.yaml: the fixtures' mails carry the verdict of this
+        // receiving server.
+        std::fs::write(dir.path().join("relais.yaml"), TEST_CONFIG).expect("relais.yaml");
         Setup {
             dir,
             rules: root().join("rules"),

@@ -258,7 +258,7 @@ pub fn post_message(
     let notify = body
         .notify_by_email
         .unwrap_or(settings.notify_by_email_default);
-    let mut effects = vec![Effect::PostMessage {
+    let effects = vec![Effect::PostMessage {
         request: number,
         author: author.clone(),
         side,
@@ -266,40 +266,18 @@ pub fn post_message(
         body: body.body.clone(),
         notify_by_email: Some(notify),
     }];
-    // Who the notice goes to, or why no one is told.
-    let notice = match (notify, side) {
-        (false, _) => Err("not asked"),
-        (true, Side::Customer) => Err("staff read customer messages in the desk"),
-        (true, Side::Staff) => match &request.requester {
-            None => Err("the request has no requester"),
-            Some(requester) => match store.contact_email(requester)? {
-                Some(email) => Ok(email),
-                None => Err("the requester has no email address"),
-            },
-        },
-    };
-    if let Ok(to) = &notice {
-        let subject = request.subject.as_deref().unwrap_or_default();
-        effects.push(Effect::SendMail {
-            to: vec![to.clone()],
-            subject: format!("[#{number}] {subject}").trim_end().to_string(),
-            body: format!(
-                "Nouveau message sur votre demande {number} / New message on your request {number}:\n\n{}\n",
-                body.body.trim()
-            ),
-            request: Some(number),
-            exchange: None,
-        });
-    }
     let identity = dispatcher.options.identity.clone();
     let tx = dispatcher.store.begin()?;
+    // Who the notice goes to, or why no one is told: what the effect
+    // applier does for every message, whoever posts it.
+    let notice = crate::effects::message_notice(&tx, &request, side, notify)?;
     let context = EffectContext {
         run: None,
         settings,
         mail: None,
         identity: &identity,
     };
-    crate::effects::apply(&tx, &effects, &context).map_err(|error| match error.source {
+    crate::effects::apply(&tx, &effects, &[], &context).map_err(|error| match error.source {
         crate::store::StoreError::Refused(message) => CallError::Conflict(message),
         other => CallError::Internal(other.to_string()),
     })?;

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use relais::{Options, Store};
+use relais::Store;
 
 const DIRECTORY: &str = include_str!("../../../demo/directory.yaml");
+const CONFIG: &str = include_str!("../../../demo/relais.yaml");
 const RULES: &[(&str, &str)] = &[
     (
         "catchmail.yaml",
@@ -139,12 +140,16 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         write(&dir.join("templates").join(name), text.as_bytes())?;
     }
     write(&dir.join("requests.yaml"), SAVES.as_bytes())?;
+    write(&dir.join("relais.yaml"), CONFIG.as_bytes())?;
     write(&dir.join("directory.yaml"), DIRECTORY.as_bytes())?;
     for (name, bytes) in MAILS {
         write(&dir.join("spool").join(name), bytes)?;
     }
 
     println!("Relais demo in {}\n", dir.display());
+    let config_file = dir.join("relais.yaml");
+    let config = relais::config::Config::parse(&config_file, CONFIG)
+        .map_err(|errors| anyhow::anyhow!("demo config: {}", errors[0]))?;
     let mut store = Store::open(&db)?;
     let directory_file = dir.join("directory.yaml");
     let data = relais::directory::parse(&directory_file, DIRECTORY, &store)
@@ -166,6 +171,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         &dir.join("plugins"),
         &dir.join("rules"),
         &dir.join("templates"),
+        &config.identity_names(),
     )
     .map_err(|errors| anyhow::anyhow!("demo rules: {}", errors[0]))?;
     println!(
@@ -181,7 +187,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         dir.join("spool").display()
     );
     let files = relais::sources::files::list(&[dir.join("spool")]);
-    let options = Options::default();
+    let options = config.options();
     let reports =
         super::process_files(&mut store, &loaded, &options, &files, "spool", false, false)?;
     println!();
@@ -243,14 +249,6 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
     // Outbound mail leaves through the default transport: files in the
     // pickup folder, as `relais run` would deliver them.
-    let config = relais::config::Config {
-        database: db.clone(),
-        outbox: relais::config::Outbox {
-            pickup: dir.join("outbox"),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
     let transport =
         relais::daemon::sender::Transport::from_config(&config).map_err(|e| anyhow::anyhow!(e))?;
     let io = tokio::runtime::Builder::new_current_thread()
@@ -263,10 +261,9 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
     super::output::print_outbox(&store.outbox(None, 50)?);
     println!(
-        "\nNext: `relais --db {db} runs` lists every run, `relais --db {db} runs show ID` shows why a run did what it did,\n\
-         `relais --db {db} thread demo-09@dupont.example` shows a mail thread, `relais --db {db} link ID --candidates` the tickets a mail could go to.\n\
-         In {dir}, `relais run` keeps watching spool/ (drop `.eml` files in it) and delivers into outbox/ until Ctrl-C.",
-        db = db.display(),
+        "\nNext, in {dir} (its relais.yaml is read there): `relais runs` lists every run, `relais runs show ID` shows why a run did what it did,\n\
+         `relais thread demo-09@dupont.example` shows a mail thread, `relais link ID --candidates` the tickets a mail could go to,\n\
+         and `relais run` keeps watching spool/ (drop `.eml` files in it) and delivers into outbox/ until Ctrl-C.",
         dir = dir.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@ use relais::sources::mail::typed_id;
 use relais::store::{Candidate, Direction, ThreadNode};
 use relais_sdk::SubjectPrefixes;
 
-use super::{Paths, engine_config, open_store};
+use super::{Paths, open_store};
 
 /// Prints the thread of `message_id` as a tree.
 pub fn thread(paths: &Paths, message_id: &str, json: bool) -> Result<ExitCode> {
@@ -74,7 +74,7 @@ pub enum LinkRequest {
     /// Link to a ticket or a new one.
     Link(Target, bool),
     /// List the candidate tickets.
-    Candidates(Option<std::path::PathBuf>),
+    Candidates,
 }
 
 /// Links a mail by hand, or lists the open tickets it could go to.
@@ -82,8 +82,8 @@ pub fn link(paths: &Paths, message_id: &str, request: LinkRequest, json: bool) -
     let mut store = open_store(&paths.db)?;
     let message_id = &typed_id(message_id);
     match request {
-        LinkRequest::Candidates(config) => {
-            let config = engine_config(paths, config.as_deref())?;
+        LinkRequest::Candidates => {
+            let config = &paths.config;
             let candidates = store
                 .candidates(
                     message_id,

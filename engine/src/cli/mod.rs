@@ -21,32 +21,101 @@ use relais::{Dispatcher, Options, Outcome, Plugins, Store};
 #[command(name = "relais", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
-    paths: Paths,
+    paths: PathArgs,
     #[command(subcommand)]
     command: Command,
 }
 
-/// Where the embedded set-up lives; every default is relative to the
-/// current directory.
+/// Where the set-up lives: `--config` (or `RELAIS_CONFIG`, else
+/// `relais.yaml` in the current directory when there is one) names the
+/// config whose paths, identities and limits every command uses;
+/// a path given here or by its environment variable wins over the file's.
+/// Without a file, every default is relative to the current directory.
 #[derive(Debug, Args)]
+struct PathArgs {
+    /// Engine config file (`relais.yaml`): its store, rules, plugins,
+    /// templates, identities and limits apply to every command.
+    #[arg(long, global = true, env = "RELAIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// SQLite store file [default: relais.db, or the config's `database`].
+    #[arg(long, global = true, env = "RELAIS_DB")]
+    db: Option<PathBuf>,
+    /// Directory of rule files (`*.yaml`) [default: rules].
+    #[arg(long, global = true, env = "RELAIS_RULES")]
+    rules: Option<PathBuf>,
+    /// Directory of customer plugins; bundled plugins are always available
+    /// [default: plugins].
+    #[arg(long, global = true, env = "RELAIS_PLUGINS")]
+    plugins: Option<PathBuf>,
+    /// Directory of mail templates (`*.jinja`) [default: templates].
+    #[arg(long, global = true, env = "RELAIS_TEMPLATES")]
+    templates: Option<PathBuf>,
+}
+
+/// The config file a command reads from the current directory when no
+/// `--config` is given.
+const DEFAULT_CONFIG: &str = "relais.yaml";
+
+/// What a command works on: the config file's (or the defaults'), with the
+/// paths given on the command line in place of its own.
+#[derive(Debug)]
 struct Paths {
     /// SQLite store file.
-    #[arg(long, global = true, env = "RELAIS_DB", default_value = "relais.db")]
     db: PathBuf,
-    /// Directory of rule files (`*.yaml`).
-    #[arg(long, global = true, env = "RELAIS_RULES", default_value = "rules")]
+    /// Directory of rule files.
     rules: PathBuf,
-    /// Directory of customer plugins; bundled plugins are always available.
-    #[arg(long, global = true, env = "RELAIS_PLUGINS", default_value = "plugins")]
+    /// Directory of customer plugins.
     plugins: PathBuf,
-    /// Directory of mail templates (`*.jinja`).
-    #[arg(
-        long,
-        global = true,
-        env = "RELAIS_TEMPLATES",
-        default_value = "templates"
-    )]
+    /// Directory of mail templates.
     templates: PathBuf,
+    /// The config file, when one was given.
+    file: Option<PathBuf>,
+    /// The whole config, its paths replaced by the above.
+    config: relais::config::Config,
+}
+
+impl Paths {
+    /// Reads the config file, if any; its problems are printed.
+    fn resolve(args: PathArgs) -> Result<Paths> {
+        // `relais.yaml` of the current directory, when there is one: run
+        // in a set-up's folder, every command uses its config.
+        let file = args.config.clone().or_else(|| {
+            let here = PathBuf::from(DEFAULT_CONFIG);
+            here.is_file().then_some(here)
+        });
+        let mut config = match &file {
+            Some(file) => relais::config::Config::load(file).map_err(|diagnostics| {
+                print_diagnostics(&diagnostics);
+                anyhow::anyhow!("{}: invalid config", file.display())
+            })?,
+            None => relais::config::Config::default(),
+        };
+        if let Some(db) = args.db {
+            config.database = db;
+        }
+        if let Some(rules) = args.rules {
+            config.rules = rules;
+        }
+        if let Some(plugins) = args.plugins {
+            config.plugins = plugins;
+        }
+        if let Some(templates) = args.templates {
+            config.templates = templates;
+        }
+        Ok(Paths {
+            db: config.database.clone(),
+            rules: config.rules.clone(),
+            plugins: config.plugins.clone(),
+            templates: config.templates.clone(),
+            file,
+            config,
+        })
+    }
+
+    /// The dispatcher's limits and identities, from the config.
+    fn options(&self) -> Options {
+        self.config.options()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,15 +203,11 @@ enum Command {
     },
     /// Run the engine: watch the spool folder and the IMAP accounts, process
     /// mail, deliver the outbox; stop with Ctrl-C or SIGTERM.
-    Run {
-        /// Engine config file (`relais.yaml`); its paths replace `--db`,
-        /// `--rules` and `--plugins`.
-        #[arg(long, env = "RELAIS_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    Run,
     /// Show what the engine running on this store uses: the rule set
     /// (version, hash, rules), plugins, the last reload and its errors, and
-    /// each source's state. Exit 1 when the last reload failed.
+    /// each source's state. Exit 1 when the last reload failed or no
+    /// engine is running (`stopped`, or `gone` after a crash).
     Status {
         /// JSON output.
         #[arg(long)]
@@ -182,10 +247,6 @@ enum Command {
         /// List the open tickets of the sender and of its customer.
         #[arg(long)]
         candidates: bool,
-        /// With --candidates: engine config file, for which states count
-        /// as closed.
-        #[arg(long, env = "RELAIS_CONFIG", requires = "candidates")]
-        config: Option<PathBuf>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -232,9 +293,9 @@ enum PluginCommand {
         /// The event: an `.eml` file (mail-received) or a YAML/JSON event.
         #[arg(long)]
         event: PathBuf,
-        /// The rule config, YAML or JSON.
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// The rule config, YAML or JSON (what a rule's `run.config` holds).
+        #[arg(long = "rule-config")]
+        rule_config: Option<PathBuf>,
         /// For an `.eml` event: the account it is taken as received on.
         #[arg(long, default_value = "cli")]
         account: String,
@@ -259,10 +320,6 @@ enum RequestCommand {
     Save {
         /// The file.
         file: PathBuf,
-        /// Engine config file, for which states count as resolved and
-        /// closed (`requests:`).
-        #[arg(long, env = "RELAIS_CONFIG")]
-        config: Option<PathBuf>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -315,7 +372,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let paths = &cli.paths;
+    let paths = &Paths::resolve(cli.paths)?;
     match cli.command {
         Command::Import { files } => import(paths, &files),
         Command::Check => check(paths),
@@ -395,19 +452,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Fire { rule, at, json } => fire(paths, &rule, at.as_deref(), json),
         Command::Request {
-            command: RequestCommand::Save { file, config, json },
-        } => {
-            let config = engine_config(paths, config.as_deref())?;
-            save_requests(paths, &file, &config.requests, json)
-        }
+            command: RequestCommand::Save { file, json },
+        } => save_requests(paths, &file, &paths.config.requests, json),
         Command::ContractEvent {
             contract,
             kind,
             json,
         } => contract_event(paths, &contract, &kind, json),
-        Command::Run { config } => {
-            let config = engine_config(paths, config.as_deref())?;
-            relais::daemon::run(config)?;
+        Command::Run => {
+            relais::daemon::run(paths.config.clone())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Outbox {
@@ -481,10 +534,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 PluginCommand::Run {
                     plugin,
                     event,
-                    config,
+                    rule_config,
                     account,
                 },
-        } => plugin_cmd::run(paths, &plugin, &event, config.as_deref(), &account),
+        } => plugin_cmd::run(paths, &plugin, &event, rule_config.as_deref(), &account),
         Command::Plugin {
             command: PluginCommand::New { name, dir, sdk },
         } => plugin_cmd::new(&name, &dir, sdk.as_deref()),
@@ -499,11 +552,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             request_type,
             replace,
             candidates,
-            config,
             json,
         } => {
             let request = if candidates {
-                mail_cmd::LinkRequest::Candidates(config)
+                mail_cmd::LinkRequest::Candidates
             } else if new {
                 let target = relais::links::Target::New {
                     requester,
@@ -529,12 +581,14 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
         );
     };
     let mut status: serde_json::Value = serde_json::from_str(&text)?;
-    // A process that died without saying so is not running.
-    let pid = status["pid"].as_u64().unwrap_or(0);
-    if status["state"] == "running" && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+    // Whether an engine holds the store's lock says whether one runs: a
+    // process that died without saying so is `gone`, one that stopped
+    // cleanly recorded `stopped`.
+    let alive = relais::daemon::lock::holder(&paths.db).is_some();
+    if !alive && status["state"] == "running" {
         status["state"] = serde_json::json!("gone");
     }
-    let failed = status["last-reload"]["ok"] == false;
+    let failed = status["last-reload"]["ok"] == false || !alive;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
@@ -545,24 +599,6 @@ fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The engine config: the `--config` file, or the defaults with the paths
-/// given on the command line.
-fn engine_config(paths: &Paths, file: Option<&Path>) -> Result<relais::config::Config> {
-    match file {
-        Some(file) => relais::config::Config::load(file).map_err(|diagnostics| {
-            print_diagnostics(&diagnostics);
-            anyhow::anyhow!("{}: invalid config", file.display())
-        }),
-        None => Ok(relais::config::Config {
-            database: paths.db.clone(),
-            rules: paths.rules.clone(),
-            plugins: paths.plugins.clone(),
-            templates: paths.templates.clone(),
-            ..Default::default()
-        }),
-    }
 }
 
 fn open_store(path: &Path) -> Result<Store> {
@@ -619,7 +655,13 @@ fn runtime() -> Result<Runtime> {
 /// Loads plugins, templates and rules; every problem (a plugin file that
 /// cannot load, a template or rule error) as a diagnostic.
 fn load_config(runtime: &Runtime, paths: &Paths) -> Result<Loaded, Vec<Diagnostic>> {
-    relais::rules::load_with_plugins(runtime, &paths.plugins, &paths.rules, &paths.templates)
+    relais::rules::load_with_plugins(
+        runtime,
+        &paths.plugins,
+        &paths.rules,
+        &paths.templates,
+        &paths.config.identity_names(),
+    )
 }
 
 /// Loads everything, or prints why not and says nothing was done.
@@ -654,6 +696,24 @@ fn check(paths: &Paths) -> Result<ExitCode> {
                     );
                     return Ok(ExitCode::FAILURE);
                 }
+            }
+            if let Some(file) = &paths.file {
+                println!(
+                    "ok: config {} ({} identit{}, {} account{})",
+                    file.display(),
+                    paths.config.identity_names().len(),
+                    if paths.config.identity_names().len() == 1 {
+                        "y"
+                    } else {
+                        "ies"
+                    },
+                    paths.config.accounts.len(),
+                    if paths.config.accounts.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
+                );
             }
             let rules = &loaded.rules;
             let n = rules.rules.len();
@@ -702,7 +762,7 @@ fn save_requests(
     };
     let mut store = open_store(&paths.db)?;
     let metrics = relais::metrics::Metrics::new();
-    let options = Options::default();
+    let options = paths.options();
     let mut dispatcher = dispatcher(&mut store, &loaded, &options);
     let mut failed = false;
     for request in &requests {
@@ -763,7 +823,7 @@ fn run_event(
     };
     let mut store = open_store(&paths.db)?;
     let metrics = relais::metrics::Metrics::new();
-    let options = Options::default();
+    let options = paths.options();
     let mut dispatcher = dispatcher(&mut store, &loaded, &options);
     answer_event(event(&mut dispatcher, &metrics), json, otherwise)
 }
@@ -821,7 +881,7 @@ fn ingest(
         return Ok(ExitCode::FAILURE);
     };
     let mut store = open_store(&paths.db)?;
-    let options = Options::default();
+    let options = paths.options();
     let files = relais::sources::files::list(inputs);
     let reports = process_files(
         &mut store, &loaded, &options, &files, account, dry_run, json,

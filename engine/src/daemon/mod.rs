@@ -7,6 +7,7 @@
 
 pub mod dispatcher;
 pub mod imap;
+pub mod lock;
 pub mod schedule;
 pub mod sender;
 pub mod spool;
@@ -20,7 +21,6 @@ use tokio::sync::{Notify, watch};
 
 use crate::Store;
 use crate::config::Config;
-use crate::dispatch::Options;
 use crate::plugins::{Limits, Runtime};
 
 /// How long sources get to finish their in-flight mail at shutdown.
@@ -39,6 +39,9 @@ pub fn run(config: Config) -> Result<()> {
 
 async fn serve(config: Config) -> Result<()> {
     config.check_secrets().map_err(|e| anyhow!(e))?;
+    // Before anything reads or writes: a second engine stops here.
+    let lock = lock::EngineLock::acquire(&config.database)?;
+    tracing::debug!(lock = %lock.path().display(), "store locked");
     let config = Arc::new(config);
     let plugin_runtime = Arc::new(
         Runtime::new(Limits::default())
@@ -48,6 +51,7 @@ async fn serve(config: Config) -> Result<()> {
         rules: config.rules.clone(),
         templates: config.templates.clone(),
         plugins: config.plugins.clone(),
+        identities: config.identity_names(),
     };
     let generation = crate::reload::load(&plugin_runtime, &sources, 1)
         .map_err(|diagnostics| invalid(&diagnostics))?;
@@ -73,10 +77,7 @@ async fn serve(config: Config) -> Result<()> {
     ));
     let transport = sender::Transport::from_config(&config).map_err(|e| anyhow!(e))?;
     let wake = Arc::new(Notify::new());
-    let options = Options {
-        max_mail_bytes: config.limits.max_mail_mib.saturating_mul(1 << 20),
-        identity: config.mail_identity(),
-    };
+    let options = config.options();
     let (jobs, dispatcher) = dispatcher::spawn(dispatcher::Engine {
         store,
         active: active.clone(),
@@ -194,6 +195,7 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .ok();
     tracing::info!("stopped");
+    drop(lock);
     Ok(())
 }
 

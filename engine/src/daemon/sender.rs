@@ -148,9 +148,16 @@ async fn pickup(dir: &Path, message: &Message) -> Attempt {
     }
 }
 
-/// Builds the RFC 5322 message of an outbox row.
-pub fn build_message(delivery: &Delivery, from: &str) -> Result<Message, String> {
+/// Builds the RFC 5322 message of an outbox row. Its `From` is the one
+/// its identity put in its headers; `fallback` for rows queued before
+/// identities were recorded with the mail.
+pub fn build_message(delivery: &Delivery, fallback: &str) -> Result<Message, String> {
     let mail = &delivery.mail;
+    let from = mail
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("From"))
+        .map_or(fallback, |(_, value)| value.as_str());
     let from: Mailbox = from
         .parse()
         .map_err(|e| format!("invalid sender address `{from}`: {e}"))?;
@@ -169,7 +176,11 @@ pub fn build_message(delivery: &Delivery, from: &str) -> Result<Message, String>
     let mut message = builder
         .body(mail.body.clone())
         .map_err(|e| format!("cannot build the mail: {e}"))?;
-    for (name, value) in &mail.headers {
+    for (name, value) in mail
+        .headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("From"))
+    {
         let name = HeaderName::new_from_ascii(name.clone())
             .map_err(|e| format!("invalid header name `{name}`: {e}"))?;
         message

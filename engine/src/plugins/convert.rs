@@ -74,6 +74,7 @@ pub fn event(event: &sdk::Event) -> wit::Event {
             list_headers: m.list_headers.clone(),
             x_loop: m.x_loop.clone(),
             text: m.text.clone(),
+            text_truncated: m.text_truncated,
             attachments: m
                 .attachments
                 .iter()
@@ -85,6 +86,17 @@ pub fn event(event: &sdk::Event) -> wit::Event {
                 })
                 .collect(),
             size: m.size,
+            authentication: wit::SenderAuthentication {
+                result: match m.authentication.result {
+                    sdk::AuthResult::Pass => wit::AuthResult::Pass,
+                    sdk::AuthResult::Fail => wit::AuthResult::Fail,
+                    sdk::AuthResult::None => wit::AuthResult::None,
+                },
+                domain: m.authentication.domain.clone(),
+                method: m.authentication.method.clone(),
+                authority: m.authentication.authority.clone(),
+                reason: m.authentication.reason.clone(),
+            },
         }),
         sdk::Event::RequestSaved(s) => wit::Event::RequestSaved(wit::RequestSaved {
             before: s.before.as_ref().map(request),

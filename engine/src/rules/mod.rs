@@ -45,6 +45,9 @@ pub struct Rule {
     pub plugin: String,
     /// The plugin's config.
     pub config: serde_json::Value,
+    /// The identity its mail goes out with (`run.identity`), with where
+    /// it is written.
+    pub identity: Option<(String, Diagnostic)>,
     /// Concurrency mode.
     pub mode: Mode,
     /// Queue or concurrency bound.
@@ -118,6 +121,7 @@ pub fn load_with_plugins(
     plugins_dir: &Path,
     rules_dir: &Path,
     templates_dir: &Path,
+    identities: &[String],
 ) -> Result<Loaded, Vec<Diagnostic>> {
     let (plugins, mut diagnostics) = crate::Plugins::load(runtime, plugins_dir);
     let templates = match crate::Templates::load(templates_dir) {
@@ -132,6 +136,7 @@ pub fn load_with_plugins(
             if let Some(templates) = &templates {
                 diagnostics.extend(missing_templates(&rules, templates, templates_dir));
             }
+            diagnostics.extend(unknown_identities(&rules, identities));
             match templates {
                 Some(templates) if diagnostics.is_empty() => Ok(Loaded {
                     plugins,
@@ -189,6 +194,20 @@ fn missing_templates(rules: &RuleSet, templates: &crate::Templates, dir: &Path) 
         }
     }
     diagnostics
+}
+
+/// Rules whose `run.identity` names no identity of `relais.yaml`.
+pub fn unknown_identities(rules: &RuleSet, identities: &[String]) -> Vec<Diagnostic> {
+    rules
+        .rules
+        .iter()
+        .filter_map(|rule| rule.identity.as_ref())
+        .filter(|(name, _)| !identities.contains(name))
+        .map(|(name, at)| Diagnostic {
+            message: crate::config::unknown_identity(name, identities),
+            ..at.clone()
+        })
+        .collect()
 }
 
 /// Loads and validates every `*.yaml`/`*.yml` file of `dir` as one rule set.
@@ -436,6 +455,11 @@ pub fn load_sources(
                     missed: spec.missed.unwrap_or_default(),
                     plugin: spec.run.plugin.clone(),
                     config: spec.run.config.clone(),
+                    identity: spec.run.identity.clone().map(|name| {
+                        let mut identity_path = at("run");
+                        identity_path.push(Segment::Key("identity".into()));
+                        (name, doc.diagnostic(&identity_path, ""))
+                    }),
                     mode: spec.mode,
                     max,
                     source,

@@ -148,6 +148,10 @@ pub struct RunSpec {
     /// `config: { max-body-chars: 4000 }`: passed to the plugin as is.
     #[serde(default)]
     pub config: serde_json::Value,
+    /// `identity: support`: the identity of `relais.yaml` the mail this
+    /// rule sends goes out with (the default identity otherwise).
+    #[serde(default)]
+    pub identity: Option<String>,
 }
 
 /// What happens when a rule fires while a run of it is in progress.

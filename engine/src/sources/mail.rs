@@ -34,6 +34,11 @@ pub struct ParsedMail {
     pub report: Option<String>,
     /// What could not be read well, for the trace.
     pub warnings: Vec<String>,
+    /// The raw values of its `Authentication-Results` headers, top first
+    /// (read by [`super::auth::verdict`]).
+    pub auth_headers: Vec<String>,
+    /// What the mail says, hashed ([`fingerprint`]).
+    pub fingerprint: String,
 }
 
 /// The Message-ID given to a mail that has none: stable, derived from its
@@ -189,21 +194,69 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
             .filter_map(|v| v.as_text().map(str::to_string))
             .collect(),
         text,
+        text_truncated: false,
         attachments: metadata,
         size: raw.len() as u64,
+        // Decided by the dispatcher, which knows the servers it trusts.
+        authentication: relais_sdk::SenderAuthentication::default(),
     };
+    let auth_headers = raw_header("Authentication-Results")
+        .take(MAX_AUTH_HEADERS)
+        .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     Ok(ParsedMail {
+        fingerprint: fingerprint(&mail),
         mail,
         attachments,
         generated_id,
         report,
         warnings,
+        auth_headers,
     })
 }
 
 /// How many References ids a mail keeps: the first (the thread's root) and
 /// the newest. Some clients let References grow without end.
 const MAX_REFERENCES: usize = 100;
+
+/// What a mail says, hashed: its sender, date, subject, text and
+/// attachments, not the headers its transport adds (`Received`,
+/// `Delivered-To`, ...). The same message fetched twice, from two
+/// mailboxes or after a UIDVALIDITY change, has one fingerprint; a
+/// different mail that reuses a Message-ID has another.
+pub fn fingerprint(mail: &Mail) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let from = mail.from.as_ref().map(|a| a.email.to_lowercase());
+    for part in [
+        from.as_deref().unwrap_or(""),
+        mail.date.as_deref().unwrap_or(""),
+        &mail.subject,
+        &mail.text,
+    ] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    for attachment in &mail.attachments {
+        hash.update(attachment.sha256.as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
+/// The id a mail is kept under when another mail already has its
+/// Message-ID: the id with a part of its fingerprint, so that fetching it
+/// again finds it.
+pub fn collision_id(message_id: &str, fingerprint: &str) -> String {
+    let mark = &fingerprint[..fingerprint.len().min(12)];
+    match message_id.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}.dup-{mark}@{domain}"),
+        None => format!("{message_id}.dup-{mark}"),
+    }
+}
+
+/// How many `Authentication-Results` headers are read: a server adds one
+/// or a few; a mail carrying hundreds wrote them itself.
+const MAX_AUTH_HEADERS: usize = 32;
 
 /// The longest Message-ID kept (a header line's length limit).
 const MAX_ID_LEN: usize = 998;
@@ -247,9 +300,12 @@ pub fn typed_id(input: &str) -> String {
 /// The ids of every occurrence of a thread header, each once, in order,
 /// without the mail's own id (a References loop).
 fn thread_ids<'a>(values: impl Iterator<Item = &'a str>, own: &str) -> Vec<String> {
+    // A set, not a scan of the list: a hostile References of 100,000 ids
+    // must cost what reading them costs, not its square.
+    let mut seen = std::collections::HashSet::new();
     let mut ids: Vec<String> = Vec::new();
     for id in values.flat_map(message_ids) {
-        if id != own && !ids.contains(&id) {
+        if id != own && seen.insert(id.clone()) {
             ids.push(id);
         }
     }

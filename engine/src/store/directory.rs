@@ -636,6 +636,68 @@ impl Tx<'_> {
     pub fn save_request(&self, request: &RequestSpec) -> Result<(), StoreError> {
         upsert_request(&self.conn, request, &now())
     }
+
+    /// Whether a collaborator or contact exists: `None` when not, else its
+    /// customer (`None` for a collaborator). Read inside the event, so an
+    /// effect is checked against the directory it is applied to.
+    pub fn party(
+        &self,
+        kind: relais_sdk::PartyKind,
+        id: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let sql = match kind {
+            relais_sdk::PartyKind::Collaborator => "SELECT NULL FROM collaborators WHERE id = ?1",
+            relais_sdk::PartyKind::Contact => "SELECT customer FROM contacts WHERE id = ?1",
+        };
+        Ok(self.conn.one(sql, [id], |r| r.get(0)).optional()?)
+    }
+
+    /// Who owns `address`: for each collaborator `None`, for each contact
+    /// `Some(customer)`. An email-to-fax address (`DIGITS@gateway`) whose
+    /// digits are a contact's fax number counts as that contact's.
+    pub fn address_parties(&self, address: &str) -> Result<Vec<Option<String>>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT NULL FROM collaborators
+              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE
+             UNION ALL
+             SELECT customer FROM contacts
+              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE",
+        )?;
+        let mut owners: Vec<Option<String>> = statement
+            .query_map([address], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let local = address.split('@').next().unwrap_or_default();
+        let digits: String = local.chars().filter(char::is_ascii_digit).collect();
+        if owners.is_empty()
+            && digits.len() >= 4
+            && local.chars().all(|c| c.is_ascii_digit() || c == '+')
+        {
+            let mut faxes = self
+                .conn
+                .prepare_cached("SELECT customer, fax FROM contacts WHERE fax IS NOT NULL")?;
+            let rows =
+                faxes.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (customer, fax) = row?;
+                let fax: String = fax.chars().filter(char::is_ascii_digit).collect();
+                if fax == digits {
+                    owners.push(Some(customer));
+                }
+            }
+        }
+        Ok(owners)
+    }
+
+    /// A contact's mail address (Mail 1), read inside the event.
+    pub fn contact_email(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let email: Option<Option<String>> = self
+            .conn
+            .one("SELECT email FROM contacts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(email.flatten().filter(|e| !e.trim().is_empty()))
+    }
 }
 
 pub(super) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {

@@ -71,6 +71,8 @@ pub struct NewMail<'a> {
     pub status: MailStatus,
     /// Why it was not processed, if it was not.
     pub error: Option<&'a str>,
+    /// The hash of what it says (see `sources::mail::fingerprint`).
+    pub fingerprint: Option<&'a str>,
 }
 
 /// A stored mail, as listed.
@@ -104,6 +106,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Store {
+    /// Whether a mail with this Message-ID is stored.
+    /// Whether a mail with this Message-ID is stored: `None` when not,
+    /// else its fingerprint (`None` for mail stored before fingerprints).
+    pub fn mail_fingerprint(&self, message_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self
+            .conn()
+            .one(
+                "SELECT fingerprint FROM mails WHERE message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Whether a mail with this Message-ID is stored.
     pub fn mail_exists(&self, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
@@ -197,8 +213,8 @@ impl Tx<'_> {
         let raw = self.put_blob(mail.raw)?;
         let inserted = self.conn.run(
             "INSERT INTO mails (message_id, account, subject, sender, sent_at, in_reply_to, refs, raw,
-                                size, status, error, received_at, report, automatic)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                size, status, error, received_at, report, automatic, fingerprint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT (message_id) DO NOTHING",
             params![
                 mail.message_id,
@@ -215,6 +231,7 @@ impl Tx<'_> {
                 now(),
                 mail.report,
                 mail.automatic,
+                mail.fingerprint,
             ],
         )?;
         if inserted == 0 {
@@ -266,6 +283,7 @@ mod tests {
             automatic: None,
             status: MailStatus::Processed,
             error: None,
+            fingerprint: None,
         }
     }
 

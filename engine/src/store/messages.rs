@@ -123,7 +123,8 @@ impl Store {
 }
 
 impl Tx<'_> {
-    pub(super) fn require_request(&self, request: u64) -> Result<relais_sdk::Request, StoreError> {
+    /// The request, or a refusal naming it when it does not exist.
+    pub fn require_request(&self, request: u64) -> Result<relais_sdk::Request, StoreError> {
         use rusqlite::OptionalExtension;
         self.conn
             .one(

@@ -69,6 +69,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema4.sql"),
     include_str!("schema5.sql"),
     include_str!("schema6.sql"),
+    include_str!("schema7.sql"),
 ];
 
 /// Handle on the store. Clones share one connection (plugins' queries read

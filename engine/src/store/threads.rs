@@ -548,6 +548,7 @@ mod tests {
             automatic: None,
             status: MailStatus::Processed,
             error: None,
+            fingerprint: None,
         })
         .expect("insert");
         tx.commit().expect("commit");

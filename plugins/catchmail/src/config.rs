@@ -14,6 +14,7 @@ use serde_json::Value;
 ///   max-body-chars: 4000                    # longest body accepted, in characters
 ///   own-addresses: [catchmail@acme.example] # our addresses, for X-Loop detection
 ///   language: fr                            # language of failure mails: fr | en
+///   sender-authentication: required         # required | off
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -29,6 +30,24 @@ pub struct Config {
     pub own_addresses: Vec<String>,
     /// `language: fr`: the language of failure mails (`fr` or `en`).
     pub language: Language,
+    /// `sender-authentication: required`: post only mail whose sender the
+    /// receiving server authenticated (the host's verdict, from a trusted
+    /// `Authentication-Results`); `off` takes the `From` header's word.
+    pub sender_authentication: SenderAuthentication,
+}
+
+/// Whether a mail's sender must be authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SenderAuthentication {
+    /// `required`, the default: anyone can write any `From`, so a message
+    /// is posted in a customer's name only when the customer's domain
+    /// vouched for the mail.
+    #[default]
+    Required,
+    /// `off`: the `From` address is taken as the sender (a closed network
+    /// whose server checks senders itself).
+    Off,
 }
 
 impl Default for Config {
@@ -37,6 +56,7 @@ impl Default for Config {
             max_body_chars: 4000,
             own_addresses: Vec::new(),
             language: Language::Fr,
+            sender_authentication: SenderAuthentication::Required,
         }
     }
 }
@@ -61,7 +81,11 @@ impl Config {
     /// the block is not a mapping, has an unknown key, a value of the wrong
     /// type, or `max-body-chars: 0`.
     pub fn from_value(value: &Value) -> Result<Config, PluginError> {
-        let config: Config = read_config(NAME, "max-body-chars, own-addresses, language", value)?;
+        let config: Config = read_config(
+            NAME,
+            "max-body-chars, own-addresses, language, sender-authentication",
+            value,
+        )?;
         if config.max_body_chars == 0 {
             return Err(config_error(
                 NAME,
@@ -91,6 +115,7 @@ mod tests {
             max_body_chars: 4000,
             own_addresses: vec![],
             language: Language::Fr,
+            sender_authentication: SenderAuthentication::Required,
         };
         assert_eq!(Config::from_value(&Value::Null).unwrap(), defaults);
         assert_eq!(Config::from_value(&json!({})).unwrap(), defaults);

@@ -1,13 +1,13 @@
 //! The decision for one event: post the message, or answer why not.
 
 use relais_sdk::{
-    AddressOwner, Author, Effect, Event, Host, HostError, Level, Mail, MessageSource, PartyKind,
-    PluginError, Request, Side, User, UserKind,
+    AddressOwner, AuthResult, Author, Effect, Event, Host, HostError, Level, Mail, MessageSource,
+    PartyKind, PluginError, Request, Side, User, UserKind,
 };
 use serde_json::Value;
 
 use crate::body::message_body;
-use crate::config::Config;
+use crate::config::{Config, SenderAuthentication};
 use crate::reason::{Reason, Refusal};
 use crate::subject::parse_subject;
 
@@ -143,6 +143,25 @@ fn check(mail: &Mail, config: &Config, host: &(impl Host + ?Sized)) -> Result<Ac
         .as_ref()
         .map(|from| from.email.trim())
         .filter(|from| !from.is_empty());
+    // Anyone can write any From: unless the receiving server vouched for
+    // it, the mail is no one's, and nothing about the request is told.
+    if config.sender_authentication == SenderAuthentication::Required
+        && mail.authentication.result != AuthResult::Pass
+    {
+        host.log(
+            Level::Info,
+            &format!(
+                "sender of mail {} not authenticated: {}",
+                mail.message_id,
+                if mail.authentication.reason.is_empty() {
+                    mail.authentication.result.as_str()
+                } else {
+                    mail.authentication.reason.as_str()
+                }
+            ),
+        );
+        return Err(refused(Reason::SenderNotAuthenticated));
+    }
     let Some(from) = from else {
         return Err(refused(Reason::UnknownSender));
     };
@@ -180,6 +199,13 @@ fn check(mail: &Mail, config: &Config, host: &(impl Host + ?Sized)) -> Result<Ac
         return Err(refused(Reason::ConversationLocked));
     }
 
+    if mail.text_truncated {
+        // The host cut the text at its limit: it is longer than any body
+        // accepted here, and what follows the cut is unknown.
+        let mut refusal = Refusal::on(Reason::BodyTooLong, number);
+        refusal.ticket = reachable.then_some(number);
+        return Err(refusal.into());
+    }
     let body = message_body(&mail.text);
     if body.is_empty() {
         return Err(refused(Reason::BodyEmpty));
@@ -290,7 +316,29 @@ fn refuse(
         Level::Info,
         &format!("refused mail {}{request}: {code}", mail.message_id),
     );
-    let Some(to) = mail.reply_address() else {
+    // Once the sender's address is a directory owner's, the notice goes to
+    // that address, never to a Return-Path that differs: a forged
+    // envelope must not receive what the owner would be told. Before
+    // that, it says only what was wrong with the subject or the sender.
+    let from = mail
+        .from
+        .as_ref()
+        .map(|from| from.email.trim())
+        .filter(|from| !from.is_empty());
+    let to = match refusal.reason {
+        Reason::SubjectMissingNumber
+        | Reason::SubjectMissingKeyword
+        | Reason::SubjectSeveralNumbers
+        | Reason::UnknownSender => mail.reply_address(),
+        // Unauthenticated: the owner of the address, if it has one, hears
+        // that someone wrote in its name.
+        Reason::SenderNotAuthenticated => match from {
+            Some(from) if host.address_owners(from).is_ok_and(|o| !o.is_empty()) => Some(from),
+            _ => mail.reply_address(),
+        },
+        _ => from.or_else(|| mail.reply_address()),
+    };
+    let Some(to) = to else {
         host.log(
             Level::Warn,
             &format!(

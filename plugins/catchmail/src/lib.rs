@@ -92,7 +92,7 @@ mod subject;
 mod tests;
 
 pub use body::message_body;
-pub use config::{Config, Language};
+pub use config::{Config, Language, SenderAuthentication};
 pub use decide::decide;
 pub use plugin::{CAPABILITIES, CONFIG_SCHEMA, CatchMail};
 pub use reason::Reason;

@@ -32,6 +32,11 @@ pub const CONFIG_SCHEMA: &str = r#"{
       "description": "The language of failure notices.",
       "enum": ["fr", "en"],
       "default": "fr"
+    },
+    "sender-authentication": {
+      "description": "required: post only mail whose sender the receiving server authenticated (trusted Authentication-Results); off: take the From header's word.",
+      "enum": ["required", "off"],
+      "default": "required"
     }
   }
 }"#;

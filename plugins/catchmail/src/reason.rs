@@ -36,6 +36,11 @@ pub enum Reason {
     /// `unknown-sender`: no `From` address, or it is on no collaborator and
     /// no contact.
     UnknownSender,
+    /// `sender-not-authenticated`: the receiving server did not establish
+    /// that the mail comes from its `From` domain (no trusted
+    /// `Authentication-Results` pass, or a DMARC failure), and the rule
+    /// asks for it (`sender-authentication: required`, the default).
+    SenderNotAuthenticated,
     /// `sender-not-authorized`: no user linked to the address has the rights
     /// and the CatchMail flag.
     SenderNotAuthorized,
@@ -53,10 +58,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order the checks run.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::SubjectMissingNumber,
         Reason::SubjectMissingKeyword,
         Reason::SubjectSeveralNumbers,
+        Reason::SenderNotAuthenticated,
         Reason::UnknownSender,
         Reason::SenderNotAuthorized,
         Reason::SenderAmbiguous,
@@ -85,6 +91,7 @@ impl Reason {
             Reason::BodyEmpty => "body-empty",
             Reason::BodyTooLong => "body-too-long",
             Reason::UnknownSender => "unknown-sender",
+            Reason::SenderNotAuthenticated => "sender-not-authenticated",
             Reason::SenderNotAuthorized => "sender-not-authorized",
             Reason::SenderAmbiguous => "sender-ambiguous",
             Reason::CompanyNotAccessible => "company-not-accessible",
@@ -137,6 +144,10 @@ impl Reason {
                 "L'adresse de l'expéditeur n'est renseignée sur aucun collaborateur ni aucun \
                  contact."
             }
+            Reason::SenderNotAuthenticated => {
+                "Le serveur de réception n'a pas pu vérifier que ce mail vient bien de l'adresse \
+                 de son expéditeur (DMARC, DKIM ou SPF) ; il n'est pas publié."
+            }
             Reason::SenderNotAuthorized => {
                 "Aucun utilisateur lié à l'adresse de l'expéditeur ne possède les droits requis \
                  et l'option Utilisateur CatchMail."
@@ -179,6 +190,10 @@ impl Reason {
             }
             Reason::BodyTooLong => "The mail body is longer than allowed.",
             Reason::UnknownSender => "The sender's address is on no collaborator and no contact.",
+            Reason::SenderNotAuthenticated => {
+                "The receiving server could not verify that this mail comes from its sender's \
+                 address (DMARC, DKIM or SPF); it is not posted."
+            }
             Reason::SenderNotAuthorized => {
                 "No user linked to the sender's address has the required rights and the \
                  CatchMail user option."

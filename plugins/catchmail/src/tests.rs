@@ -3,9 +3,9 @@
 use std::cell::RefCell;
 
 use relais_sdk::{
-    Address, AddressOwner, Author, Contract, ContractDetails, ContractEvent, Effect, Event, Host,
-    HostError, Level, Mail, MessageSource, PartyKind, PluginError, Request, RequestType, Settings,
-    Side, ThreadMail, User, UserKind,
+    Address, AddressOwner, AuthResult, Author, Contract, ContractDetails, ContractEvent, Effect,
+    Event, Host, HostError, Level, Mail, MessageSource, PartyKind, PluginError, Request,
+    RequestType, SenderAuthentication, Settings, Side, ThreadMail, User, UserKind,
 };
 use serde_json::{Value, json};
 
@@ -305,7 +305,20 @@ fn mail(from: &str, subject: &str, text: &str) -> Mail {
         }],
         text: text.to_string(),
         size: 512,
+        authentication: passed(from),
         ..Mail::default()
+    }
+}
+
+/// What the host says of a mail whose sender's domain passed DMARC at the
+/// receiving server.
+fn passed(from: &str) -> SenderAuthentication {
+    SenderAuthentication {
+        result: AuthResult::Pass,
+        domain: from.rsplit('@').next().map(str::to_string),
+        method: Some("dmarc".to_string()),
+        authority: Some("mx.acme.example".to_string()),
+        reason: "mx.acme.example: dmarc=pass".to_string(),
     }
 }
 
@@ -980,4 +993,80 @@ fn a_notice_never_ties_a_stranger_or_an_outsider_to_the_request() {
     assert_eq!(notice_request(&effects), None);
     let effects = run(&host, on_request("paul@acme.example", 99));
     assert_eq!(notice_request(&effects), None);
+}
+
+#[test]
+fn a_forged_sender_is_refused_and_the_owner_is_told_not_the_envelope() {
+    let host = directory();
+    let jeanne = "jeanne@dupont.example";
+    for result in [AuthResult::Fail, AuthResult::None] {
+        let mut forged = on_request(jeanne, REQ);
+        forged.authentication = SenderAuthentication {
+            result,
+            reason: "mx.acme.example: dmarc=fail".to_string(),
+            ..SenderAuthentication::default()
+        };
+        forged.return_path = Some("attacker@evil.example".to_string());
+        let effects = run(&host, forged);
+        // Jeanne hears that someone wrote in her name; the attacker's
+        // envelope hears nothing, and the notice says nothing of the
+        // request.
+        let message = assert_refused(&effects, "sender-not-authenticated", jeanne);
+        assert!(
+            !message.contains("bloquée") && !message.contains("locked"),
+            "{message}"
+        );
+        assert!(
+            matches!(&effects[0], Effect::ReplyFailure { request: None, .. }),
+            "no ticket tag: {effects:?}"
+        );
+    }
+    assert!(host.logged(Level::Info, "not authenticated"));
+}
+
+#[test]
+fn an_unknown_unauthenticated_sender_is_told_only_that() {
+    let host = directory();
+    let mut forged = on_request("stranger@elsewhere.example", REQ);
+    forged.authentication = SenderAuthentication::default();
+    forged.return_path = Some("bounce@elsewhere.example".to_string());
+    assert_refused(
+        &run(&host, forged),
+        "sender-not-authenticated",
+        "bounce@elsewhere.example",
+    );
+}
+
+#[test]
+fn sender_authentication_off_takes_the_from_header() {
+    let host = directory();
+    let mut unchecked = on_request("jeanne@dupont.example", REQ);
+    unchecked.authentication = SenderAuthentication::default();
+    let effects = run_with(&host, unchecked, json!({ "sender-authentication": "off" }));
+    assert!(
+        matches!(
+            &effects[..],
+            [Effect::PostMessage { .. }, Effect::LinkMail { .. }]
+        ),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn a_request_refusal_goes_to_the_owner_not_to_another_envelope() {
+    let mut host = directory();
+    let jeanne = "jeanne@dupont.example";
+    host.request_mut(REQ).conversation_locked = true;
+    let mut mail = on_request(jeanne, REQ);
+    mail.return_path = Some("attacker@evil.example".to_string());
+    assert_refused(&run(&host, mail), "conversation-locked", jeanne);
+}
+
+#[test]
+fn a_text_cut_by_the_host_is_too_long() {
+    let host = directory();
+    let mut huge = on_request("jeanne@dupont.example", REQ);
+    huge.text = "x".repeat(100);
+    huge.text_truncated = true;
+    assert_refused(&run(&host, huge), "body-too-long", "jeanne@dupont.example");
 }
