@@ -257,12 +257,11 @@ pub struct Identity {
 
 impl Default for Identity {
     fn default() -> Self {
-        let defaults = crate::effects::Sender::default();
         Identity {
-            address: defaults.address,
+            address: crate::effects::Sender::default().address,
             name: None,
             reply_to: None,
-            message_id_domain: Some(defaults.message_id_domain),
+            message_id_domain: None,
         }
     }
 }

@@ -378,6 +378,8 @@ pub trait Existing {
     fn exists(&self, kind: Kind, id: &str) -> bool;
     /// Whether `customer` has a stored site `site`.
     fn site_exists(&self, customer: &str, site: &str) -> bool;
+    /// The customer of a stored contact or contract.
+    fn stored_customer_of(&self, kind: Kind, id: &str) -> Option<String>;
 }
 
 /// Parses and checks an import file. Every problem is returned, each with
@@ -552,6 +554,78 @@ impl<'a> References<'a> {
         }
     }
 
+    /// The customer of a contact or contract of this file, else of the
+    /// stored directory.
+    fn customer_of(&self, kind: Kind, id: &str) -> Option<String> {
+        let in_file = match kind {
+            Kind::Contact => self
+                .data
+                .contacts
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.customer.clone()),
+            Kind::Contract => self
+                .data
+                .contracts
+                .iter()
+                .find(|c| c.code == id)
+                .map(|c| c.customer.clone()),
+            _ => None,
+        };
+        in_file.or_else(|| self.existing.stored_customer_of(kind, id))
+    }
+
+    /// Each of `ids` must be a contact of `customer`: a record of one
+    /// customer never names another's people.
+    fn require_of_customer(
+        &mut self,
+        ids: &[String],
+        customer: &str,
+        path: &[Segment],
+        what: &str,
+    ) {
+        for (index, id) in ids.iter().enumerate() {
+            let mut at = path.to_vec();
+            at.push(Segment::Index(index));
+            if !self.known(Kind::Contact, id) {
+                self.require(Kind::Contact, id, &at);
+                continue;
+            }
+            if let Some(theirs) = self.customer_of(Kind::Contact, id)
+                && theirs != customer
+            {
+                let field = crate::yaml::display_path(&at);
+                let message = format!(
+                    "{field}: contact `{id}` belongs to customer `{theirs}`, not to {what}'s customer `{customer}`"
+                );
+                self.errors.push(self.doc.diagnostic(&at, message));
+            }
+        }
+    }
+
+    /// A name goes into mail headers (a display name, a subject): one line.
+    fn require_one_line(&mut self, value: &str, path: &[Segment]) {
+        if value.contains(['\r', '\n']) {
+            let field = crate::yaml::display_path(path);
+            let message = format!("{field}: must not hold a line break (CR or LF)");
+            self.errors.push(self.doc.diagnostic(path, message));
+        }
+    }
+
+    /// A mail address must be one: `local@domain`, no space, no line break.
+    fn require_address(&mut self, address: Option<&String>, path: &[Segment]) {
+        if let Some(address) = address
+            && let Some(problem) = crate::config::address_problem(address)
+        {
+            let field = crate::yaml::display_path(path);
+            let message = format!(
+                "{field}: `{}` is not a mail address: it {problem}",
+                address.escape_debug()
+            );
+            self.errors.push(self.doc.diagnostic(path, message));
+        }
+    }
+
     fn duplicates<T>(&mut self, name: &str, items: &[T], id: impl Fn(&T) -> String) {
         let mut seen = BTreeMap::new();
         for (index, item) in items.iter().enumerate() {
@@ -613,6 +687,9 @@ impl<'a> References<'a> {
                     self.errors.push(self.doc.diagnostic(&at("site"), message));
                 }
             }
+            self.require_one_line(&contact.name, &at("name"));
+            self.require_address(contact.email.as_ref(), &at("email"));
+            self.require_address(contact.email2.as_ref(), &at("email2"));
             if contact.reception == Reception::Fax && contact.fax.is_none() {
                 let message = format!(
                     "contact `{}` receives alerts by fax but has no `fax` number",
@@ -621,6 +698,12 @@ impl<'a> References<'a> {
                 self.errors
                     .push(self.doc.diagnostic(&at("reception"), message));
             }
+        }
+        for (i, collaborator) in data.collaborators.iter().enumerate() {
+            let at = |field: &str| vec![key("collaborators"), Segment::Index(i), key(field)];
+            self.require_one_line(&collaborator.name, &at("name"));
+            self.require_address(collaborator.email.as_ref(), &at("email"));
+            self.require_address(collaborator.email2.as_ref(), &at("email2"));
         }
         for (i, user) in data.users.iter().enumerate() {
             let at = |field: &str| vec![key("users"), Segment::Index(i), key(field)];
@@ -660,31 +743,20 @@ impl<'a> References<'a> {
                 ]
             };
             let r = &contract.recipients;
-            self.require_all(
-                Kind::Contact,
-                &r.contract_contacts,
-                &group("contract-contacts"),
-            );
-            self.require_all(Kind::Contact, &r.site_contacts, &group("site-contacts"));
-            self.require_all(
-                Kind::Contact,
-                &r.customer_contacts,
-                &group("customer-contacts"),
-            );
-            self.require_all(
-                Kind::Contact,
-                &r.product_contacts,
-                &group("product-contacts"),
-            );
+            let customer = contract.customer.as_str();
+            for (name, ids) in [
+                ("contract-contacts", &r.contract_contacts),
+                ("site-contacts", &r.site_contacts),
+                ("customer-contacts", &r.customer_contacts),
+                ("product-contacts", &r.product_contacts),
+                ("service-contacts", &r.service_contacts),
+            ] {
+                self.require_of_customer(ids, customer, &group(name), "the contract");
+            }
             self.require_all(
                 Kind::Collaborator,
                 &r.product_collaborators,
                 &group("product-collaborators"),
-            );
-            self.require_all(
-                Kind::Contact,
-                &r.service_contacts,
-                &group("service-contacts"),
             );
         }
         for (i, request) in data.requests.iter().enumerate() {
@@ -694,9 +766,29 @@ impl<'a> References<'a> {
             self.require(Kind::RequestType, &request.request_type, &at("type"));
             if let Some(requester) = &request.requester {
                 self.require(Kind::Contact, requester, &at("requester"));
+                if let Some(theirs) = self.customer_of(Kind::Contact, requester)
+                    && theirs != request.customer
+                {
+                    let message = format!(
+                        "requests[{i}].requester: contact `{requester}` belongs to customer `{theirs}`, not to the request's customer `{}`",
+                        request.customer
+                    );
+                    self.errors
+                        .push(self.doc.diagnostic(&at("requester"), message));
+                }
             }
             if let Some(contract) = &request.contract {
                 self.require(Kind::Contract, contract, &at("contract"));
+                if let Some(theirs) = self.customer_of(Kind::Contract, contract)
+                    && theirs != request.customer
+                {
+                    let message = format!(
+                        "requests[{i}].contract: contract `{contract}` is of customer `{theirs}`, not of the request's customer `{}`",
+                        request.customer
+                    );
+                    self.errors
+                        .push(self.doc.diagnostic(&at("contract"), message));
+                }
             }
         }
     }
@@ -713,6 +805,9 @@ mod tests {
         }
         fn site_exists(&self, _: &str, _: &str) -> bool {
             false
+        }
+        fn stored_customer_of(&self, _: Kind, _: &str) -> Option<String> {
+            None
         }
     }
 
@@ -740,5 +835,37 @@ mod tests {
         );
         assert!(lines[1].contains("did you mean `name`?"), "{lines:#?}");
         assert!(lines[2].contains("missing field `name`"), "{lines:#?}");
+    }
+
+    #[test]
+    fn people_of_another_customer_and_bad_addresses_are_refused_where_written() {
+        let text = "companies: [ { code: A, name: A } ]
+customers:
+  - { code: C1, name: Dupont, company: A }
+  - { code: C2, name: Martin, company: A }
+contacts:
+  - { id: j, name: J, customer: C1, email: jeanne@dupont.example }
+  - { id: m, name: M, customer: C2, email: \"m @martin.example\" }
+  - { id: n, name: N, customer: C2, email: nobody }
+contracts:
+  - { code: K1, customer: C1, recipients: { site-contacts: [j, m] } }
+request-types: [ { code: INC } ]
+requests:
+  - { number: 1, company: A, customer: C1, type: INC, requester: m, state: open, contract: K1 }
+  - { number: 2, company: A, customer: C2, type: INC, state: open, contract: K1 }
+";
+        let errors = parse(Path::new("d.yaml"), text, &Nothing).expect_err("refused");
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "d.yaml:7:44: contacts[1].email: `m @martin.example` is not a mail address: it holds a space",
+                "d.yaml:8:44: contacts[2].email: `nobody` is not a mail address: it has no `@`",
+                "d.yaml:10:64: contracts[0].recipients.site-contacts[1]: contact `m` belongs to customer `C2`, not to the contract's customer `C1`",
+                "d.yaml:13:66: requests[0].requester: contact `m` belongs to customer `C2`, not to the request's customer `C1`",
+                "d.yaml:14:78: requests[1].contract: contract `K1` is of customer `C1`, not of the request's customer `C2`",
+            ],
+            "{lines:#?}"
+        );
     }
 }

@@ -57,6 +57,16 @@ pub fn check(store: &Store, request: &RequestSpec) -> Result<(), SaveError> {
     if request.state.trim().is_empty() {
         return Err(FieldError::new("state", "must not be empty").into());
     }
+    // A subject goes into mail headers (alerts, notices): a line break in
+    // it would let the caller write headers of its own.
+    for (field, value) in [
+        ("subject", request.subject.as_deref()),
+        ("state", Some(request.state.as_str())),
+    ] {
+        if value.is_some_and(|v| v.contains(['\r', '\n'])) {
+            return Err(FieldError::new(field, "must not hold a line break (CR or LF)").into());
+        }
+    }
     require(Kind::Company, "company", &request.company)?;
     require(Kind::Customer, "customer", &request.customer)?;
     require(Kind::RequestType, "type", &request.request_type)?;

@@ -14,6 +14,7 @@ mod mailloop;
 mod plugins;
 mod reload;
 mod reminders;
+mod safety;
 mod schedule;
 mod support;
 mod threads;

@@ -3,13 +3,20 @@
 //! temporary failures and a `failed` state with the server's answer on
 //! permanent ones.
 //!
-//! Each mail keeps the Message-ID it was queued with. In the pickup
-//! directory the file is named after it, so a delivery repeated after a
-//! crash rewrites the same file; over SMTP the window between the server's
-//! acceptance and the `sent` record is at most [`RECORD_WAIT`] (deliveries
-//! are recorded in groups, through the dispatcher in the daemon), and a
-//! repeat carries the same Message-ID, which receiving systems use to drop
-//! duplicates.
+//! What a crash can do, and why:
+//! - Each attempt is counted in the store before the mail goes out, and
+//!   each outcome is recorded before the next mail is sent: a crash
+//!   repeats at most the one mail that was in flight.
+//! - Over SMTP that one mail may be sent twice: between the server's
+//!   acceptance (`250`) and our record of it there is always a moment, and
+//!   no SMTP client can close it (the protocol has no way to ask "did you
+//!   get it?"). The repeat carries the same Message-ID, which receiving
+//!   systems use to drop duplicates.
+//! - In the pickup directory a mail is written under a hidden name, its
+//!   delivery recorded, and only then renamed to `<message-id>.eml`; at
+//!   start-up, a hidden file whose delivery was recorded is renamed, one
+//!   whose delivery was not is removed. A reader that takes the `.eml`
+//!   files therefore sees each mail exactly once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,7 +84,7 @@ impl Transport {
 
     async fn deliver(&self, message: &Message, null_sender: bool) -> Attempt {
         match self {
-            Transport::Pickup(dir) => pickup(dir, message).await,
+            Transport::Pickup(dir) => stage(dir, message).await,
             Transport::Smtp(smtp) => {
                 let mut envelope = message.envelope().clone();
                 if null_sender {
@@ -126,25 +133,84 @@ fn smtp_transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, Str
     Ok(builder.build())
 }
 
-/// Writes the mail as `<message-id>.eml`: written aside, then renamed in,
-/// so a reader never sees half a mail, and a repeat replaces the same file.
-async fn pickup(dir: &Path, message: &Message) -> Attempt {
+/// The file name of a mail in the pickup directory, and of its hidden
+/// version while its delivery is not recorded.
+fn pickup_names(message_id: &str) -> (String, String) {
+    let id = message_id
+        .trim_matches(['<', '>'])
+        .replace(['/', '\\'], "_");
+    (format!("{id}.eml"), format!(".{id}.tmp"))
+}
+
+/// Writes the mail under its hidden name, synced to disk; it becomes
+/// visible only once its delivery is recorded ([`Transport::publish`]).
+async fn stage(dir: &Path, message: &Message) -> Attempt {
     let id = message
         .headers()
         .get_raw("Message-ID")
         .unwrap_or("mail")
-        .trim_matches(['<', '>'])
-        .replace(['/', '\\'], "_");
+        .to_string();
+    let (_, hidden) = pickup_names(&id);
     let bytes = message.formatted();
-    let write = async {
-        tokio::fs::create_dir_all(dir).await?;
-        let temporary = dir.join(format!(".{id}.tmp"));
-        tokio::fs::write(&temporary, &bytes).await?;
-        tokio::fs::rename(&temporary, dir.join(format!("{id}.eml"))).await
-    };
+    let path = dir.join(hidden);
+    let write = tokio::task::spawn_blocking({
+        let dir = dir.to_path_buf();
+        move || -> std::io::Result<()> {
+            use std::io::Write;
+            std::fs::create_dir_all(&dir)?;
+            let mut file = std::fs::File::create(&path)?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        }
+    });
     match write.await {
-        Ok(()) => Attempt::Sent(format!("written to {}", dir.display())),
+        Ok(Ok(())) => Attempt::Sent(format!("written to {}", dir.display())),
+        Ok(Err(error)) => Attempt::Temporary(format!("cannot write to {}: {error}", dir.display())),
         Err(error) => Attempt::Temporary(format!("cannot write to {}: {error}", dir.display())),
+    }
+}
+
+impl Transport {
+    /// Makes a recorded pickup delivery visible: the hidden file takes its
+    /// `.eml` name. Nothing to do over SMTP.
+    async fn publish(&self, message_id: &str) {
+        let Transport::Pickup(dir) = self else {
+            return;
+        };
+        let (visible, hidden) = pickup_names(message_id);
+        if let Err(error) = tokio::fs::rename(dir.join(&hidden), dir.join(&visible)).await {
+            tracing::error!(file = %hidden, error = %error, "cannot publish a delivered mail in the pickup folder");
+        }
+    }
+
+    /// After a crash: hidden pickup files whose delivery was recorded are
+    /// published, the others removed (their mail is still queued and is
+    /// written again).
+    pub async fn recover(&self, store: &Store) {
+        let Transport::Pickup(dir) = self else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name
+                .strip_prefix('.')
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+            else {
+                continue;
+            };
+            match store.outbox_status(id) {
+                Ok(Some(status)) if status == "sent" => self.publish(id).await,
+                Ok(_) => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+                Err(error) => {
+                    tracing::warn!(file = %name, error = %error, "cannot tell whether a staged mail was delivered");
+                }
+            }
+        }
     }
 }
 
@@ -190,12 +256,6 @@ pub fn build_message(delivery: &Delivery, fallback: &str) -> Result<Message, Str
     Ok(message)
 }
 
-/// Most deliveries recorded together, and the longest a delivery waits
-/// for its record: a crash can repeat at most these (with the same
-/// Message-IDs).
-const RECORD_GROUP: usize = 32;
-const RECORD_WAIT: Duration = Duration::from_millis(50);
-
 /// Where the sender records deliveries.
 #[derive(Debug, Clone)]
 pub enum Ledger {
@@ -237,29 +297,27 @@ impl Ledger {
         }
     }
 
-    /// Records `marks`, emptying it. A delivery that went out must be
-    /// recorded, or it goes out again: tries a few times before giving up.
-    async fn flush(&self, marks: &mut Vec<(i64, DeliveryMark)>) {
-        if marks.is_empty() {
-            return;
-        }
-        let marks = std::mem::take(marks);
+    /// Records `marks`. A delivery that went out must be recorded, or it
+    /// goes out again: tries a few times before giving up. Returns whether
+    /// it was recorded.
+    async fn flush(&self, marks: Vec<(i64, DeliveryMark)>) -> bool {
         let mut tries = 0;
         while let Err(error) = self.record(marks.clone()).await {
             tries += 1;
             if tries >= 5 {
                 tracing::error!(error = %error, mails = marks.len(), "cannot record deliveries; they may be repeated");
-                return;
+                return false;
             }
             tracing::warn!(error = %error, "cannot record deliveries yet; trying again");
             tokio::time::sleep(Duration::from_millis(200 * tries)).await;
         }
+        true
     }
 }
 
 /// Delivers due outbox mail until `shutdown` turns true, recording each
-/// delivery through `ledger`. `wake` is notified after each commit that may
-/// have queued mail.
+/// attempt and each delivery through `ledger` before the next mail goes
+/// out. `wake` is notified after each commit that may have queued mail.
 pub async fn run(
     store: Store,
     ledger: Ledger,
@@ -269,6 +327,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!(transport = %transport.describe(&config), "outbox sender started");
+    transport.recover(&store).await;
     loop {
         if *shutdown.borrow() {
             break;
@@ -289,38 +348,56 @@ pub async fn run(
             }
             continue;
         }
-        let mut marks = Vec::new();
-        let mut oldest = None;
         for delivery in due {
             if *shutdown.borrow() {
                 break;
             }
-            marks.push((delivery.id, send_one(&config, &transport, &delivery).await));
-            let since = *oldest.get_or_insert_with(std::time::Instant::now);
-            if marks.len() >= RECORD_GROUP || since.elapsed() >= RECORD_WAIT {
-                ledger.flush(&mut marks).await;
-                oldest = None;
-            }
+            deliver_one(&config, &transport, &ledger, &delivery).await;
         }
-        ledger.flush(&mut marks).await;
     }
     tracing::info!("outbox sender stopped");
+}
+
+/// One delivery: its attempt counted, the mail sent, the outcome recorded,
+/// then (for the pickup folder) the mail made visible. Returns whether it
+/// was delivered.
+async fn deliver_one(
+    config: &Config,
+    transport: &Transport,
+    ledger: &Ledger,
+    delivery: &Delivery,
+) -> bool {
+    let next = chrono::Utc::now()
+        + chrono::Duration::from_std(config.retry_delay(delivery.attempts))
+            .unwrap_or(chrono::Duration::seconds(30));
+    let attempt = DeliveryMark::Attempt {
+        next: next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    };
+    if let Err(error) = ledger.record(vec![(delivery.id, attempt)]).await {
+        // Not counted, not sent: it stays due.
+        tracing::warn!(outbox = delivery.id, error = %error, "cannot count a delivery attempt; not sending now");
+        return false;
+    }
+    let mark = send_one(config, transport, delivery).await;
+    let sent = matches!(mark, DeliveryMark::Sent(_));
+    if ledger.flush(vec![(delivery.id, mark)]).await && sent {
+        transport.publish(&delivery.mail.message_id).await;
+    }
+    sent
 }
 
 /// Delivers every mail due now, once; returns how many were sent. For
 /// one-shot runs (`relais demo`) that have no sender task.
 pub async fn drain(store: &Store, config: &Config, transport: &Transport) -> usize {
-    let mut sent = 0;
+    transport.recover(store).await;
     let Ok(due) = store.due_mail(usize::MAX >> 1) else {
         return 0;
     };
-    let mut marks = Vec::new();
+    let ledger = Ledger::Store(store.clone());
+    let mut sent = 0;
     for delivery in &due {
-        let mark = send_one(config, transport, delivery).await;
-        sent += usize::from(matches!(mark, DeliveryMark::Sent(_)));
-        marks.push((delivery.id, mark));
+        sent += usize::from(deliver_one(config, transport, &ledger, delivery).await);
     }
-    Ledger::Store(store.clone()).flush(&mut marks).await;
     sent
 }
 

@@ -591,6 +591,14 @@ impl Existing for Store {
             .map(|found| found.is_some())
             .unwrap_or(false)
     }
+
+    fn stored_customer_of(&self, kind: Kind, id: &str) -> Option<String> {
+        match kind {
+            Kind::Contact => self.contact_customer(id).ok().flatten(),
+            Kind::Contract => self.contract_customer(id).ok().flatten(),
+            _ => None,
+        }
+    }
 }
 
 /// Creates or replaces a request; `updated_at` moves only when a field

@@ -52,6 +52,13 @@ pub struct OutboxRecord {
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryMark {
+    /// An attempt is about to be made: counted before the mail goes out,
+    /// so that a mail that crashes the engine is not tried for ever; not
+    /// due again before `next` (RFC 3339) unless recorded otherwise.
+    Attempt {
+        /// When it is due again if nothing else is recorded.
+        next: String,
+    },
     /// Delivered, with the server's answer.
     Sent(String),
     /// A temporary failure: try again at `next` (RFC 3339).
@@ -163,20 +170,26 @@ impl Store {
     pub fn record_deliveries(&mut self, marks: &[(i64, DeliveryMark)]) -> Result<(), StoreError> {
         let tx = self.begin()?;
         for (id, mark) in marks {
+            // The attempt itself was counted by its `Attempt` mark.
             match mark {
+                DeliveryMark::Attempt { next } => tx.conn.run(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2
+                     WHERE id = ?1 AND status = 'queued'",
+                    params![id, next],
+                )?,
                 DeliveryMark::Sent(answer) => tx.conn.run(
-                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2,
+                    "UPDATE outbox SET status = 'sent', sent_at = ?2,
                             last_error = NULL, next_attempt_at = NULL, answer = ?3
                      WHERE id = ?1",
                     params![id, now(), answer],
                 )?,
                 DeliveryMark::Retry { error, next } => tx.conn.run(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+                    "UPDATE outbox SET last_error = ?2, next_attempt_at = ?3
                      WHERE id = ?1",
                     params![id, error, next],
                 )?,
                 DeliveryMark::Failed(error) => tx.conn.run(
-                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2,
+                    "UPDATE outbox SET status = 'failed', last_error = ?2,
                             next_attempt_at = NULL
                      WHERE id = ?1",
                     params![id, error],
@@ -184,6 +197,19 @@ impl Store {
             };
         }
         tx.commit()
+    }
+
+    /// The status of the outbox mail with this Message-ID, if any.
+    pub fn outbox_status(&self, message_id: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .one(
+                "SELECT status FROM outbox WHERE message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Queues failed mail again: one by id, or every failed one. Returns how

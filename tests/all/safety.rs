@@ -1,0 +1,467 @@
+//! Facing real customers: authenticated senders, notices that tell a
+//! stranger nothing, the customer boundary held by the host, identities on
+//! outgoing mail, one engine per store, mail kept under its own id when its
+//! Message-ID was taken, and hostile input that stays cheap.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Engine, Setup, TEST_CONFIG, fixture, wait_for, write_mail};
+
+/// Jeanne's mail to CatchMail on request 23010203 (design example), with
+/// `extra` headers first.
+fn jeanne_mail(dir: &Path, name: &str, extra: &[(&str, &str)], body: &str) -> std::path::PathBuf {
+    let mut headers: Vec<(&str, &str)> = extra.to_vec();
+    headers.extend([
+        ("From", "Jeanne Martin <jeanne@dupont.example>"),
+        ("To", "catchmail@acme.example"),
+        ("Subject", "#23010203 *message*"),
+        ("Date", "Mon, 30 Nov 2026 10:00:00 +0100"),
+    ]);
+    let id = format!("<{name}@dupont.example>");
+    headers.push(("Message-ID", &id));
+    write_mail(dir, &format!("{name}.eml"), &headers, body)
+}
+
+fn only_effect(line: &Value) -> &Value {
+    let effects = line["effects"].as_array().expect("effects");
+    assert_eq!(effects.len(), 1, "{line}");
+    &effects[0]
+}
+
+#[test]
+fn a_forged_sender_is_refused_and_the_notice_goes_to_the_owner_not_the_envelope() {
+    let setup = Setup::with_directory();
+    let dir = setup.dir.path();
+    let forged = [
+        // A DMARC failure from the trusted server.
+        jeanne_mail(
+            dir,
+            "forged-dmarc-fail",
+            &[
+                ("Return-Path", "<attacker@evil.example>"),
+                (
+                    "Authentication-Results",
+                    "mx.acme.example; spf=pass smtp.mailfrom=evil.example; dmarc=fail (p=reject) header.from=dupont.example",
+                ),
+            ],
+            "Fermez ma demande.",
+        ),
+        // A pass written by the sender, under another authserv-id.
+        jeanne_mail(
+            dir,
+            "forged-own-results",
+            &[
+                ("Return-Path", "<attacker@evil.example>"),
+                (
+                    "Authentication-Results",
+                    "evil.example; dmarc=pass header.from=dupont.example",
+                ),
+            ],
+            "Fermez ma demande.",
+        ),
+        // Nothing at all.
+        jeanne_mail(
+            dir,
+            "forged-no-results",
+            &[("Return-Path", "<attacker@evil.example>")],
+            "Fermez ma demande.",
+        ),
+    ];
+    let paths: Vec<&Path> = forged.iter().map(|p| p.as_path()).collect();
+    let (run, lines) = setup.ingest_json(&[], &paths);
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in &lines {
+        let effect = only_effect(line);
+        assert_eq!(effect["kind"], "reply-failure", "{line}");
+        assert_eq!(effect["reason"], "sender-not-authenticated", "{line}");
+        assert_eq!(
+            effect["to"], "jeanne@dupont.example",
+            "the owner, not the envelope: {line}"
+        );
+        assert_eq!(effect["request"], Value::Null, "no ticket tag: {line}");
+    }
+    assert!(
+        setup
+            .store()
+            .messages(23010203)
+            .expect("messages")
+            .is_empty(),
+        "nothing posted in Jeanne's name"
+    );
+    // The verdict is in the trace, with what it rests on.
+    let run_id = lines[0]["run"].as_i64().expect("run");
+    let trace = setup
+        .store()
+        .run(run_id)
+        .expect("query")
+        .expect("run")
+        .trace;
+    assert_eq!(trace["authentication"]["result"], "fail", "{trace}");
+    assert_eq!(trace["authentication"]["authority"], "mx.acme.example");
+    let ignored = setup.store().run(lines[1]["run"].as_i64().expect("run"));
+    let ignored = ignored.expect("query").expect("run").trace;
+    assert!(
+        ignored["authentication"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("from others, ignored")),
+        "{ignored}"
+    );
+
+    // Authenticated, on a locked conversation, with another envelope: the
+    // notice goes to Jeanne's address, never to the envelope.
+    let store = setup.store();
+    drop(store);
+    let locked = setup.dir.path().join("locked.yaml");
+    std::fs::write(
+        &locked,
+        "requests:\n  - { number: 23010203, company: ACME-FR, customer: C001, type: INCIDENT, requester: ct-jeanne, state: open, publishable: true, conversation-locked: true, contract: K-2026-001 }\n",
+    )
+    .expect("write");
+    assert_eq!(
+        setup
+            .relais(&["import", locked.to_str().expect("utf-8")])
+            .code,
+        0
+    );
+    let mail = jeanne_mail(
+        dir,
+        "genuine-locked",
+        &[
+            ("Return-Path", "<bounces@list.example>"),
+            (
+                "Authentication-Results",
+                "mx.acme.example; dkim=pass header.d=dupont.example; dmarc=pass header.from=dupont.example",
+            ),
+        ],
+        "Bonjour",
+    );
+    let (_, lines) = setup.ingest_json(&[], &[&mail]);
+    let effect = only_effect(&lines[0]);
+    assert_eq!(effect["reason"], "conversation-locked", "{}", lines[0]);
+    assert_eq!(effect["to"], "jeanne@dupont.example");
+}
+
+#[test]
+fn a_huge_text_mail_gets_body_too_long_and_the_plugin_a_bounded_text() {
+    let setup = Setup::with_directory();
+    let body =
+        "Ligne de texte assez longue pour remplir la mémoire du greffon.\r\n".repeat(360_000);
+    assert!(body.len() > 23_000_000);
+    let mail = jeanne_mail(
+        setup.dir.path(),
+        "huge-text",
+        &[(
+            "Authentication-Results",
+            "mx.acme.example; dmarc=pass header.from=dupont.example",
+        )],
+        &body,
+    );
+    let (run, lines) = setup.ingest_json(&[], &[&mail]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let line = &lines[0];
+    assert_eq!(line["outcome"], "applied", "{line}");
+    let effect = only_effect(line);
+    assert_eq!(effect["reason"], "body-too-long", "{line}");
+    assert!(
+        line["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("cut to 1.0 MiB"))),
+        "{line}"
+    );
+    // The whole mail is stored all the same.
+    let id = line["message_id"].as_str().expect("id");
+    let raw = setup.store().raw_mail(id).expect("query").expect("raw");
+    assert!(raw.len() > 23_000_000);
+}
+
+#[test]
+fn a_different_mail_reusing_a_message_id_is_kept_under_its_own() {
+    let setup = Setup::with_directory();
+    let dir = setup.dir.path();
+    let auth = (
+        "Authentication-Results",
+        "mx.acme.example; dmarc=pass header.from=dupont.example",
+    );
+    let first = jeanne_mail(dir, "reused", &[auth], "Premier message.");
+    let (_, lines) = setup.ingest_json(&[], &[&first]);
+    assert_eq!(lines[0]["outcome"], "applied");
+    // Another mail, the same Message-ID (as some mailers and list
+    // software produce).
+    let other = dir.join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    let second = jeanne_mail(&other, "reused", &[auth], "Un tout autre message.");
+    // The first one fetched again from another mailbox: transport headers
+    // differ, the message is the same.
+    let again_dir = dir.join("again");
+    std::fs::create_dir(&again_dir).expect("mkdir");
+    let again = jeanne_mail(
+        &again_dir,
+        "reused",
+        &[auth, ("Received", "from mx2.acme.example by imap2")],
+        "Premier message.",
+    );
+    let (run, lines) = setup.ingest_json(&[], &[&second, &again]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(lines[0]["outcome"], "applied", "{}", lines[0]);
+    let own = lines[0]["message_id"].as_str().expect("id");
+    assert_ne!(own, "reused@dupont.example");
+    assert!(
+        own.contains(".dup-") && own.ends_with("@dupont.example"),
+        "{own}"
+    );
+    let warning = lines[0]["warnings"][0].as_str().expect("a warning");
+    assert!(
+        warning.contains("<reused@dupont.example> is already used by a different mail"),
+        "{warning}"
+    );
+    assert_eq!(lines[1]["outcome"], "duplicate", "{}", lines[1]);
+    let bodies: Vec<String> = setup
+        .store()
+        .messages(23010203)
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, ["Premier message.", "Un tout autre message."]);
+    // Fetched yet again, the second one is recognised under its own id.
+    let (_, lines) = setup.ingest_json(&[], &[&second]);
+    assert_eq!(lines[0]["outcome"], "duplicate", "{}", lines[0]);
+}
+
+#[test]
+fn a_plugin_cannot_cross_the_customer_boundary_nor_an_import() {
+    let setup = Setup::with_directory();
+    // A contract of C001 naming a contact of another customer.
+    let other = setup.dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        "customers: [ { code: C002, name: Martin SA, company: ACME-FR } ]\n\
+         contacts:\n  - { id: ct-martin, name: Luc Martin, customer: C002, email: luc@martin.example }\n\
+         contracts:\n  - { code: K-2026-001, customer: C001, recipients: { contract-contacts: [ct-jeanne, ct-martin] } }\n",
+    )
+    .expect("write");
+    let run = setup.relais(&["import", other.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "other.yaml:5:86: contracts[0].recipients.contract-contacts[1]: contact `ct-martin` belongs to customer `C002`, not to the contract's customer `C001`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing imported"), "{}", run.stderr);
+    let bad = setup.dir.path().join("bad-address.yaml");
+    std::fs::write(
+        &bad,
+        "contacts:\n  - { id: ct-x, name: X, customer: C001, email: \"x@dupont.example\\r\\nBcc: all@evil.example\" }\n",
+    )
+    .expect("write");
+    let run = setup.relais(&["import", bad.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("bad-address.yaml:2:49: contacts[0].email:")
+            && run.stderr.contains("holds a line break"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_second_engine_is_refused_and_status_says_stopped_or_gone() {
+    let setup = Setup::with_directory();
+    let config = setup.dir.path().join("engine.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{TEST_CONFIG}database: relais.db\nrules: {}\ntemplates: {}\nspool: spool\n",
+            setup.rules.display(),
+            crate::support::root().join("templates").display()
+        ),
+    )
+    .expect("config");
+    let mut first = Engine::start(&setup, &config);
+    wait_for(
+        &mut first,
+        Duration::from_secs(30),
+        "the engine's status",
+        || setup.relais(&["status", "--json"]).code == 0,
+    );
+    let second = setup.relais(&["--config", config.to_str().expect("utf-8"), "run"]);
+    assert_eq!(second.code, 1, "{second:?}");
+    let pid = first.child.as_ref().expect("running").id();
+    assert!(
+        second.stderr.contains("another engine is running on")
+            && second.stderr.contains(&format!("pid {pid}")),
+        "{}",
+        second.stderr
+    );
+    // Killed: its lock goes with it; status says it is gone.
+    first.kill();
+    let status = setup.relais(&["status", "--json"]);
+    assert_eq!(status.code, 1, "{status:?}");
+    let view: Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(view["state"], "gone");
+    // Started again, stopped cleanly: stopped.
+    let mut again = Engine::start(&setup, &config);
+    let pid = again.child.as_ref().expect("running").id();
+    wait_for(
+        &mut again,
+        Duration::from_secs(30),
+        "its own status",
+        || {
+            let run = setup.relais(&["status", "--json"]);
+            let view: Value = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+            run.code == 0 && view["pid"] == pid && view["state"] == "running"
+        },
+    );
+    assert!(again.stop().success(), "{}", again.log());
+    let status = setup.relais(&["status", "--json"]);
+    assert_eq!(status.code, 1, "{status:?}");
+    let view: Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(view["state"], "stopped");
+}
+
+#[test]
+fn mail_goes_out_with_the_identity_of_its_kind() {
+    let setup = Setup::with_directory();
+    let config = setup.dir.path().join("relais.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{TEST_CONFIG}identity: {{ address: support@acme.example, name: Acme Support, message-id-domain: acme.example }}\n\
+             identities:\n  catchmail: {{ address: catchmail@acme.example, name: Acme CatchMail, reply-to: support@acme.example }}\n"
+        ),
+    )
+    .expect("config");
+    // A notice about mail sent to the CatchMail address comes back from it.
+    let stranger = fixture("mails/catchmail-stranger.eml");
+    let (_, lines) = setup.ingest_json(&[], &[&stranger]);
+    assert_eq!(only_effect(&lines[0])["reason"], "unknown-sender");
+    // An alert (the shipped alert rule) comes from the support identity.
+    let save = setup.dir.path().join("save.yaml");
+    std::fs::write(
+        &save,
+        "{ number: 23010299, company: ACME-FR, customer: C001, type: INCIDENT, requester: ct-jeanne, state: open, publishable: true, conversation-locked: false, contract: K-2026-001, subject: Imprimante }\n",
+    )
+    .expect("write");
+    let run = setup.relais(&["request", "save", save.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let outbox = setup.store().outbox(None, 10).expect("outbox");
+    let header = |kind: &str, name: &str| -> Vec<String> {
+        outbox
+            .iter()
+            .filter(|m| m.mail.kind == kind)
+            .filter_map(|m| {
+                m.mail
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    };
+    assert_eq!(
+        header("failure-reply", "From"),
+        ["\"Acme CatchMail\" <catchmail@acme.example>"]
+    );
+    assert_eq!(
+        header("failure-reply", "Reply-To"),
+        ["support@acme.example"]
+    );
+    assert_eq!(
+        header("failure-reply", "X-Loop"),
+        ["catchmail@acme.example"]
+    );
+    let alerts = header("mail", "From");
+    assert!(!alerts.is_empty(), "{outbox:?}");
+    assert!(
+        alerts
+            .iter()
+            .all(|from| from == "\"Acme Support\" <support@acme.example>"),
+        "{alerts:?}"
+    );
+    assert!(
+        outbox
+            .iter()
+            .all(|m| m.mail.message_id.ends_with("@acme.example")),
+        "{outbox:?}"
+    );
+
+    // A rule naming an identity that is not defined is refused by check.
+    let setup = Setup::new().with_rules(&[(
+        "alerts.yaml",
+        "rules:\n  - id: alerts\n    on: request-saved\n    run: { plugin: alert-dispatch, identity: suport }\n",
+    )]);
+    std::fs::write(
+        setup.dir.path().join("relais.yaml"),
+        std::fs::read(&config).expect("read"),
+    )
+    .expect("config");
+    let run = setup.relais(&["check"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("alerts.yaml:4:46: unknown identity `suport`")
+            && run.stderr.contains("(defined: default, catchmail)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_config_is_checked_and_names_what_is_wrong() {
+    let setup = Setup::new();
+    let config = setup.dir.path().join("broken.yaml");
+    std::fs::write(
+        &config,
+        "identity: { address: \"support at acme\" }\n\
+         identities:\n  catchmail: { address: catchmail@acme.example }\n\
+         accounts:\n  - { name: support, host: imap.acme.example, username: u, password: { env: P }, identity: suport }\n\
+         outbox:\n  smtp: { host: smtp.acme.example, security: plain }\n",
+    )
+    .expect("write");
+    let run = setup.relais(&["--config", config.to_str().expect("utf-8"), "check"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    for expected in [
+        "broken.yaml:1:22: `support at acme` is not a mail address",
+        "broken.yaml:5:92: unknown identity `suport`",
+        "broken.yaml:7:46: `security: plain` would send mail",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_hundred_thousand_references_cost_what_reading_them_costs() {
+    let setup = Setup::with_directory();
+    let references: Vec<String> = (0..100_000).map(|i| format!("<r{i}@x.example>")).collect();
+    let value = references.join("\r\n ");
+    let mail = write_mail(
+        setup.dir.path(),
+        "refs.eml",
+        &[
+            ("From", "jeanne@dupont.example"),
+            ("To", "support@acme.example"),
+            ("Subject", "Re: a long thread"),
+            ("Message-ID", "<refs@dupont.example>"),
+            ("References", &value),
+        ],
+        "Bonjour",
+    );
+    let (run, lines) = setup.ingest_json(&[], &[&mail]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(lines[0]["outcome"], "applied", "{}", lines[0]);
+    assert!(
+        lines[0]["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("References names 100000 ids")),
+        "{}",
+        lines[0]
+    );
+}
