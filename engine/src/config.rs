@@ -308,6 +308,14 @@ pub struct Http {
     /// `token: { env: RELAIS_API_TOKEN }`: the bearer token every route but
     /// `/health` requires.
     pub token: Secret,
+    /// `header-timeout-seconds: 10`: how long a client has to send a
+    /// request's headers; a slow or silent client is disconnected.
+    #[serde(default = "ten")]
+    pub header_timeout_seconds: u64,
+}
+
+fn ten() -> u64 {
+    10
 }
 
 /// Which request states count as resolved and closed: a save entering one
@@ -539,6 +547,9 @@ impl Config {
                         http.listen
                     ),
                 ));
+            }
+            if http.header_timeout_seconds == 0 {
+                errors.push(doc.diagnostic(&at("header-timeout-seconds"), "must be at least 1"));
             }
             if http.token.env.is_some() == http.token.file.is_some() {
                 errors.push(doc.diagnostic(

@@ -23,6 +23,16 @@ use crate::yaml::Diagnostic;
 /// The extension of template files.
 pub const EXTENSION: &str = "jinja";
 
+/// How much work one rendering may do (minijinja's fuel: about one unit per
+/// instruction). A mail template renders in a few thousand; a hostile one
+/// (nested `range(100000)` loops) must fail fast at `relais check` and on
+/// reload instead of hanging them and eating memory.
+pub const FUEL: u64 = 2_000_000;
+
+/// The longest rendered mail kept: a template that stays within its fuel
+/// may still build a huge text.
+pub const MAX_RENDERED: usize = 1024 * 1024;
+
 /// The loaded templates, by name and language.
 #[derive(Debug)]
 pub struct Templates {
@@ -45,6 +55,7 @@ impl Templates {
         // name no alert context has was refused when the template loaded.
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.set_keep_trailing_newline(true);
+        env.set_fuel(Some(FUEL));
         Templates {
             env,
             files: BTreeMap::new(),
@@ -122,6 +133,7 @@ impl Templates {
         };
         let mut strict = Environment::new();
         strict.set_undefined_behavior(UndefinedBehavior::Strict);
+        strict.set_fuel(Some(FUEL));
         strict.add_template(key, &source).map_err(|e| located(&e))?;
         let template = strict.get_template(key).map_err(|e| located(&e))?;
         // A template serves one of the shipped plugins' contexts; when it
@@ -185,6 +197,12 @@ impl Templates {
             .get_template(key)
             .and_then(|template| template.render(context))
             .map_err(|error| format!("template `{key}`: {}", describe(&error)))?;
+        if text.len() > MAX_RENDERED {
+            return Err(format!(
+                "template `{key}`: renders {} bytes, more than the {MAX_RENDERED} a mail may hold",
+                text.len()
+            ));
+        }
         Ok(split_subject(&text))
     }
 }
@@ -220,6 +238,11 @@ fn base_name(key: &str) -> &str {
 
 /// A minijinja error in one line, with what it says of the cause.
 fn describe(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "the template does too much work (over {FUEL} steps in one rendering): a loop too large?"
+        );
+    }
     let mut message = error.kind().to_string();
     if let Some(detail) = error.detail() {
         message.push_str(": ");
@@ -305,5 +328,34 @@ mod tests {
         let text = errors[0].to_string();
         assert!(text.contains("a.jinja:"), "{text}");
         assert!(text.contains("syntax error"), "{text}");
+    }
+
+    #[test]
+    fn a_template_that_works_without_end_is_refused_on_load() {
+        let errors = load(&[(
+            "bomb.jinja",
+            "Subject: x\n\n{% for a in range(100000) %}{% for b in range(100000) %}{{ a }}{% endfor %}{% endfor %}\n",
+        )])
+        .expect_err("refused");
+        let text = errors[0].to_string();
+        assert!(text.starts_with("bomb.jinja:"), "{text}");
+        assert!(text.contains("too much work"), "{text}");
+        let wide = load(&[(
+            "wide.jinja",
+            "{% for a in range(90000) %}{{ request.subject }}{% endfor %}",
+        )]);
+        let text = match wide {
+            Ok(templates) => {
+                let context = serde_json::to_value(AlertContext::sample()).expect("json");
+                templates
+                    .render("wide", None, &context)
+                    .expect_err("too big")
+            }
+            Err(errors) => errors[0].to_string(),
+        };
+        assert!(
+            text.contains("too much work") || text.contains("more than"),
+            "{text}"
+        );
     }
 }

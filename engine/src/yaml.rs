@@ -15,6 +15,51 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use yaml_rust2::parser::{Event, Parser};
 
+/// The deepest nesting a file may have. Rule, config and import files are
+/// a few levels deep; a hostile file nested hundreds of thousands deep
+/// would cost the parser time and stack for nothing.
+pub const MAX_DEPTH: usize = 64;
+
+/// Where `text` first nests deeper than [`MAX_DEPTH`], counting flow
+/// brackets (`[`, `{`) and block indentation levels, without parsing it.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    for (index, line) in text.lines().enumerate() {
+        let content = line.trim_start_matches(' ');
+        let indent = line.len() - content.len();
+        if flow == 0 && !content.is_empty() && !content.starts_with('#') {
+            while indents.last().is_some_and(|&top| top >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            // `- - - x`: each dash opens a level too.
+            let dashes = content.split(' ').take_while(|token| *token == "-").count();
+            if indents.len() + dashes > MAX_DEPTH {
+                return Some((index + 1, indent + 1));
+            }
+        }
+        let mut quote: Option<char> = None;
+        for (column, c) in content.char_indices() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    if flow + indents.len() > MAX_DEPTH {
+                        return Some((index + 1, indent + column + 1));
+                    }
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
 /// One problem in a file, printed as `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -106,6 +151,16 @@ impl Document {
     /// Parses `text`, read from `file`. A syntax error is returned with its
     /// position.
     pub fn parse(file: &Path, text: &str) -> Result<Document, Diagnostic> {
+        if let Some((line, column)) = too_deep(text) {
+            return Err(Diagnostic {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: format!(
+                    "nesting deeper than {MAX_DEPTH} levels: no Relais file is that deep (refused before parsing)"
+                ),
+            });
+        }
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|error| {
             let (line, column) = error
                 .location()

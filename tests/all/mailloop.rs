@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Engine, Setup, root, wait_for};
+use crate::support::{Engine, Setup, TEST_CONFIG, root, wait_for};
 
 /// The servers' coordinates, from `tests/mail-servers.sh env`, and a hold
 /// on them: shared by tests that only use them, exclusive for the tests
@@ -430,6 +430,10 @@ fn processed_mail_is_moved_or_deleted_from_the_server_as_configured() {
     for (name, option) in [
         (unique("moved"), "move-to: Processed"),
         (unique("expired"), "delete-after-days: 0"),
+        (
+            unique("moved-expired"),
+            "move-to: Processed\n    delete-after-days: 0",
+        ),
     ] {
         let setup = Setup::new();
         let config = engine_config(&setup, &servers, &name, "");
@@ -464,8 +468,23 @@ fn processed_mail_is_moved_or_deleted_from_the_server_as_configured() {
                     .unwrap_or(0)
             })
             .sum();
-        if option.starts_with("move-to") {
+        if option == "move-to: Processed" {
             assert_eq!(in_processed, 1, "moved to Processed");
+        } else if option.starts_with("move-to") {
+            // Moved, then deleted from Processed once expired.
+            wait_for(
+                &mut engine,
+                Duration::from_secs(30),
+                "Processed emptied",
+                || {
+                    ["new", "cur"].iter().all(|sub| {
+                        std::fs::read_dir(servers.maildir(&inbox).join(".Processed").join(sub))
+                            .map(|d| d.count() == 0)
+                            .unwrap_or(true)
+                    })
+                },
+            );
+            assert!(setup.store().mail(&id).expect("store").is_some());
         } else {
             assert_eq!(in_processed, 0, "deleted, not moved");
             assert!(
@@ -987,4 +1006,347 @@ contracts:
     assert_eq!(replies, expected);
     let status = engine.stop();
     assert!(status.success(), "{}", engine.log());
+}
+
+/// The README's production set-up, on the test servers: two accounts
+/// (catchmail, support), alerts and reminders from the support identity,
+/// notices about CatchMail mail from the CatchMail identity, the
+/// receiving server's verdict on senders trusted.
+fn production_config(setup: &Setup, servers: &Servers, name: &str, port: u16) -> PathBuf {
+    std::fs::write(setup.dir.path().join("api-token"), crate::api::TOKEN).expect("token");
+    let config = format!(
+        "database: relais.db
+rules: {rules}
+templates: {templates}
+spool: ~
+accounts:
+  - {{ name: catchmail, host: 127.0.0.1, port: {imap}, security: plain, identity: catchmail,
+      username: catchmail@{name}.example, password: {{ env: RELAIS_TEST_MAIL_PASSWORD }} }}
+  - {{ name: support, host: 127.0.0.1, port: {imap}, security: plain,
+      username: support@{name}.example, password: {{ env: RELAIS_TEST_MAIL_PASSWORD }} }}
+outbox:
+  smtp: {{ host: 127.0.0.1, port: {smtp}, security: plain }}
+identity: {{ address: support@{name}.example, name: Acme Support, message-id-domain: {name}.example }}
+identities:
+  catchmail: {{ address: catchmail@{name}.example, name: Acme CatchMail, reply-to: support@{name}.example }}
+authentication: {{ trusted-authserv-ids: [mx.acme.example] }}
+http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}
+",
+        rules = root().join("rules").display(),
+        templates = root().join("templates").display(),
+        imap = servers.imap_port,
+        smtp = servers.smtp_port,
+    );
+    let path = setup.dir.path().join("relais.yaml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
+/// Where a mail program sends an answer to `mail`: its Reply-To, else its
+/// From.
+fn answer_address(mail: &str) -> String {
+    let header = |name: &str| {
+        mail.lines()
+            .take_while(|line| !line.is_empty())
+            .find(|line| {
+                line.to_ascii_lowercase()
+                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+            })
+            .and_then(|line| line.split_once(':'))
+            .map(|(_, value)| value.trim().to_string())
+    };
+    let value = header("Reply-To")
+        .or_else(|| header("From"))
+        .expect("a From");
+    match value.rsplit_once('<') {
+        Some((_, rest)) => rest.trim_end_matches('>').to_string(),
+        None => value,
+    }
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn in_production_answers_reach_their_ticket_stop_reminders_and_get_no_notice() {
+    use crate::api::{TOKEN, call, parse_mail};
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("production");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let demo = setup.relais(&[
+        "import",
+        root().join("demo/directory.yaml").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(demo.code, 0, "{demo:?}");
+    let jeanne = format!("jeanne@{name}.example");
+    let directory = setup.dir.path().join("production.yaml");
+    std::fs::write(
+        &directory,
+        format!(
+            "settings: {{ notify-by-email-default: true }}
+contacts:
+  - {{ id: ct-prod, name: Jeanne Martin, customer: C001, site: MAIN, email: {jeanne}, alerts: [opened] }}
+contracts:
+  - {{ code: K-PROD, customer: C001, alerts: {{ opened: true }}, recipients: {{ contract-contacts: [ct-prod] }} }}
+"
+        ),
+    )
+    .expect("write");
+    assert_eq!(
+        setup
+            .relais(&["import", directory.to_str().expect("utf-8")])
+            .code,
+        0
+    );
+    let config = production_config(&setup, &servers, &name, port);
+    let mut engine = Engine::start(&setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "the API", || {
+        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200)
+    });
+
+    // The support system opens a request waiting on Jeanne: she gets the
+    // alert, from the support address.
+    let mut body = crate::api::request("waiting-customer");
+    body["requester"] = serde_json::json!("ct-prod");
+    body["contract"] = serde_json::json!("K-PROD");
+    let number = 23080001;
+    let answer = call(
+        port,
+        "PUT",
+        &format!("/requests/{number}"),
+        Some(TOKEN),
+        Some(&body.to_string()),
+    )
+    .expect("answer");
+    assert_eq!(answer.status, 201, "{answer:?}");
+    wait_for_delivery(&servers, &jeanne, 1);
+    let (_, alert) = servers.mails(&jeanne).remove(0);
+    let (_, subject, _) = parse_mail(alert.as_bytes());
+    let support = answer_address(&alert);
+    assert_eq!(support, format!("support@{name}.example"), "{alert}");
+    let alert_id = alert
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("message-id:"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, id)| id.trim().to_string())
+        .expect("the alert has a Message-ID");
+
+    // She answers from her mail program, to where it says: the tag kept,
+    // then a second answer with only References.
+    let first = format!("{name}-first@dupont.example");
+    let second = format!("{name}-second@dupont.example");
+    let reply = |id: &str, subject: &str, threading: &str| {
+        format!(
+            "From: Jeanne Martin <{jeanne}>\r\nTo: {support}\r\nSubject: {subject}\r\n\
+             Message-ID: <{id}>\r\n{threading}Content-Type: text/plain; charset=utf-8\r\n\r\n\
+             Toujours en panne.\r\n"
+        )
+    };
+    servers.send(
+        &jeanne,
+        &support,
+        &reply(
+            &first,
+            &format!("RE: {subject}"),
+            &format!("In-Reply-To: {alert_id}\r\nReferences: {alert_id}\r\n"),
+        ),
+    );
+    servers.send(
+        &jeanne,
+        &support,
+        &reply(
+            &second,
+            "Re: Imprimante en panne",
+            &format!("References: {alert_id}\r\n"),
+        ),
+    );
+    wait_for(&mut engine, Duration::from_secs(30), "both answers", || {
+        processed(&setup, &first) && processed(&setup, &second)
+    });
+    let store = setup.store();
+    let received: Vec<String> = store
+        .exchanges(number)
+        .expect("exchanges")
+        .into_iter()
+        .filter(|e| e.direction == "received")
+        .filter_map(|e| e.subject)
+        .collect();
+    assert_eq!(
+        received.len(),
+        2,
+        "both answers are exchanges: {received:?}"
+    );
+
+    // A week later the reminder check leaves the request alone: the
+    // customer spoke last.
+    let at = (chrono::Utc::now() + chrono::TimeDelta::days(8)).to_rfc3339();
+    let fired = call(
+        port,
+        "POST",
+        "/rules/waiting-customer-reminders/fire",
+        Some(TOKEN),
+        Some(&serde_json::json!({ "at": at }).to_string()),
+    )
+    .expect("fired");
+    assert_eq!(fired.status, 200, "{fired:?}");
+    let reminded = fired.json()["effects"]
+        .as_array()
+        .expect("effects")
+        .iter()
+        .any(|e| e["request"] == number);
+    assert!(!reminded, "{}", fired.body);
+
+    // Paul posts through CatchMail: with notify-by-email, Jeanne is told,
+    // as a message posted through the API would tell her.
+    let paul_post = format!("{name}-paul@acme.example");
+    servers.send(
+        "paul@acme.example",
+        &format!("catchmail@{name}.example"),
+        &format!(
+            "Authentication-Results: mx.acme.example; dkim=pass header.d=acme.example; dmarc=pass header.from=acme.example\r\n\
+             From: Paul Durand <paul@acme.example>\r\nTo: catchmail@{name}.example\r\n\
+             Subject: #{number} *message*\r\nMessage-ID: <{paul_post}>\r\n\r\nUn technicien passe demain.\r\n"
+        ),
+    );
+    wait_for_delivery(&servers, &jeanne, 2);
+    let messages = setup.store().messages(number).expect("messages");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].side, "staff");
+    let notification = servers
+        .mails(&jeanne)
+        .into_iter()
+        .map(|(_, text)| text)
+        .find(|text| text.contains("Un technicien passe demain."))
+        .expect("the notification");
+    assert!(
+        notification.contains(&format!("[#{number}]")),
+        "{notification}"
+    );
+    assert_eq!(answer_address(&notification), support);
+
+    // Nothing was answered with a failure notice.
+    let notices: Vec<_> = setup
+        .store()
+        .outbox(None, 50)
+        .expect("outbox")
+        .into_iter()
+        .filter(|m| m.mail.kind == "failure-reply")
+        .collect();
+    assert!(notices.is_empty(), "{notices:?}");
+    assert!(engine.stop().success(), "{}", engine.log());
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn through_postfix_a_forged_sender_posts_nothing_and_the_attacker_hears_nothing() {
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("forged");
+    let config = engine_config(&setup, &servers, &name, "");
+    let mut engine = Engine::start(&setup, &config);
+    let inbox = format!("catchmail@{name}.example");
+    let attacker = format!("attacker@{name}-evil.example");
+    let forged = format!("{name}-forged@dupont.example");
+    // From Jeanne, by the attacker's envelope, with a verdict the attacker
+    // wrote under another authserv-id; and one with the trusted server's
+    // DMARC failure.
+    let failed = format!("{name}-failed@dupont.example");
+    for (id, results) in [
+        (
+            &forged,
+            "evil.example; dmarc=pass header.from=dupont.example",
+        ),
+        (
+            &failed,
+            "mx.acme.example; dmarc=fail (p=reject) header.from=dupont.example",
+        ),
+    ] {
+        servers.send(
+            &attacker,
+            &inbox,
+            &format!(
+                "Authentication-Results: {results}\r\nFrom: Jeanne Martin <jeanne@dupont.example>\r\n\
+                 To: {inbox}\r\nSubject: #23010203 *message*\r\nMessage-ID: <{id}>\r\n\r\nFermez tout.\r\n"
+            ),
+        );
+    }
+    wait_for(&mut engine, Duration::from_secs(30), "both mails", || {
+        processed(&setup, &forged) && processed(&setup, &failed)
+    });
+    assert_eq!(posted(&setup, "Fermez tout"), 0, "nothing posted");
+    // Jeanne, the owner of the address, is told; the envelope is not.
+    wait_for(&mut engine, Duration::from_secs(30), "the notices", || {
+        [&forged, &failed]
+            .iter()
+            .all(|id| !servers.replies_to("jeanne@dupont.example", id).is_empty())
+    });
+    for id in [&forged, &failed] {
+        let notice = &servers.replies_to("jeanne@dupont.example", id)[0];
+        assert!(
+            notice.contains("X-Relais-Reason: sender-not-authenticated"),
+            "{notice}"
+        );
+    }
+    assert!(servers.mails(&attacker).is_empty(), "the attacker got mail");
+    assert!(engine.stop().success(), "{}", engine.log());
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn twenty_sigkills_while_sending_over_smtp_repeat_at_most_one_mail_each() {
+    use crate::safety::{kill_while_sending, sent_count, stranger_mails};
+    let servers = servers();
+    let setup = Setup::with_directory();
+    let name = unique("smtp-crash");
+    let domain = format!("{name}.example");
+    let total = 200;
+    let ids = stranger_mails(&setup.dir.path().join("spool"), "smtp", &domain, total);
+    let config = setup.dir.path().join("engine.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{TEST_CONFIG}database: relais.db\nrules: {}\ntemplates: {}\nspool: spool\n\
+             outbox: {{ smtp: {{ host: 127.0.0.1, port: {}, security: plain }}, retry-seconds: 1, max-retry-seconds: 2 }}\n",
+            root().join("rules").display(),
+            root().join("templates").display(),
+            servers.smtp_port,
+        ),
+    )
+    .expect("config");
+    let mut engine = Engine {
+        child: None,
+        config,
+        dir: setup.dir.path().to_path_buf(),
+        log: setup.dir.path().join("relais.log"),
+    };
+    let kills = kill_while_sending(&mut engine, &setup, 20, total);
+    assert!(kills >= 5, "too few kills landed while sending: {kills}");
+    wait_for(
+        &mut engine,
+        Duration::from_secs(120),
+        "every notice sent",
+        || sent_count(&setup) == total,
+    );
+    let started = Instant::now();
+    let delivered = |n: usize| servers.mails(&format!("stranger-{n}@{domain}")).len();
+    while (0..total).any(|n| delivered(n) == 0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not every notice arrived"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let repeated: usize = (0..total).map(|n| delivered(n).saturating_sub(1)).sum();
+    println!(
+        "SMTP crash test: {kills} SIGKILLs while sending {total} notices, {repeated} delivered twice"
+    );
+    assert!(
+        repeated <= kills,
+        "{repeated} notices repeated after {kills} kills: at most one per kill"
+    );
+    assert_eq!(ids.len(), total);
+    assert!(engine.stop().success(), "{}", engine.log());
 }

@@ -465,3 +465,254 @@ fn a_hundred_thousand_references_cost_what_reading_them_costs() {
         lines[0]
     );
 }
+
+/// An engine with the HTTP API (header timeout of one second) on a free
+/// port, the shipped rules and a templates folder of its own; returns it
+/// once the API answers.
+fn engine_with_api(setup: &Setup) -> (Engine, u16) {
+    use crate::api::{TOKEN, call};
+    std::fs::write(setup.dir.path().join("api-token"), TOKEN).expect("token");
+    let templates = setup.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("mkdir");
+    for entry in std::fs::read_dir(crate::support::root().join("templates")).expect("templates") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, templates.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let config = setup.dir.path().join("engine.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{TEST_CONFIG}database: relais.db\nrules: {}\ntemplates: templates\nspool: spool\n\
+             reload: {{ debounce-ms: 50, poll-seconds: 1 }}\n\
+             http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }}, header-timeout-seconds: 1 }}\n",
+            setup.rules.display(),
+        ),
+    )
+    .expect("config");
+    let mut engine = Engine::start(setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "the API", || {
+        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200)
+    });
+    (engine, port)
+}
+
+#[test]
+fn hostile_input_fails_fast_and_never_holds_the_engine() {
+    use crate::api::{TOKEN, call};
+    use std::io::{Read, Write};
+    let setup = Setup::with_directory();
+    let (mut engine, port) = engine_with_api(&setup);
+
+    // A 400 KB import nested 200,000 deep: refused at once, over the API
+    // and from a file, and the engine goes on.
+    let deep = format!(
+        "companies: {}{}\n",
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    let answer = call(port, "POST", "/import", Some(TOKEN), Some(&deep)).expect("answer");
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(
+        answer.body.contains("nesting deeper than 64 levels"),
+        "{}",
+        answer.body
+    );
+    let file = setup.dir.path().join("deep.yaml");
+    std::fs::write(&file, &deep).expect("write");
+    let run = setup.relais(&["import", file.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("deep.yaml:1:"), "{}", run.stderr);
+
+    // A client that sends half its headers and waits is disconnected.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .expect("write");
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    assert!(read.is_ok(), "the server closed the connection: {read:?}");
+    assert!(
+        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200),
+        "the API still answers"
+    );
+
+    // A template that loops for ever is refused by the reload, which says
+    // why; the set in use stays.
+    std::fs::write(
+        setup.dir.path().join("templates/bomb.jinja"),
+        "{% for a in range(100000) %}{% for b in range(100000) %}{{ a }}{% endfor %}{% endfor %}",
+    )
+    .expect("write");
+    wait_for(
+        &mut engine,
+        Duration::from_secs(30),
+        "the refused reload",
+        || {
+            let status = setup.relais(&["status", "--json"]);
+            let view: Value = serde_json::from_str(&status.stdout).unwrap_or(Value::Null);
+            view["last-reload"]["ok"] == false
+        },
+    );
+    let status = setup.relais(&["status", "--json"]);
+    assert!(status.stdout.contains("too much work"), "{}", status.stdout);
+    // And SIGTERM is not held by anything.
+    let stopping = std::time::Instant::now();
+    assert!(engine.stop().success(), "{}", engine.log());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "SIGTERM waited {:?}",
+        stopping.elapsed()
+    );
+}
+
+/// `count` mails to CatchMail from strangers (each its own address, so no
+/// rate limit applies), each answered with an `unknown-sender` notice.
+pub fn stranger_mails(dir: &Path, prefix: &str, domain: &str, count: usize) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    (0..count)
+        .map(|n| {
+            let id = format!("{prefix}-{n}@{domain}");
+            let from = format!("stranger-{n}@{domain}");
+            write_mail(
+                dir,
+                &format!("{prefix}-{n:04}.eml"),
+                &[
+                    ("From", &from),
+                    ("To", "catchmail@acme.example"),
+                    ("Subject", "#23010203 *message*"),
+                    ("Message-ID", &format!("<{id}>")),
+                ],
+                "Bonjour",
+            );
+            id
+        })
+        .collect()
+}
+
+/// SIGKILLs the engine `kills` times, each time once more outbox mail was
+/// recorded sent than before, then lets it finish; returns how many
+/// kills landed while mail was still queued.
+pub fn kill_while_sending(engine: &mut Engine, setup: &Setup, kills: usize, total: usize) -> usize {
+    let mut landed = 0;
+    for _ in 0..kills {
+        let before = sent_count(setup);
+        if before >= total {
+            break;
+        }
+        engine.spawn();
+        let started = std::time::Instant::now();
+        while sent_count(setup) <= before && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        engine.kill();
+        landed += 1;
+    }
+    engine.spawn();
+    landed
+}
+
+pub fn sent_count(setup: &Setup) -> usize {
+    setup
+        .store()
+        .outbox(Some("sent"), 100_000)
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+#[test]
+fn twenty_sigkills_while_delivering_to_the_pickup_folder_give_each_file_once() {
+    let setup = Setup::with_directory();
+    let total = 300;
+    let ids = stranger_mails(
+        &setup.dir.path().join("spool"),
+        "pickup",
+        "elsewhere.example",
+        total,
+    );
+    let config = setup.dir.path().join("engine.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{TEST_CONFIG}database: relais.db\nrules: {}\ntemplates: {}\nspool: spool\n",
+            setup.rules.display(),
+            crate::support::root().join("templates").display()
+        ),
+    )
+    .expect("config");
+    // A reader takes each delivered file away as soon as it appears (as a
+    // mail server's pickup does), never the hidden ones.
+    let outbox = setup.dir.path().join("outbox");
+    let taken_dir = setup.dir.path().join("taken");
+    std::fs::create_dir_all(&outbox).expect("mkdir");
+    std::fs::create_dir_all(&taken_dir).expect("mkdir");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (outbox, taken_dir, stop) = (outbox.clone(), taken_dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut taken: Vec<String> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for entry in std::fs::read_dir(&outbox).into_iter().flatten().flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') || !name.ends_with(".eml") {
+                        continue;
+                    }
+                    let to = taken_dir.join(format!("{}-{name}", taken.len()));
+                    if std::fs::rename(entry.path(), to).is_ok() {
+                        taken.push(name);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            taken
+        })
+    };
+    let mut engine = Engine {
+        child: None,
+        config: config.clone(),
+        dir: setup.dir.path().to_path_buf(),
+        log: setup.dir.path().join("relais.log"),
+    };
+    let kills = kill_while_sending(&mut engine, &setup, 20, total);
+    assert!(kills >= 5, "too few kills landed while sending: {kills}");
+    wait_for(
+        &mut engine,
+        Duration::from_secs(120),
+        "every notice",
+        || sent_count(&setup) == total,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(engine.stop().success(), "{}", engine.log());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let taken = reader.join().expect("reader");
+    let mut seen = std::collections::HashMap::new();
+    for name in &taken {
+        *seen.entry(name.clone()).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    println!(
+        "pickup crash test: {kills} SIGKILLs while delivering {total} notices, {} files taken twice",
+        twice.len()
+    );
+    assert!(
+        twice.is_empty(),
+        "taken twice after {kills} kills: {twice:?}"
+    );
+    assert_eq!(seen.len(), total, "every notice taken once");
+    // Each mail was processed once, whatever the kills.
+    let store = setup.store();
+    for id in &ids {
+        let processings = store
+            .runs_of_mail(id)
+            .expect("runs")
+            .into_iter()
+            .filter_map(|run| store.run(run).expect("run"))
+            .filter(|run| run.outcome != "duplicate")
+            .count();
+        assert_eq!(processings, 1, "{id}");
+    }
+}

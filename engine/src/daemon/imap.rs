@@ -334,14 +334,16 @@ impl Connection<'_> {
         let Some(days) = self.account.delete_after_days else {
             return Ok(());
         };
-        if self.account.move_to.is_some()
-            || self
-                .last_expiry
-                .is_some_and(|at| at.elapsed() < EXPIRY_CHECK)
+        if self
+            .last_expiry
+            .is_some_and(|at| at.elapsed() < EXPIRY_CHECK)
         {
             return Ok(());
         }
         *self.last_expiry = Some(Instant::now());
+        if let Some(folder) = &self.account.move_to {
+            return self.expire_moved(session, folder, days, uidvalidity).await;
+        }
         let expired = self
             .store
             .imap_expired(&self.account.name, uidvalidity, days)
@@ -362,6 +364,57 @@ impl Connection<'_> {
                 .imap_deleted(&self.account.name, uidvalidity, chunk)
                 .map_err(|e| e.to_string())?;
             tracing::info!(account = %self.account.name, count = chunk.len(), days, "deleted processed mail from the server");
+        }
+        Ok(())
+    }
+
+    /// With `move-to`, processed mail lives in that folder, under UIDs of
+    /// its own: there, mail that arrived `days` days ago or more is deleted
+    /// (by its arrival date, which a move keeps), then the watched mailbox
+    /// is selected again.
+    async fn expire_moved(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &str,
+        days: u32,
+        uidvalidity: u32,
+    ) -> Result<(), String> {
+        session
+            .select(folder)
+            .await
+            .map_err(|e| format!("SELECT {folder}: {e}"))?;
+        // IMAP's BEFORE compares dates: the day after the cut-off keeps
+        // nothing younger than `days` days.
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days))).date_naive()
+            + chrono::Duration::days(1);
+        let query = format!("BEFORE {}", cutoff.format("%d-%b-%Y"));
+        let mut expired: Vec<u32> = session
+            .uid_search(&query)
+            .await
+            .map_err(|e| format!("UID SEARCH {query} in {folder}: {e}"))?
+            .into_iter()
+            .collect();
+        expired.sort_unstable();
+        for chunk in expired.chunks(FETCH_CHUNK as usize) {
+            let set = uid_set(chunk);
+            let stream = session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await
+                .map_err(|e| format!("UID STORE \\Deleted in {folder}: {e}"))?;
+            let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+            let stream = session
+                .uid_expunge(&set)
+                .await
+                .map_err(|e| format!("UID EXPUNGE in {folder}: {e}"))?;
+            let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+            tracing::info!(account = %self.account.name, folder, count = chunk.len(), days, "deleted processed mail from the server");
+        }
+        let mailbox = session
+            .select(&self.account.mailbox)
+            .await
+            .map_err(|e| format!("SELECT {}: {e}", self.account.mailbox))?;
+        if mailbox.uid_validity != Some(uidvalidity) {
+            return Err("UIDVALIDITY changed while expiring; reconnecting".to_string());
         }
         Ok(())
     }

@@ -34,7 +34,11 @@ pub fn run(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
+    let result = runtime.block_on(serve(config));
+    // A reload still loading (a plugin compiling, a template checking)
+    // must not hold the exit: every event it could affect has finished.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -152,6 +156,7 @@ async fn serve(config: Config) -> Result<()> {
             Some(tokio::spawn(crate::api::serve(
                 listener,
                 state,
+                Duration::from_secs(http.header_timeout_seconds.max(1)),
                 shutdown.clone(),
             )))
         }
@@ -187,7 +192,9 @@ async fn serve(config: Config) -> Result<()> {
         );
     }
     let _ = tokio::time::timeout(GRACE, sender).await;
-    for task in [watcher, scheduler, reporter] {
+    // The watcher may be in the middle of a reload: nothing waits on it.
+    watcher.abort();
+    for task in [scheduler, reporter] {
         let _ = tokio::time::timeout(GRACE, task).await;
     }
     // Every job sender is gone now: the dispatcher ends after its queue.
