@@ -49,15 +49,18 @@ case $PASSWORD in *[[:space:]]*|'') die "RELAIS_TEST_MAIL_PASSWORD must be one w
 # instance that started anyway is stopped: ours never need one.
 install_if_missing() {
     command -v dovecot >/dev/null && command -v doveadm >/dev/null &&
-        command -v postfix >/dev/null && [ -x /usr/lib/dovecot/lmtp ] && return 0
-    echo "mail-servers: installing dovecot and postfix..." >&2
+        command -v postfix >/dev/null && [ -x /usr/lib/dovecot/lmtp ] &&
+        command -v dnsmasq >/dev/null && return 0
+    echo "mail-servers: installing dovecot, postfix and dnsmasq..." >&2
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     local made_policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then       # "do not start services"
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod +x /usr/sbin/policy-rc.d && made_policy=1
     fi
-    local pkgs=(dovecot-imapd dovecot-lmtpd postfix) status=0
+    # dnsmasq serves the DNS records (DKIM keys, DMARC policies) of the
+    # sender-verification tests; each test starts its own.
+    local pkgs=(dovecot-imapd dovecot-lmtpd postfix dnsmasq-base) status=0
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 ||
         { apt-get update >&2 && apt-get install -y --no-install-recommends "${pkgs[@]}" >&2; } ||

@@ -99,6 +99,7 @@ fn main() {
         account,
         Store::open(&db).expect("store"),
         jobs,
+        None,
         state.clone(),
         shutdown,
     ));

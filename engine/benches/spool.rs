@@ -66,7 +66,7 @@ fn main() {
         .expect("tokio");
     let (stop, shutdown) = watch::channel(false);
     let started = Instant::now();
-    let source = io.spawn(spool::run(spool_dir.clone(), jobs, shutdown));
+    let source = io.spawn(spool::run(spool_dir.clone(), jobs, None, shutdown));
     // Done when every mail has its run and has left the spool folder; the
     // store is polled, not the 10,000-entry `done/` folder, which would
     // cost the machine more than the engine.

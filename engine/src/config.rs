@@ -277,6 +277,13 @@ pub struct Authentication {
     /// ignored, since a sender can write one. Empty: no sender is
     /// authenticated.
     pub trusted_authserv_ids: Vec<String>,
+    /// `verify: true`: Relais also checks each mail's DKIM signatures and
+    /// its From domain's DMARC policy itself, against DNS (for a receiving
+    /// server that writes no `Authentication-Results`). Off by default.
+    pub verify: bool,
+    /// `nameservers: [127.0.0.1:53]`: the DNS servers `verify` asks (UDP
+    /// and TCP); the system's resolvers when empty.
+    pub nameservers: Vec<String>,
 }
 
 /// Limits on failure notices.
@@ -558,6 +565,18 @@ impl Config {
                 ));
             }
         }
+        for (index, server) in self.authentication.nameservers.iter().enumerate() {
+            if server.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(doc.diagnostic(
+                    &[
+                        Key("authentication".into()),
+                        Key("nameservers".into()),
+                        Index(index),
+                    ],
+                    format!("`{server}` is not an address and port (e.g. 127.0.0.1:53)"),
+                ));
+            }
+        }
         if self.limits.batch == 0 {
             errors.push(doc.diagnostic(
                 &[Key("limits".into()), Key("batch".into())],
@@ -679,6 +698,20 @@ impl Config {
             identity: self.mail_identity(),
             trusted_authserv_ids: self.authentication.trusted_authserv_ids.clone(),
         }
+    }
+
+    /// Relais's own sender check, when `authentication.verify` asks for it.
+    pub fn verifier(&self) -> Result<Option<crate::sources::verify::Verifier>, String> {
+        if !self.authentication.verify {
+            return Ok(None);
+        }
+        let servers: Vec<std::net::SocketAddr> = self
+            .authentication
+            .nameservers
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        crate::sources::verify::Verifier::new(&servers).map(Some)
     }
 
     /// The names rules and accounts may give as `identity:`.

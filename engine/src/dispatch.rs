@@ -267,6 +267,7 @@ impl Dispatcher<'_> {
         };
         let mut parsed = parsed;
         parsed.mail.authentication = crate::sources::auth::verdict(
+            parsed.own_results.as_deref(),
             &parsed.auth_headers,
             &self.options.trusted_authserv_ids,
             parsed.mail.from.as_ref().map(|from| from.email.as_str()),

@@ -9,7 +9,7 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout
-            .contains("12 mails: 12 applied, 0 no match, 0 duplicate, 0 failed, 0 rejected"),
+            .contains("13 mails: 13 applied, 0 no match, 0 duplicate, 0 failed, 0 rejected"),
         "{}",
         run.stdout
     );
@@ -21,6 +21,15 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
     assert!(
         run.stdout
             .contains("failure-reply  someone@elsewhere.example"),
+        "{}",
+        run.stdout
+    );
+    // A mail in Jeanne's name that her domain disowns posts nothing; the
+    // notice goes to Jeanne, not to the forger's envelope.
+    assert!(
+        run.stdout.contains(
+            "13-forged-sender.eml: applied [catchmail]\n    reply-failure to jeanne@dupont.example: sender-not-authenticated"
+        ),
         "{}",
         run.stdout
     );
@@ -45,8 +54,8 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
     let pickup = setup.dir.path().join("here/outbox");
     assert_eq!(
         std::fs::read_dir(&pickup).expect("pickup folder").count(),
-        8,
-        "4 failure notices, 3 alerts and a reminder delivered"
+        9,
+        "5 failure notices, 3 alerts and a reminder delivered"
     );
     assert!(
         run.stdout.contains(
@@ -64,7 +73,7 @@ fn demo_processes_mails_and_shows_messages_and_replies() {
     // A second run starts afresh rather than seeing duplicates.
     let again = setup.relais(&["demo", "--dir", "here"]);
     assert!(
-        again.stdout.contains("12 mails: 12 applied"),
+        again.stdout.contains("13 mails: 13 applied"),
         "{}",
         again.stdout
     );

@@ -716,3 +716,313 @@ fn twenty_sigkills_while_delivering_to_the_pickup_folder_give_each_file_once() {
         assert_eq!(processings, 1, "{id}");
     }
 }
+
+#[test]
+fn every_command_reads_the_config_it_is_given() {
+    let setup = Setup::with_directory();
+    // The set-up's own store has the directory; this config names another
+    // store, which gets it too, and its own identity.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let config = elsewhere.path().join("desk.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{TEST_CONFIG}database: desk.db\nrules: {}\ntemplates: {}\n\
+             identity: {{ address: helpdesk@acme.example, name: Help Desk, message-id-domain: desk.acme.example }}\n",
+            crate::support::root().join("rules").display(),
+            crate::support::root().join("templates").display()
+        ),
+    )
+    .expect("config");
+    let relais = |args: &[&str]| -> crate::support::Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+            .current_dir(setup.dir.path())
+            .env("RELAIS_CONFIG", &config)
+            .env_remove("RELAIS_DB")
+            .args(args)
+            .output()
+            .expect("relais runs")
+            .into()
+    };
+    let directory = crate::support::fixture("design-example.yaml");
+    assert_eq!(
+        relais(&["import", directory.to_str().expect("utf-8")]).code,
+        0
+    );
+    let stranger = fixture("mails/catchmail-stranger.eml");
+    let run = relais(&["ingest", stranger.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        elsewhere.path().join("desk.db").exists(),
+        "the config's store"
+    );
+    let outbox = relais(&["outbox", "--json"]);
+    let mail: Value =
+        serde_json::from_str(outbox.stdout.lines().next().expect("a mail")).expect("json");
+    assert!(
+        mail["message_id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with("@desk.acme.example")),
+        "{mail}"
+    );
+    assert!(mail["headers"].to_string().contains("Help Desk"), "{mail}");
+    let runs = relais(&["runs", "--json"]);
+    assert_eq!(runs.stdout.lines().count(), 1, "{runs:?}");
+    let shown = relais(&["runs", "show", "1"]);
+    assert!(
+        shown.stdout.contains("  sender:   pass"),
+        "{}",
+        shown.stdout
+    );
+    // The set-up's own store saw none of it.
+    assert!(setup.store().runs(10).expect("runs").is_empty());
+}
+
+#[test]
+fn only_a_plugin_that_declares_mail_anyone_may_mail_outside_the_directory() {
+    let rules = "rules:
+  - id: outside
+    on: mail-received
+    when: { subject: { contains: '[outside]' } }
+    run: { plugin: misbehave, config: { do: mail, to: outsider@elsewhere.example } }
+  - id: staff
+    on: mail-received
+    when: { subject: { contains: '[staff]' } }
+    run: { plugin: misbehave, config: { do: mail, to: paul@acme.example } }
+  - id: forward
+    on: mail-received
+    when: { subject: { contains: '[forward]' } }
+    run: { plugin: courier, config: { to: tickets@outside-service.example } }
+";
+    let setup = Setup::with_directory().with_rules(&[("mail.yaml", rules)]);
+    setup.install_plugin(&crate::support::test_plugin("misbehave"), "misbehave.wasm");
+    setup.install_plugin(&crate::support::test_plugin("courier"), "courier.wasm");
+    let dir = setup.dir.path().join("mails");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for tag in ["outside", "staff", "forward"] {
+        write_mail(
+            &dir,
+            &format!("{tag}.eml"),
+            &[
+                ("From", "jeanne@dupont.example"),
+                ("To", "robot@acme.example"),
+                ("Subject", &format!("[{tag}]")),
+                ("Message-ID", &format!("<{tag}@dupont.example>")),
+            ],
+            "hello",
+        );
+    }
+    let (_, lines) = setup.ingest_json(&[], &[&dir]);
+    let by = |tag: &str| {
+        lines
+            .iter()
+            .find(|l| l["message_id"] == format!("{tag}@dupont.example"))
+            .unwrap_or_else(|| panic!("{tag}: {lines:?}"))
+            .clone()
+    };
+    let outside = by("outside");
+    assert_eq!(outside["outcome"], "failed", "{outside}");
+    assert!(
+        outside["error"].as_str().is_some_and(|e| e.contains(
+            "outsider@elsewhere.example is in no directory record: a plugin mails only collaborators and contacts unless it declares the `mail-anyone` capability"
+        )),
+        "{outside}"
+    );
+    assert_eq!(by("staff")["outcome"], "applied");
+    assert_eq!(by("forward")["outcome"], "applied");
+    // `relais check` and `relais plugins` name the plugin that may.
+    let check = setup.relais(&["check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check
+            .stdout
+            .contains("note: plugin `courier` may mail addresses outside the directory (capability mail-anyone)"),
+        "{}",
+        check.stdout
+    );
+    let plugins = setup.relais(&["plugins"]);
+    assert!(
+        plugins
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("courier") && l.contains("mail-anyone")),
+        "{}",
+        plugins.stdout
+    );
+}
+
+/// Standard base64, for a DKIM key record.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A DNS server on loopback (Debian's dnsmasq) answering these TXT
+/// records and nothing else; stopped when dropped.
+struct Dns {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Dns {
+    fn start(records: &[(&str, &str)]) -> Dns {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port();
+        let mut command = std::process::Command::new("dnsmasq");
+        command.args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--conf-file=/dev/null",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--user=root",
+            &format!(
+                "--pid-file={}",
+                std::env::temp_dir()
+                    .join(format!("relais-dns-{port}.pid"))
+                    .display()
+            ),
+            &format!("--port={port}"),
+        ]);
+        for (name, text) in records {
+            command.arg(format!("--txt-record={name},{text}"));
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq starts (tests/mail-servers.sh installs it)");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "dnsmasq answers"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dns { child, port }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs dnsmasq: tests/mail-servers.sh start installs it"]
+fn relais_verifies_dkim_and_dmarc_itself_against_dns() {
+    use mail_auth::common::crypto::Ed25519Key;
+    use mail_auth::common::headers::HeaderWriter;
+    use mail_auth::dkim::DkimSigner;
+    let pkcs8 = Ed25519Key::generate_pkcs8().expect("key");
+    let key = Ed25519Key::from_pkcs8_der(&pkcs8).expect("key");
+    let record = format!("v=DKIM1; k=ed25519; p={}", base64(&key.public_key()));
+    let dns = Dns::start(&[
+        ("s1._domainkey.dupont.example", &record),
+        ("_dmarc.dupont.example", "v=DMARC1; p=reject"),
+    ]);
+    let signer = DkimSigner::from_key(key)
+        .domain("dupont.example")
+        .selector("s1")
+        .headers(["From", "To", "Subject", "Message-ID"]);
+    let mail = |id: &str, extra: &str, body: &str| {
+        format!(
+            "{extra}From: Jeanne Martin <jeanne@dupont.example>\r\nTo: catchmail@acme.example\r\n\
+             Subject: #23010203 *message*\r\nMessage-ID: <{id}@dupont.example>\r\n\r\n{body}\r\n"
+        )
+    };
+    let signed = |id: &str, body: &str| {
+        let text = mail(id, "", body);
+        let signature = signer.sign(text.as_bytes()).expect("signed");
+        format!("{}{text}", signature.to_header())
+    };
+    let setup = Setup::with_directory();
+    std::fs::write(
+        setup.dir.path().join("relais.yaml"),
+        format!(
+            "authentication: {{ verify: true, nameservers: [127.0.0.1:{}] }}\n",
+            dns.port
+        ),
+    )
+    .expect("config");
+    let dir = setup.dir.path().join("mails");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let genuine = signed("genuine", "Signé et vérifié.");
+    // Signed, then changed on the way.
+    let tampered =
+        signed("tampered", "Version d'origine.").replace("Version d'origine.", "Fermez tout.");
+    // Not signed at all, From Jeanne: her domain's DMARC says reject.
+    let unsigned = mail("unsigned", "", "Fermez tout.");
+    // A verdict written under Relais's own authserv-id is not ours.
+    let posing = mail(
+        "posing",
+        "Authentication-Results: relais; dkim=pass header.d=dupont.example; dmarc=pass header.from=dupont.example\r\n",
+        "Fermez tout.",
+    );
+    for (name, text) in [
+        ("1-genuine", &genuine),
+        ("2-tampered", &tampered),
+        ("3-unsigned", &unsigned),
+        ("4-posing", &posing),
+    ] {
+        std::fs::write(dir.join(format!("{name}.eml")), text).expect("write");
+    }
+    let (run, lines) = setup.ingest_json(&[], &[&dir]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let kinds: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            let effect = &line["effects"][0];
+            match effect["kind"].as_str() {
+                Some("post-message") => "posted".to_string(),
+                Some("reply-failure") => effect["reason"].as_str().unwrap_or("?").to_string(),
+                _ => format!("{line}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "posted",
+            "sender-not-authenticated",
+            "sender-not-authenticated",
+            "sender-not-authenticated"
+        ],
+        "{lines:#?}"
+    );
+    let messages = setup.store().messages(23010203).expect("messages");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].body, "Signé et vérifié.");
+    let trace = setup
+        .store()
+        .run(lines[0]["run"].as_i64().expect("run"))
+        .expect("query")
+        .expect("run")
+        .trace;
+    assert_eq!(trace["authentication"]["authority"], "relais", "{trace}");
+    let failed = setup
+        .store()
+        .run(lines[2]["run"].as_i64().expect("run"))
+        .expect("query")
+        .expect("run")
+        .trace;
+    assert_eq!(failed["authentication"]["result"], "fail", "{failed}");
+}

@@ -119,6 +119,10 @@ const MAILS: &[(&str, &[u8])] = &[
         "12-unknown-to-support.eml",
         include_bytes!("../../../demo/mails/12-unknown-to-support.eml"),
     ),
+    (
+        "13-forged-sender.eml",
+        include_bytes!("../../../demo/mails/13-forged-sender.eml"),
+    ),
 ];
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
@@ -188,8 +192,9 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
     let files = relais::sources::files::list(&[dir.join("spool")]);
     let options = config.options();
-    let reports =
-        super::process_files(&mut store, &loaded, &options, &files, "spool", false, false)?;
+    let reports = super::process_files(
+        &mut store, &loaded, &options, &files, "spool", None, false, false,
+    )?;
     println!();
     super::output::print_ingest_summary(&reports);
 

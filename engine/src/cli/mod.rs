@@ -726,6 +726,19 @@ fn check(paths: &Paths) -> Result<ExitCode> {
                 if t == 1 { "" } else { "s" },
                 rules.hash
             );
+            for info in loaded.plugins.infos() {
+                if info
+                    .capabilities
+                    .iter()
+                    .any(|c| c == relais_sdk::MAIL_ANYONE)
+                {
+                    println!(
+                        "note: plugin `{}` may mail addresses outside the directory (capability {})",
+                        info.name,
+                        relais_sdk::MAIL_ANYONE
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(diagnostics) => {
@@ -883,8 +896,16 @@ fn ingest(
     let mut store = open_store(&paths.db)?;
     let options = paths.options();
     let files = relais::sources::files::list(inputs);
+    let verifier = paths.config.verifier().map_err(|e| anyhow::anyhow!(e))?;
     let reports = process_files(
-        &mut store, &loaded, &options, &files, account, dry_run, json,
+        &mut store,
+        &loaded,
+        &options,
+        &files,
+        account,
+        verifier.as_ref(),
+        dry_run,
+        json,
     )?;
     let bad = reports
         .iter()
@@ -908,6 +929,7 @@ fn process_files(
     options: &Options,
     files: &[relais::sources::files::MailFile],
     account: &str,
+    verifier: Option<&relais::sources::verify::Verifier>,
     dry_run: bool,
     json: bool,
 ) -> Result<Vec<relais::Report>> {
@@ -917,11 +939,31 @@ fn process_files(
         indicatif::ProgressBar::hidden()
     };
     let mut dispatcher = dispatcher(store, loaded, options);
+    // Relais's own sender check asks DNS: a small runtime for it.
+    let verifier = match verifier {
+        Some(verifier) => Some((
+            verifier,
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the DNS checks")?,
+        )),
+        None => None,
+    };
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
         let source = file.path.display().to_string();
         let report = match file.read() {
-            Ok(raw) => dispatcher.handle_mail(&raw, account, Some(&source), dry_run)?,
+            Ok(raw) => {
+                let parsed =
+                    match &verifier {
+                        Some((verifier, io)) => io.block_on(
+                            relais::sources::verify::parse_checked(&raw, account, Some(verifier)),
+                        ),
+                        None => relais::sources::mail::parse(&raw, account),
+                    };
+                dispatcher.handle_received(&raw, parsed, Some(&source), None, dry_run)?
+            }
             Err(error) => dispatcher.reject_input(&source, error, dry_run)?,
         };
         let line = if json {

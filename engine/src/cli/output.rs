@@ -147,6 +147,10 @@ pub fn print_run(run: &RunRecord) {
     if let Some(source) = run.trace.get("source").and_then(|s| s.as_str()) {
         println!("  source:   {source}");
     }
+    if let Some(sender) = run.trace.get("authentication").filter(|a| a.is_object()) {
+        let text = |key: &str| sender.get(key).and_then(|v| v.as_str()).unwrap_or("");
+        println!("  sender:   {} ({})", text("result"), text("reason"));
+    }
     for warning in run
         .trace
         .get("warnings")

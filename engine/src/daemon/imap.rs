@@ -59,6 +59,7 @@ pub async fn run(
     account: Account,
     store: Store,
     jobs: mpsc::Sender<Task>,
+    verifier: Option<crate::sources::verify::Verifier>,
     state: Arc<std::sync::Mutex<SourceState>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -78,6 +79,7 @@ pub async fn run(
             account: &account,
             store: store.clone(),
             jobs: &jobs,
+            verifier: verifier.as_ref(),
             shutdown: shutdown.clone(),
             last_expiry: &mut last_expiry,
             connected: false,
@@ -107,6 +109,7 @@ struct Connection<'a> {
     account: &'a Account,
     store: Store,
     jobs: &'a mpsc::Sender<Task>,
+    verifier: Option<&'a crate::sources::verify::Verifier>,
     shutdown: watch::Receiver<bool>,
     last_expiry: &'a mut Option<Instant>,
     connected: bool,
@@ -233,7 +236,12 @@ impl Connection<'_> {
             for (uid, raw) in fetched {
                 let (done, outcome) = oneshot::channel();
                 let job = Job {
-                    parsed: crate::sources::mail::parse(&raw, &self.account.name),
+                    parsed: crate::sources::verify::parse_checked(
+                        &raw,
+                        &self.account.name,
+                        self.verifier,
+                    )
+                    .await,
                     raw,
                     source: format!(
                         "imap://{}/{}/{uid}",

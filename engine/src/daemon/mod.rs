@@ -99,6 +99,7 @@ async fn serve(config: Config) -> Result<()> {
         Duration::from_secs(config.reload.poll_seconds.max(1)),
         shutdown.clone(),
     ));
+    let verifier = config.verifier().map_err(|e| anyhow!(e))?;
     let mut sources = Vec::new();
     let mut source_states = Vec::new();
     if let Some(dir) = &config.spool {
@@ -106,6 +107,7 @@ async fn serve(config: Config) -> Result<()> {
         sources.push(tokio::spawn(spool::run(
             dir.clone(),
             jobs.clone(),
+            verifier.clone(),
             shutdown.clone(),
         )));
     }
@@ -119,6 +121,7 @@ async fn serve(config: Config) -> Result<()> {
             account.clone(),
             store,
             jobs.clone(),
+            verifier.clone(),
             state,
             shutdown.clone(),
         )));

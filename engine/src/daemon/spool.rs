@@ -26,7 +26,12 @@ const IN_FLIGHT: usize = 512;
 pub const ACCOUNT: &str = "spool";
 
 /// Watches `dir` until `shutdown` turns true.
-pub async fn run(dir: PathBuf, jobs: mpsc::Sender<Task>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    dir: PathBuf,
+    jobs: mpsc::Sender<Task>,
+    verifier: Option<crate::sources::verify::Verifier>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     for sub in ["done", "failed"] {
         if let Err(error) = std::fs::create_dir_all(dir.join(sub)) {
             tracing::error!(dir = %dir.display(), error = %error, "cannot create the spool folders; spool source stopped");
@@ -49,7 +54,7 @@ pub async fn run(dir: PathBuf, jobs: mpsc::Sender<Task>, mut shutdown: watch::Re
             }
             continue;
         }
-        if !process(&dir, &files, &jobs, &shutdown).await {
+        if !process(&dir, &files, &jobs, verifier.as_ref(), &shutdown).await {
             // The dispatcher is gone or the store failed: wait, retry.
             tokio::select! {
                 _ = tokio::time::sleep(RESCAN) => {}
@@ -70,6 +75,7 @@ async fn process(
     dir: &Path,
     files: &[PathBuf],
     jobs: &mpsc::Sender<Task>,
+    verifier: Option<&crate::sources::verify::Verifier>,
     shutdown: &watch::Receiver<bool>,
 ) -> bool {
     let mut waiting = std::collections::VecDeque::with_capacity(IN_FLIGHT);
@@ -92,7 +98,7 @@ async fn process(
         };
         let (done, outcome) = oneshot::channel();
         let job = Job {
-            parsed: crate::sources::mail::parse(&raw, ACCOUNT),
+            parsed: crate::sources::verify::parse_checked(&raw, ACCOUNT, verifier).await,
             raw,
             source: file.display().to_string(),
             receipt: None,

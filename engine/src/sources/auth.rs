@@ -130,10 +130,16 @@ fn aligned(a: &str, b: &str) -> bool {
     a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
 }
 
-/// The verdict on a mail whose `From` is `from`, from its
-/// `Authentication-Results` header values in header order, counting only
-/// those of `trusted` authserv-ids.
-pub fn verdict(headers: &[String], trusted: &[String], from: Option<&str>) -> SenderAuthentication {
+/// The verdict on a mail whose `From` is `from`, from Relais's own
+/// results (`own`, see [`super::verify`]) and its `Authentication-Results`
+/// header values in header order, counting only those of `trusted`
+/// authserv-ids.
+pub fn verdict(
+    own: Option<&str>,
+    headers: &[String],
+    trusted: &[String],
+    from: Option<&str>,
+) -> SenderAuthentication {
     let none = |reason: String| SenderAuthentication {
         result: AuthResult::None,
         reason,
@@ -142,20 +148,22 @@ pub fn verdict(headers: &[String], trusted: &[String], from: Option<&str>) -> Se
     let Some(from_domain) = from.and_then(domain_of) else {
         return none("no From address".to_string());
     };
-    if trusted.is_empty() {
+    if trusted.is_empty() && own.is_none() {
         return none(
             "no trusted authserv-id is configured (authentication.trusted-authserv-ids)"
                 .to_string(),
         );
     }
-    let results: Vec<Results> = headers
-        .iter()
-        .filter_map(|value| parse(value))
-        .filter(|r| {
+    // Our own results come first and are ours whatever id they carry; a
+    // header in the mail is a server's only under a trusted id.
+    let results: Vec<Results> = own
+        .and_then(parse)
+        .into_iter()
+        .chain(headers.iter().filter_map(|value| parse(value)).filter(|r| {
             trusted
                 .iter()
                 .any(|t| t.eq_ignore_ascii_case(&r.authserv_id))
-        })
+        }))
         .collect();
     if results.is_empty() {
         let others = headers.len();
@@ -257,7 +265,7 @@ mod tests {
 
     fn check(headers: &[&str], from: &str) -> SenderAuthentication {
         let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-        verdict(&headers, &trusted(), Some(from))
+        verdict(None, &headers, &trusted(), Some(from))
     }
 
     #[test]
@@ -294,7 +302,7 @@ mod tests {
         assert_eq!(auth.result, AuthResult::None);
         assert!(auth.reason.contains("1 from others, ignored"), "{auth:?}");
         let headers = vec!["mx.acme.example; dmarc=pass".to_string()];
-        let nothing = verdict(&headers, &[], Some("jeanne@dupont.example"));
+        let nothing = verdict(None, &headers, &[], Some("jeanne@dupont.example"));
         assert_eq!(nothing.result, AuthResult::None);
         assert!(nothing.reason.contains("trusted-authserv-ids"));
     }

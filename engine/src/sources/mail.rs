@@ -39,6 +39,9 @@ pub struct ParsedMail {
     pub auth_headers: Vec<String>,
     /// What the mail says, hashed ([`fingerprint`]).
     pub fingerprint: String,
+    /// Relais's own verdict on the sender (`authentication.verify`), as an
+    /// `Authentication-Results` value; never read from the mail itself.
+    pub own_results: Option<String>,
 }
 
 /// The Message-ID given to a mail that has none: stable, derived from its
@@ -205,6 +208,7 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
         .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
     Ok(ParsedMail {
+        own_results: None,
         fingerprint: fingerprint(&mail),
         mail,
         attachments,

@@ -51,6 +51,22 @@ impl Plugin for Misbehave {
                 Ok(Vec::new())
             }
             Some("query") => query(host),
+            // One mail to the address `to` names, though the plugin may
+            // not mail anyone: the host refuses it unless it is staff's or
+            // a contact's.
+            Some("mail") => Ok(vec![Effect::SendMail {
+                to: vec![
+                    config
+                        .get("to")
+                        .and_then(Value::as_str)
+                        .unwrap_or("outsider@elsewhere.example")
+                        .to_string(),
+                ],
+                subject: "hello".to_string(),
+                body: "from misbehave".to_string(),
+                request: None,
+                exchange: None,
+            }]),
             // Holds the dispatcher `ms` milliseconds (a slow run, no fuel).
             Some("sleep") => {
                 let ms = config.get("ms").and_then(Value::as_u64).unwrap_or(1000);
