@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Engine, Setup, TEST_CONFIG, root, wait_for};
+use crate::support::{Engine, Setup, root, wait_for};
 
 /// The servers' coordinates, from `tests/mail-servers.sh env`, and a hold
 /// on them: shared by tests that only use them, exclusive for the tests
@@ -944,12 +944,7 @@ contracts:
     let (_, alert) = servers.mails(&jeanne).remove(0);
     let (_, subject, _) = parse_mail(alert.as_bytes());
     assert_eq!(subject, "[OUVERTURE] [#23070002] Imprimante en panne");
-    let alert_id = alert
-        .lines()
-        .find(|line| line.to_ascii_lowercase().starts_with("message-id:"))
-        .and_then(|line| line.split_once(':'))
-        .map(|(_, id)| id.trim().to_string())
-        .expect("the alert has a Message-ID");
+    let alert_id = message_id_of(&alert);
 
     // She answers from Outlook (tag kept, In-Reply-To), then from a client
     // that drops In-Reply-To and whose user edited the tag away: only
@@ -1042,6 +1037,15 @@ http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}
     path
 }
 
+/// A delivered mail's Message-ID header value, brackets kept.
+fn message_id_of(mail: &str) -> String {
+    mail.lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("message-id:"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, id)| id.trim().to_string())
+        .expect("the mail has a Message-ID")
+}
+
 /// Where a mail program sends an answer to `mail`: its Reply-To, else its
 /// From.
 fn answer_address(mail: &str) -> String {
@@ -1126,12 +1130,7 @@ contracts:
     let (_, subject, _) = parse_mail(alert.as_bytes());
     let support = answer_address(&alert);
     assert_eq!(support, format!("support@{name}.example"), "{alert}");
-    let alert_id = alert
-        .lines()
-        .find(|line| line.to_ascii_lowercase().starts_with("message-id:"))
-        .and_then(|line| line.split_once(':'))
-        .map(|(_, id)| id.trim().to_string())
-        .expect("the alert has a Message-ID");
+    let alert_id = message_id_of(&alert);
 
     // She answers from her mail program, to where it says: the tag kept,
     // then a second answer with only References.
@@ -1296,31 +1295,21 @@ fn through_postfix_a_forged_sender_posts_nothing_and_the_attacker_hears_nothing(
 #[test]
 #[ignore = "needs the mail servers: tests/mail-servers.sh start"]
 fn twenty_sigkills_while_sending_over_smtp_repeat_at_most_one_mail_each() {
-    use crate::safety::{kill_while_sending, sent_count, stranger_mails};
+    use crate::safety::{engine_on, kill_while_sending, sent_count, spool_engine, stranger_mails};
     let servers = servers();
     let setup = Setup::with_directory();
     let name = unique("smtp-crash");
     let domain = format!("{name}.example");
     let total = 200;
     let ids = stranger_mails(&setup.dir.path().join("spool"), "smtp", &domain, total);
-    let config = setup.dir.path().join("engine.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{TEST_CONFIG}database: relais.db\nrules: {}\ntemplates: {}\nspool: spool\n\
-             outbox: {{ smtp: {{ host: 127.0.0.1, port: {}, security: plain }}, retry-seconds: 1, max-retry-seconds: 2 }}\n",
-            root().join("rules").display(),
-            root().join("templates").display(),
-            servers.smtp_port,
+    let config = spool_engine(
+        &setup,
+        &format!(
+            "outbox: {{ smtp: {{ host: 127.0.0.1, port: {}, security: plain }}, retry-seconds: 1, max-retry-seconds: 2 }}\n",
+            servers.smtp_port
         ),
-    )
-    .expect("config");
-    let mut engine = Engine {
-        child: None,
-        config,
-        dir: setup.dir.path().to_path_buf(),
-        log: setup.dir.path().join("relais.log"),
-    };
+    );
+    let mut engine = engine_on(&setup, config);
     let kills = kill_while_sending(&mut engine, &setup, 20, total);
     assert!(kills >= 5, "too few kills landed while sending: {kills}");
     wait_for(

@@ -275,16 +275,7 @@ fn a_plugin_cannot_cross_the_customer_boundary_nor_an_import() {
 #[test]
 fn a_second_engine_is_refused_and_status_says_stopped_or_gone() {
     let setup = Setup::with_directory();
-    let config = setup.dir.path().join("engine.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{TEST_CONFIG}database: relais.db\nrules: {}\ntemplates: {}\nspool: spool\n",
-            setup.rules.display(),
-            crate::support::root().join("templates").display()
-        ),
-    )
-    .expect("config");
+    let config = spool_engine(&setup, "");
     let mut first = Engine::start(&setup, &config);
     wait_for(
         &mut first,
@@ -570,6 +561,47 @@ fn hostile_input_fails_fast_and_never_holds_the_engine() {
     );
 }
 
+/// `engine.yaml` for an engine on the set-up's store, rules and the shipped
+/// templates, reading `spool/`; `extra` is appended.
+pub fn spool_engine(setup: &Setup, extra: &str) -> std::path::PathBuf {
+    let config = setup.dir.path().join("engine.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{TEST_CONFIG}database: relais.db\nrules: {}\ntemplates: {}\nspool: spool\n{extra}",
+            setup.rules.display(),
+            crate::support::root().join("templates").display()
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// An engine on `config`, not started yet.
+pub fn engine_on(setup: &Setup, config: std::path::PathBuf) -> Engine {
+    Engine {
+        child: None,
+        config,
+        dir: setup.dir.path().to_path_buf(),
+        log: setup.dir.path().join("relais.log"),
+    }
+}
+
+/// How many times each mail was processed (duplicates aside) must be one.
+pub fn assert_processed_once(setup: &Setup, ids: &[String]) {
+    let store = setup.store();
+    for id in ids {
+        let processings = store
+            .runs_of_mail(id)
+            .expect("runs")
+            .into_iter()
+            .filter_map(|run| store.run(run).expect("run"))
+            .filter(|run| run.outcome != "duplicate")
+            .count();
+        assert_eq!(processings, 1, "{id}");
+    }
+}
+
 /// `count` mails to CatchMail from strangers (each its own address, so no
 /// rate limit applies), each answered with an `unknown-sender` notice.
 pub fn stranger_mails(dir: &Path, prefix: &str, domain: &str, count: usize) -> Vec<String> {
@@ -634,16 +666,7 @@ fn twenty_sigkills_while_delivering_to_the_pickup_folder_give_each_file_once() {
         "elsewhere.example",
         total,
     );
-    let config = setup.dir.path().join("engine.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{TEST_CONFIG}database: relais.db\nrules: {}\ntemplates: {}\nspool: spool\n",
-            setup.rules.display(),
-            crate::support::root().join("templates").display()
-        ),
-    )
-    .expect("config");
+    let config = spool_engine(&setup, "");
     // A reader takes each delivered file away as soon as it appears (as a
     // mail server's pickup does), never the hidden ones.
     let outbox = setup.dir.path().join("outbox");
@@ -671,12 +694,7 @@ fn twenty_sigkills_while_delivering_to_the_pickup_folder_give_each_file_once() {
             taken
         })
     };
-    let mut engine = Engine {
-        child: None,
-        config: config.clone(),
-        dir: setup.dir.path().to_path_buf(),
-        log: setup.dir.path().join("relais.log"),
-    };
+    let mut engine = engine_on(&setup, config);
     let kills = kill_while_sending(&mut engine, &setup, 20, total);
     assert!(kills >= 5, "too few kills landed while sending: {kills}");
     wait_for(
@@ -704,17 +722,7 @@ fn twenty_sigkills_while_delivering_to_the_pickup_folder_give_each_file_once() {
     );
     assert_eq!(seen.len(), total, "every notice taken once");
     // Each mail was processed once, whatever the kills.
-    let store = setup.store();
-    for id in &ids {
-        let processings = store
-            .runs_of_mail(id)
-            .expect("runs")
-            .into_iter()
-            .filter_map(|run| store.run(run).expect("run"))
-            .filter(|run| run.outcome != "duplicate")
-            .count();
-        assert_eq!(processings, 1, "{id}");
-    }
+    assert_processed_once(&setup, &ids);
 }
 
 #[test]
