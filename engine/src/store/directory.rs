@@ -661,8 +661,8 @@ impl Tx<'_> {
     }
 
     /// Who owns `address`: for each collaborator `None`, for each contact
-    /// `Some(customer)`. An email-to-fax address (`DIGITS@gateway`) whose
-    /// digits are a contact's fax number counts as that contact's.
+    /// `Some(customer)`. An email-to-fax address whose local part's digits
+    /// are a contact's fax number (at least six) counts as that contact's.
     pub fn address_parties(&self, address: &str) -> Result<Vec<Option<String>>, StoreError> {
         let mut statement = self.conn.prepare_cached(
             "SELECT NULL FROM collaborators
@@ -674,12 +674,11 @@ impl Tx<'_> {
         let mut owners: Vec<Option<String>> = statement
             .query_map([address], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
+        // The gateway's format is the alert plugin's (`{fax}@gw`,
+        // `fax-{fax}@gw`...): the local part's digits are the number's.
         let local = address.split('@').next().unwrap_or_default();
         let digits: String = local.chars().filter(char::is_ascii_digit).collect();
-        if owners.is_empty()
-            && digits.len() >= 4
-            && local.chars().all(|c| c.is_ascii_digit() || c == '+')
-        {
+        if owners.is_empty() && digits.len() >= 6 {
             let mut faxes = self
                 .conn
                 .prepare_cached("SELECT customer, fax FROM contacts WHERE fax IS NOT NULL")?;
