@@ -2,7 +2,7 @@
 //! customers, contacts, collaborators, users and their rights, request
 //! types, contracts and requests.
 //!
-//! The format is a contract documented in the README. Every reference is
+//! The format is a contract documented in docs/directory.md. Every reference is
 //! checked (against the same file and the directory already stored) before
 //! anything is written, and every problem is reported with `file:line:col`.
 
