@@ -306,11 +306,17 @@ pub async fn watch(
     let mut watches = Watches::start(&reloader.sources, debounce, hints);
     let mut ticks = tokio::time::interval(poll);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // SIGHUP, as daemons take it: look at the sources now.
+    let mut hangups = hangups();
     loop {
         let hint = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
             Some(()) = hinted.recv() => true,
             _ = ticks.tick() => false,
+            Some(()) = next_hangup(&mut hangups) => {
+                tracing::info!("SIGHUP: checking the rules, templates and plugins now");
+                false
+            }
         };
         if hint {
             // A burst makes one reload: wait for `debounce` of quiet (the
@@ -342,6 +348,34 @@ pub async fn watch(
             Err(error) => tracing::error!(error = %error, "a reload check failed"),
         }
     }
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+/// The SIGHUP stream, when the platform has one.
+fn hangups() -> Hangups {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The next SIGHUP; never, without the stream.
+async fn next_hangup(hangups: &mut Hangups) -> Option<()> {
+    #[cfg(unix)]
+    if let Some(stream) = hangups {
+        return stream.recv().await;
+    }
+    #[cfg(not(unix))]
+    let _ = hangups;
+    std::future::pending().await
 }
 
 /// The longest a burst of changes delays its reload.

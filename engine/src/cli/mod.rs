@@ -279,8 +279,11 @@ enum Command {
     /// Set up a demo in DIR (store, rules, sample directory and mails) and process its mails.
     Demo {
         /// Where to set up the demo; its store is recreated each time.
-        #[arg(long, default_value = "relais-demo")]
-        dir: PathBuf,
+        #[arg(value_name = "DIR", default_value = "relais-demo")]
+        place: PathBuf,
+        /// The same, as an option.
+        #[arg(long, conflicts_with = "place", hide = true)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -354,14 +357,22 @@ enum RunsCommand {
 /// Runs the command line; exit 0 on success, 1 on failure (invalid input,
 /// a mail that failed), 2 on usage errors (from clap).
 pub fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG").unwrap_or_else(|_| "warn".into());
+    // Colours for a person at a terminal only: never in a file, a pipe or
+    // a journal, nor with NO_COLOR set.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(ansi);
+    match std::env::var("RELAIS_LOG_FORMAT").as_deref() {
+        // One JSON object a line, for a log collector.
+        Ok("json") => logs.json().flatten_event(true).init(),
+        _ => logs.init(),
+    }
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -369,6 +380,24 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A listing piped into `head` ends quietly when `head` has read enough:
+/// writing to a closed pipe is the reader's choice, not a failure.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -541,7 +570,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plugin {
             command: PluginCommand::New { name, dir, sdk },
         } => plugin_cmd::new(&name, &dir, sdk.as_deref()),
-        Command::Demo { dir } => demo::run(&dir),
+        Command::Demo { place, dir } => demo::run(&dir.unwrap_or(place)),
         Command::Thread { message_id, json } => mail_cmd::thread(paths, &message_id, json),
         Command::Status { json } => status(paths, json),
         Command::Link {

@@ -1,0 +1,120 @@
+//! Running Relais like any well-kept daemon and command: signals, logs a
+//! collector can read, listings that end quietly in a pipe.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{Engine, Setup, fixture, wait_for};
+
+#[test]
+fn a_listing_piped_into_head_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
+        .arg("schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("relais runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("a line");
+    // `head -1` has what it wants and goes: the pipe closes.
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(first.trim(), "{");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn logs_are_json_on_request_and_never_coloured_in_a_file() {
+    let setup = Setup::with_directory();
+    let mail = fixture("mails/catchmail-jeanne.eml");
+    let mail = mail.to_str().expect("utf-8");
+    let run = |format: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_relais"));
+        command
+            .current_dir(setup.dir.path())
+            .env("RELAIS_LOG", "info")
+            .env_remove("NO_COLOR")
+            .args(["--db", setup.db().to_str().expect("utf-8")])
+            .args(["--rules", setup.rules.to_str().expect("utf-8")])
+            .args([
+                "--templates",
+                crate::support::root()
+                    .join("templates")
+                    .to_str()
+                    .expect("utf-8"),
+            ])
+            .args(["ingest", "--dry-run", mail]);
+        if let Some(format) = format {
+            command.env("RELAIS_LOG_FORMAT", format);
+        }
+        let output = command.output().expect("relais runs");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let plain = run(None);
+    assert!(plain.contains("posted mail"), "{plain}");
+    assert!(!plain.contains('\u{1b}'), "ANSI codes in a pipe: {plain:?}");
+    let json = run(Some("json"));
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["plugin"] == "catchmail" && l["level"] == "INFO"),
+        "{json}"
+    );
+}
+
+#[test]
+fn the_demo_takes_its_folder_as_an_argument() {
+    let setup = Setup::new();
+    let run = setup.relais(&["demo", "elsewhere"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(setup.dir.path().join("elsewhere/relais.db").exists());
+    assert!(
+        run.stdout.starts_with("Relais demo in elsewhere"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn sighup_makes_the_daemon_look_at_its_sources_and_it_goes_on() {
+    let setup = Setup::with_directory();
+    let config = crate::safety::spool_engine(&setup, "reload: { poll-seconds: 3600 }\n");
+    let mut engine = Engine::start(&setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "the engine", || {
+        engine_log_has(&setup, "relais is running")
+    });
+    let pid = engine.child.as_ref().expect("running").id().to_string();
+    let sent = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill -HUP");
+    assert!(sent.success());
+    wait_for(
+        &mut engine,
+        Duration::from_secs(10),
+        "the SIGHUP check",
+        || {
+            engine_log_has(
+                &setup,
+                "SIGHUP: checking the rules, templates and plugins now",
+            )
+        },
+    );
+    let status = setup.relais(&["status", "--json"]);
+    assert_eq!(status.code, 0, "still running after SIGHUP: {status:?}");
+    assert!(engine.stop().success(), "{}", engine.log());
+}
+
+fn engine_log_has(setup: &Setup, text: &str) -> bool {
+    std::fs::read_to_string(setup.dir.path().join("relais.log"))
+        .unwrap_or_default()
+        .contains(text)
+}
