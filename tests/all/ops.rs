@@ -118,3 +118,34 @@ fn engine_log_has(setup: &Setup, text: &str) -> bool {
         .unwrap_or_default()
         .contains(text)
 }
+
+#[test]
+fn limits_for_a_plugin_that_is_not_loaded_are_refused() {
+    let setup = Setup::new();
+    std::fs::write(
+        setup.plugins_dir().join("limits.yaml"),
+        "default: { memory-mib: 64 }\nplugins:\n  catchmial: { memory-mib: 32 }\n",
+    )
+    .expect("write");
+    let run = setup.relais(&["check"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "limits.yaml:3:3: limits for unknown plugin `catchmial`; did you mean `catchmail`?"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_link_usage_gives_the_mail_first() {
+    let setup = Setup::new();
+    let run = setup.relais(&["link", "--help"]);
+    assert!(
+        run.stdout
+            .contains("Usage: relais link [OPTIONS] <MESSAGE_ID> <TICKET|--new|--candidates>"),
+        "{}",
+        run.stdout
+    );
+}

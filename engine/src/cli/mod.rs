@@ -224,7 +224,10 @@ enum Command {
     },
     /// Link a stored mail to a ticket by hand, to a new ticket made from
     /// it, or list the open tickets it could go to.
-    #[command(group(clap::ArgGroup::new("target").required(true).args(["ticket", "new", "candidates"])))]
+    #[command(
+        group(clap::ArgGroup::new("target").required(true).args(["ticket", "new", "candidates"])),
+        override_usage = "relais link [OPTIONS] <MESSAGE_ID> <TICKET|--new|--candidates>"
+    )]
     Link {
         /// Message-ID of the mail (angle brackets optional).
         message_id: String,

@@ -39,6 +39,43 @@ fn read_limits(path: &Path) -> Result<LimitsFile, Diagnostic> {
     doc.deserialize_at(&[])
 }
 
+/// The plugins `limits.yaml` names that are not loaded: a typo there
+/// would leave a plugin on the default limits without a word.
+fn unknown_limits(path: &Path, limits: &LimitsFile, plugins: &Plugins) -> Vec<Diagnostic> {
+    let unknown: Vec<&String> = limits
+        .plugins
+        .keys()
+        .filter(|name| plugins.get(name).is_none())
+        .collect();
+    if unknown.is_empty() {
+        return Vec::new();
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(doc) = Document::parse(path, &text) else {
+        return Vec::new();
+    };
+    let names = plugins.names();
+    unknown
+        .into_iter()
+        .map(|name| {
+            let mut message = format!("limits for unknown plugin `{name}`");
+            match crate::yaml::did_you_mean(name, names.iter().map(String::as_str)) {
+                Some(best) => message.push_str(&format!("; did you mean `{best}`?")),
+                None => message.push_str(&format!(" (loaded: {})", names.join(", "))),
+            }
+            doc.key_diagnostic(
+                &[
+                    crate::yaml::Segment::Key("plugins".into()),
+                    crate::yaml::Segment::Key(name.clone()),
+                ],
+                message,
+            )
+        })
+        .collect()
+}
+
 /// The bundled plugins, built from `plugins/` by `build.rs`.
 const BUNDLED: &[(&str, &[u8])] = &[
     (
@@ -228,6 +265,7 @@ impl Plugins {
                 Err(reason) => errors.push(Diagnostic::file(&path, reason)),
             }
         }
+        errors.extend(unknown_limits(&dir.join(LIMITS_FILE), &limits, &plugins));
         (plugins, errors)
     }
 
