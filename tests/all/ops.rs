@@ -149,3 +149,63 @@ fn the_link_usage_gives_the_mail_first() {
         run.stdout
     );
 }
+
+#[test]
+fn completions_and_the_manual_come_from_the_command_definitions() {
+    let setup = Setup::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = setup.relais(&["completions", shell]);
+        assert_eq!(run.code, 0, "{run:?}");
+        for command in ["ingest", "backup", "completions"] {
+            assert!(run.stdout.contains(command), "{shell}: {command}");
+        }
+    }
+    let bash = setup.dir.path().join("relais.bash");
+    std::fs::write(&bash, setup.relais(&["completions", "bash"]).stdout).expect("write");
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&bash)
+        .status()
+        .expect("bash");
+    assert!(syntax.success(), "the bash script parses");
+    let man = setup.relais(&["man"]);
+    assert_eq!(man.code, 0, "{man:?}");
+    assert!(man.stdout.contains(".TH relais 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("backup"), "{}", man.stdout);
+}
+
+#[test]
+fn a_backup_taken_while_the_engine_runs_restores_the_store() {
+    let setup = Setup::with_directory();
+    let config = crate::safety::spool_engine(&setup, "");
+    let mut engine = Engine::start(&setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "the engine", || {
+        engine_log_has(&setup, "relais is running")
+    });
+    // A mail processed by the running engine.
+    std::fs::copy(
+        fixture("mails/catchmail-jeanne.eml"),
+        setup.dir.path().join("spool/jeanne.eml"),
+    )
+    .expect("copy");
+    wait_for(&mut engine, Duration::from_secs(30), "the mail", || {
+        !setup.store().runs(1).expect("runs").is_empty()
+    });
+    let copy = setup.dir.path().join("copy.db");
+    let run = setup.relais(&["backup", copy.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let again = setup.relais(&["backup", copy.to_str().expect("utf-8")]);
+    assert_eq!(
+        again.code, 1,
+        "an existing file is never overwritten: {again:?}"
+    );
+    assert!(engine.stop().success(), "{}", engine.log());
+    // Restore: the engine stopped, the copy takes the store's place.
+    for stale in ["relais.db-wal", "relais.db-shm"] {
+        let _ = std::fs::remove_file(setup.dir.path().join(stale));
+    }
+    std::fs::rename(&copy, setup.db()).expect("restore");
+    let store = setup.store();
+    assert_eq!(store.messages(23010203).expect("messages").len(), 1);
+    assert_eq!(store.runs(10).expect("runs").len(), 1);
+}

@@ -279,6 +279,21 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Print a shell's completion script: `relais completions bash >
+    /// /etc/bash_completion.d/relais` (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `relais man > relais.1`.
+    Man,
+    /// Copy the store, consistent while the engine runs (SQLite's VACUUM
+    /// INTO): restore by stopping the engine and putting the copy in the
+    /// store's place.
+    Backup {
+        /// Where the copy goes; it must not exist.
+        file: PathBuf,
+    },
     /// Set up a demo in DIR (store, rules, sample directory and mails) and process its mails.
     Demo {
         /// Where to set up the demo; its store is recreated each time.
@@ -382,6 +397,17 @@ pub fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes `bytes` to standard output; a reader that stopped early (a
+/// closed pipe) is no failure.
+fn print_all(bytes: &[u8]) -> Result<ExitCode> {
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("cannot write to standard output")
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -574,6 +600,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: PluginCommand::New { name, dir, sdk },
         } => plugin_cmd::new(&name, &dir, sdk.as_deref()),
         Command::Demo { place, dir } => demo::run(&dir.unwrap_or(place)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "relais", &mut text);
+            print_all(&text)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut text = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut text)
+                .context("cannot render the manual page")?;
+            print_all(&text)
+        }
+        Command::Backup { file } => {
+            if file.exists() {
+                anyhow::bail!("{} exists: give a new file", file.display());
+            }
+            let store = open_store(&paths.db)?;
+            store.backup_to(&file)?;
+            println!("{}: a copy of {}", file.display(), paths.db.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Thread { message_id, json } => mail_cmd::thread(paths, &message_id, json),
         Command::Status { json } => status(paths, json),
         Command::Link {

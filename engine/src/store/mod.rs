@@ -147,6 +147,14 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a consistent copy of the store to `path` (SQLite's `VACUUM
+    /// INTO`), while others go on reading and writing it.
+    pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
+        let target = path.to_string_lossy().into_owned();
+        self.conn().execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
     /// The schema version of the store.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
