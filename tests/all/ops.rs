@@ -209,3 +209,64 @@ fn a_backup_taken_while_the_engine_runs_restores_the_store() {
     assert_eq!(store.messages(23010203).expect("messages").len(), 1);
     assert_eq!(store.runs(10).expect("runs").len(), 1);
 }
+
+#[test]
+fn under_systemd_the_engine_says_ready_then_stopping() {
+    let setup = Setup::with_directory();
+    let config = crate::safety::spool_engine(&setup, "");
+    let socket_path = setup.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
+        .current_dir(setup.dir.path())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .args(["--config", config.to_str().expect("utf-8"), "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relais run");
+    let mut message = [0u8; 64];
+    let n = socket.recv(&mut message).expect("a notification");
+    assert_eq!(&message[..n], b"READY=1");
+    // Ready means running: its sources are up.
+    let status = setup.relais(&["status", "--json"]);
+    assert!(status.stdout.contains("\"spool\""), "{status:?}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let n = socket.recv(&mut message).expect("a notification");
+    assert_eq!(&message[..n], b"STOPPING=1");
+    assert!(child.wait().expect("exits").success());
+}
+
+#[test]
+fn the_shipped_example_config_and_unit_check() {
+    let root = crate::support::root();
+    // Its rules and templates sit beside it once installed; here, the
+    // shipped ones stand in (the command line wins over the file).
+    let setup = Setup::new();
+    let run = setup.relais(&[
+        "--config",
+        root.join("docs/ops/relais.example.yaml")
+            .to_str()
+            .expect("utf-8"),
+        "check",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("(2 identities, 2 accounts)"),
+        "{}",
+        run.stdout
+    );
+    let unit = std::fs::read_to_string(root.join("docs/ops/relais.service")).expect("unit");
+    for line in [
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecStart=/usr/bin/relais --config /etc/relais/relais.yaml run",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line}");
+    }
+}

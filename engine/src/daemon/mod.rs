@@ -180,8 +180,11 @@ async fn serve(config: Config) -> Result<()> {
         spool = ?config.spool,
         "relais is running; stop with Ctrl-C or SIGTERM"
     );
+    // Under systemd (`Type=notify`): ready once every source is started.
+    notify_service("READY=1");
 
     wait_for_signal().await;
+    notify_service("STOPPING=1");
     tracing::info!("stopping: finishing the mail in flight");
     let _ = stop.send(true);
     if let Some(api) = api {
@@ -207,6 +210,35 @@ async fn serve(config: Config) -> Result<()> {
     tracing::info!("stopped");
     drop(lock);
     Ok(())
+}
+
+/// Tells the service manager `state` (`READY=1`, `STOPPING=1`) through
+/// `$NOTIFY_SOCKET`, as `sd_notify` does; nothing without one.
+fn notify_service(state: &str) {
+    #[cfg(unix)]
+    {
+        let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+            return;
+        };
+        let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|datagram| {
+            let bytes = socket.as_encoded_bytes();
+            match bytes.strip_prefix(b"@") {
+                // An abstract socket (Linux).
+                #[cfg(target_os = "linux")]
+                Some(name) => {
+                    use std::os::linux::net::SocketAddrExt;
+                    let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                    datagram.send_to_addr(state.as_bytes(), &address)
+                }
+                _ => datagram.send_to(state.as_bytes(), &socket),
+            }
+        });
+        if let Err(error) = sent {
+            tracing::warn!(state, error = %error, "cannot notify the service manager");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 fn invalid(diagnostics: &[crate::yaml::Diagnostic]) -> anyhow::Error {
