@@ -50,8 +50,8 @@ case $PASSWORD in *[[:space:]]*|'') die "RELAIS_TEST_MAIL_PASSWORD must be one w
 install_if_missing() {
     command -v dovecot >/dev/null && command -v doveadm >/dev/null &&
         command -v postfix >/dev/null && [ -x /usr/lib/dovecot/lmtp ] &&
-        command -v dnsmasq >/dev/null && return 0
-    echo "mail-servers: installing dovecot, postfix and dnsmasq..." >&2
+        command -v dnsmasq >/dev/null && command -v promtool >/dev/null && return 0
+    echo "mail-servers: installing dovecot, postfix, dnsmasq and promtool..." >&2
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     local made_policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then       # "do not start services"
@@ -59,8 +59,9 @@ install_if_missing() {
         chmod +x /usr/sbin/policy-rc.d && made_policy=1
     fi
     # dnsmasq serves the DNS records (DKIM keys, DMARC policies) of the
-    # sender-verification tests; each test starts its own.
-    local pkgs=(dovecot-imapd dovecot-lmtpd postfix dnsmasq-base) status=0
+    # sender-verification tests; each test starts its own. promtool (from
+    # prometheus) checks the metrics a scrape gets; its server never runs.
+    local pkgs=(dovecot-imapd dovecot-lmtpd postfix dnsmasq-base prometheus) status=0
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 ||
         { apt-get update >&2 && apt-get install -y --no-install-recommends "${pkgs[@]}" >&2; } ||
@@ -68,7 +69,7 @@ install_if_missing() {
     if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
     [ "$status" = 0 ] || die "could not install ${pkgs[*]}"
     if [ -d /run/systemd/system ]; then
-        systemctl disable --now dovecot postfix >/dev/null 2>&1 || true
+        systemctl disable --now dovecot postfix prometheus >/dev/null 2>&1 || true
     else
         doveadm stop >/dev/null 2>&1 || true       # the system Dovecot, if running
         postfix stop >/dev/null 2>&1 || true       # the system Postfix, if running

@@ -257,6 +257,7 @@ impl Reloader {
             Ok(generation) => {
                 let hash = generation.rules.hash.clone();
                 let rules = generation.rules.rules.len();
+                self.metrics.know(&generation);
                 self.active.replace(generation);
                 self.metrics.loaded(Some(&hash));
                 tracing::info!(version, set = %hash, rules, "rule set reloaded");

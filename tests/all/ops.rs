@@ -113,6 +113,17 @@ fn sighup_makes_the_daemon_look_at_its_sources_and_it_goes_on() {
     assert!(engine.stop().success(), "{}", engine.log());
 }
 
+/// Puts a fixture mail in the spool as a mail server would: written under a
+/// hidden name, then renamed in.
+fn drop_in_spool(setup: &Setup, fixture_path: &str) {
+    let spool = setup.dir.path().join("spool");
+    std::fs::create_dir_all(&spool).expect("mkdir");
+    let name = fixture_path.rsplit('/').next().expect("a name");
+    let hidden = spool.join(format!(".{name}"));
+    std::fs::copy(fixture(fixture_path), &hidden).expect("copy");
+    std::fs::rename(&hidden, spool.join(name)).expect("rename");
+}
+
 fn engine_log_has(setup: &Setup, text: &str) -> bool {
     std::fs::read_to_string(setup.dir.path().join("relais.log"))
         .unwrap_or_default()
@@ -183,11 +194,7 @@ fn a_backup_taken_while_the_engine_runs_restores_the_store() {
         engine_log_has(&setup, "relais is running")
     });
     // A mail processed by the running engine.
-    std::fs::copy(
-        fixture("mails/catchmail-jeanne.eml"),
-        setup.dir.path().join("spool/jeanne.eml"),
-    )
-    .expect("copy");
+    drop_in_spool(&setup, "mails/catchmail-jeanne.eml");
     wait_for(&mut engine, Duration::from_secs(30), "the mail", || {
         !setup.store().runs(1).expect("runs").is_empty()
     });
@@ -269,4 +276,133 @@ fn the_shipped_example_config_and_unit_check() {
     ] {
         assert!(unit.lines().any(|l| l == line), "{line}");
     }
+}
+
+/// The metric names a PromQL expression reads (`relais_*`, `process_*`).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut current = String::new();
+    for c in expr.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            current.push(c);
+        } else {
+            if current.starts_with("relais_") || current.starts_with("process_") {
+                names.push(current.clone());
+            }
+            current.clear();
+        }
+    }
+    names
+}
+
+#[test]
+#[ignore = "needs promtool: tests/mail-servers.sh start installs it"]
+fn metrics_pass_promtool_and_the_dashboard_reads_only_what_exists() {
+    use crate::api::{TOKEN, call};
+    let setup = Setup::with_directory();
+    std::fs::write(setup.dir.path().join("api-token"), TOKEN).expect("token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let config = crate::safety::spool_engine(
+        &setup,
+        &format!("http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}\n"),
+    );
+    let mut engine = Engine::start(&setup, &config);
+    wait_for(&mut engine, Duration::from_secs(30), "the API", || {
+        call(port, "GET", "/health", None, None).is_some_and(|a| a.status == 200)
+    });
+    drop_in_spool(&setup, "mails/catchmail-stranger.eml");
+    wait_for(
+        &mut engine,
+        Duration::from_secs(30),
+        "a delivered notice",
+        || {
+            call(port, "GET", "/metrics", Some(TOKEN), None).is_some_and(|a| {
+                a.body
+                    .contains("relais_outbox_delivery_duration_seconds_count{outcome=\"sent\"} 1")
+            })
+        },
+    );
+    // What curl gets: the classic text format, which promtool checks.
+    let classic = call(port, "GET", "/metrics", Some(TOKEN), None).expect("metrics");
+    assert!(
+        classic.headers.contains("text/plain; version=0.0.4"),
+        "{}",
+        classic.headers
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    std::io::Write::write_all(
+        &mut promtool.stdin.take().expect("stdin"),
+        classic.body.as_bytes(),
+    )
+    .expect("write");
+    let checked = promtool.wait_with_output().expect("promtool ends");
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}\n{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr),
+        classic.body
+    );
+    for line in [
+        "# TYPE relais_events_total counter",
+        // At zero before their first event.
+        "relais_events_total{trigger=\"schedule\",outcome=\"failed\"} 0",
+        "relais_plugin_failures_total{plugin=\"catchmail\",kind=\"fault\"} 0",
+        "relais_events_total{trigger=\"mail-received\",outcome=\"applied\"} 1",
+        "relais_plugin_call_duration_seconds_count{plugin=\"catchmail\"} 1",
+        "relais_event_duration_seconds_bucket{le=\"+Inf\",trigger=\"mail-received\"} 1",
+        "# TYPE relais_build_info gauge",
+        "# TYPE process_resident_memory_bytes gauge",
+    ] {
+        assert!(classic.body.contains(line), "{line} in:\n{}", classic.body);
+    }
+    assert!(!classic.body.contains("# EOF"));
+    // Prometheus asks for OpenMetrics and gets it.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
+    assert!(answer.contains("application/openmetrics-text"), "{answer}");
+    assert!(answer.trim_end().ends_with("# EOF"), "{answer}");
+    // Every metric the shipped dashboard reads exists.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::root().join("docs/ops/grafana-dashboard.json"))
+            .expect("dashboard"),
+    )
+    .expect("JSON");
+    let mut read = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            for name in metric_names(target["expr"].as_str().expect("expr")) {
+                read += 1;
+                assert!(
+                    classic
+                        .body
+                        .lines()
+                        .any(|l| l.starts_with(&format!("{name}{{"))
+                            || l.starts_with(&format!("{name} "))),
+                    "the dashboard reads `{name}`, which the engine does not serve"
+                );
+            }
+        }
+    }
+    assert!(read >= 10, "{read}");
+    assert!(engine.stop().success(), "{}", engine.log());
 }

@@ -317,17 +317,28 @@ async fn health(State(state): State<Arc<ApiState>>) -> Answer {
     )
 }
 
-async fn metrics(State(state): State<Arc<ApiState>>) -> Answer {
+async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Answer {
     let metrics = state.metrics.clone();
     let text = read(&state, move |store| metrics.render(store)).await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
+    // OpenMetrics to who asks for it (Prometheus), the classic text format
+    // to everyone else (curl, promtool).
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|accept| accept.contains("application/openmetrics-text"));
+    let (content_type, text) = if openmetrics {
+        (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+            text,
+        )
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::classic(&text),
+        )
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 async fn status(State(state): State<Arc<ApiState>>) -> Answer {

@@ -68,6 +68,7 @@ async fn serve(config: Config) -> Result<()> {
     );
     let metrics = Arc::new(crate::metrics::Metrics::new());
     metrics.loaded(Some(&generation.rules.hash));
+    metrics.know(&generation);
     let store = Store::open(&config.database)?;
     for problem in crate::templates::unknown_alert_templates(&store, &generation.templates)? {
         tracing::warn!("{problem}");
@@ -173,6 +174,7 @@ async fn serve(config: Config) -> Result<()> {
         config.clone(),
         transport,
         wake,
+        Some(metrics.clone()),
         shutdown.clone(),
     ));
     tracing::info!(

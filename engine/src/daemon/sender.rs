@@ -324,6 +324,7 @@ pub async fn run(
     config: Arc<Config>,
     transport: Transport,
     wake: Arc<Notify>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!(transport = %transport.describe(&config), "outbox sender started");
@@ -352,7 +353,7 @@ pub async fn run(
             if *shutdown.borrow() {
                 break;
             }
-            deliver_one(&config, &transport, &ledger, &delivery).await;
+            deliver_one(&config, &transport, &ledger, metrics.as_deref(), &delivery).await;
         }
     }
     tracing::info!("outbox sender stopped");
@@ -365,6 +366,7 @@ async fn deliver_one(
     config: &Config,
     transport: &Transport,
     ledger: &Ledger,
+    metrics: Option<&crate::metrics::Metrics>,
     delivery: &Delivery,
 ) -> bool {
     let next = chrono::Utc::now()
@@ -378,7 +380,16 @@ async fn deliver_one(
         tracing::warn!(outbox = delivery.id, error = %error, "cannot count a delivery attempt; not sending now");
         return false;
     }
+    let started = std::time::Instant::now();
     let mark = send_one(config, transport, delivery).await;
+    if let Some(metrics) = metrics {
+        let outcome = match mark {
+            DeliveryMark::Sent(_) => "sent",
+            DeliveryMark::Failed(_) => "failed",
+            _ => "retry",
+        };
+        metrics.delivered(outcome, started.elapsed());
+    }
     let sent = matches!(mark, DeliveryMark::Sent(_));
     if ledger.flush(vec![(delivery.id, mark)]).await && sent {
         transport.publish(&delivery.mail.message_id).await;
@@ -396,7 +407,7 @@ pub async fn drain(store: &Store, config: &Config, transport: &Transport) -> usi
     let ledger = Ledger::Store(store.clone());
     let mut sent = 0;
     for delivery in &due {
-        sent += usize::from(deliver_one(config, transport, &ledger, delivery).await);
+        sent += usize::from(deliver_one(config, transport, &ledger, None, delivery).await);
     }
     sent
 }
