@@ -212,9 +212,13 @@ fn every_route_but_health_needs_the_token() {
     let health = api.call("GET", "/health", None, None).expect("answer");
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
+    // The API's description is public.
+    let openapi = api
+        .call("GET", "/openapi.json", None, None)
+        .expect("answer");
+    assert_eq!(openapi.status, 200, "{openapi:?}");
     for (method, path) in [
         ("GET", "/metrics"),
-        ("GET", "/openapi.json"),
         ("GET", "/requests/23010203"),
         ("PUT", "/requests/23010203"),
         ("GET", "/requests/23010203/messages"),
@@ -845,4 +849,33 @@ fn exchanges_are_recorded_and_read_and_a_scheduled_rule_fired_over_the_api() {
         let missing = api.call("POST", route, None, Some("{}")).expect("answer");
         assert_eq!(missing.status, 401, "{route}");
     }
+}
+
+#[test]
+fn every_failure_answers_json_even_without_a_route() {
+    let api = Api::start("");
+    for (method, path, status, says) in [
+        ("GET", "/nowhere", 404, "no route GET /nowhere"),
+        (
+            "DELETE",
+            "/requests/23010203",
+            405,
+            "/requests/23010203 does not take DELETE",
+        ),
+        ("GET", "/requests/not-a-number", 400, "not-a-number"),
+        ("PUT", "/messages/x/read", 400, "x"),
+    ] {
+        let answer = api.send(method, path, None);
+        assert_eq!(answer.status, status, "{method} {path}: {answer:?}");
+        assert!(answer.headers.contains("application/json"), "{answer:?}");
+        let error = answer.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(error.contains(says), "{method} {path}: {error}");
+    }
+    let broken = api.call("PUT", "/requests/23010203", Some(TOKEN), Some("{ not json"));
+    let broken = broken.expect("answer");
+    assert_eq!(broken.status, 400, "{broken:?}");
+    assert!(broken.json()["error"].is_string(), "{broken:?}");
 }

@@ -77,7 +77,6 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn router(state: Arc<ApiState>) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
         .route("/status", get(status))
         .route("/requests/{number}", get(get_request).put(save_request))
         .route(
@@ -101,8 +100,62 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/health", get(health))
+        // The API's description is public: a client is written from it
+        // before it has a token.
+        .route("/openapi.json", get(openapi))
         .merge(protected)
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// 404 for a path no route serves, as JSON like every other error.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {method} {} (see /openapi.json)", uri.path()),
+    )
+}
+
+/// 405 for a method a path does not take.
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method} (see /openapi.json)", uri.path()),
+    )
+}
+
+/// Every failure answers JSON: the rejections of axum's extractors (a path
+/// that does not parse, a body that is not JSON) come as plain text, and
+/// are wrapped as `{"error": "..."}`.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text.trim().to_string()
+    };
+    let mut answer = (status, axum::Json(json!({ "error": message }))).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// Serves the API on `listener` until `shutdown` turns true.
