@@ -741,6 +741,13 @@ pub fn unknown_identity(name: &str, names: &[String]) -> String {
     message
 }
 
+/// The JSON Schema of `relais.yaml` (`relais schema config`).
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default();
+    schema["title"] = serde_json::json!("Relais engine config (relais.yaml)");
+    schema
+}
+
 /// The name of the top-level `identity:`.
 pub const DEFAULT_IDENTITY: &str = "default";
 

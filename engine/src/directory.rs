@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::yaml::{Diagnostic, Document, Segment, did_you_mean};
 
 /// A whole import file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DirectoryFile {
     /// `settings: { direct-messages-enabled: true, ... }`
@@ -48,7 +48,7 @@ pub struct DirectoryFile {
 }
 
 /// Global settings; keys left out keep their stored value.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SettingsSpec {
     /// `direct-messages-enabled: true`: the global switch for messages on requests.
@@ -61,7 +61,7 @@ pub struct SettingsSpec {
 }
 
 /// `{ code: ACME-FR, name: Acme France }`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Company {
     /// `code: ACME-FR`
@@ -71,7 +71,7 @@ pub struct Company {
 }
 
 /// A customer with its sites and alert formats.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Customer {
     /// `code: C001`
@@ -93,7 +93,7 @@ pub struct Customer {
 }
 
 /// `{ code: MAIN, main: true, name: Siège }`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Site {
     /// `code: MAIN`
@@ -107,7 +107,7 @@ pub struct Site {
 }
 
 /// Per alert kind, the subject keyword and template.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AlertFormats {
     /// `opened: { keyword: "[OUVERTURE]", template: alert-opened }`
@@ -136,7 +136,7 @@ impl AlertFormats {
 }
 
 /// `{ keyword: "[OUVERTURE]", template: alert-opened }`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AlertFormat {
     /// `keyword: "[OUVERTURE]"`: put in the alert's subject.
@@ -150,7 +150,7 @@ pub struct AlertFormat {
 pub use relais_sdk::Reception;
 
 /// A customer's contact.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Contact {
     /// `id: ct-jeanne`
@@ -170,17 +170,19 @@ pub struct Contact {
     pub email2: Option<String>,
     /// `reception: email | fax | none`
     #[serde(default)]
+    #[schemars(with = "ReceptionName")]
     pub reception: Reception,
     /// `fax: "+33 1 23 45 67 89"`
     #[serde(default)]
     pub fax: Option<String>,
     /// `alerts: [opened, resolved, closed, state-changed]`: subscriptions.
     #[serde(default)]
+    #[schemars(with = "Vec<AlertKind>")]
     pub alerts: Vec<ChangeKind>,
 }
 
 /// A collaborator (staff member).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Collaborator {
     /// `id: co-paul`
@@ -195,11 +197,12 @@ pub struct Collaborator {
     pub email2: Option<String>,
     /// `alerts: [opened, closed]`: subscriptions.
     #[serde(default)]
+    #[schemars(with = "Vec<AlertKind>")]
     pub alerts: Vec<ChangeKind>,
 }
 
 /// Internal (staff) or extranet (customer) user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum UserKindSpec {
     /// `kind: internal`: links a collaborator.
@@ -209,7 +212,7 @@ pub enum UserKindSpec {
 }
 
 /// A user account.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UserSpec {
     /// `login: pdurand`
@@ -234,7 +237,7 @@ pub struct UserSpec {
 }
 
 /// `{ code: INCIDENT, catchmail: true }`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RequestTypeSpec {
     /// `code: INCIDENT`
@@ -248,7 +251,7 @@ pub struct RequestTypeSpec {
 }
 
 /// A commitment contract and its alert settings.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ContractSpec {
     /// `code: K-2026-001`
@@ -263,8 +266,37 @@ pub struct ContractSpec {
     pub recipients: Recipients,
 }
 
+/// An alert kind, as import files write it (the schema of
+/// [`relais_sdk::ChangeKind`]).
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum AlertKind {
+    Opened,
+    Resolved,
+    Closed,
+    StateChanged,
+}
+
+/// A reception mode, as import files write it.
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum ReceptionName {
+    Email,
+    Fax,
+    None,
+}
+
+/// The JSON Schema of import files (`relais schema import`).
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(DirectoryFile)).unwrap_or_default();
+    schema["title"] = serde_json::json!("Relais directory import file");
+    schema
+}
+
 /// Which alert kinds a contract enables.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ContractAlerts {
     /// `opened: true`
@@ -282,7 +314,7 @@ pub struct ContractAlerts {
 }
 
 /// The recipient groups of a contract's alerts.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Recipients {
     /// `contract-contacts: [ct-jeanne]`: the contract's alert contacts.
@@ -306,7 +338,7 @@ pub struct Recipients {
 }
 
 /// A support request.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RequestSpec {
     /// `number: 23010203`

@@ -197,3 +197,101 @@ fn a_missing_template_is_caught_by_check() {
         "{run:?}"
     );
 }
+
+/// A JSON Schema's verdict on a YAML file: the errors, none when valid.
+fn schema_errors(schema: &serde_json::Value, yaml: &str) -> Vec<String> {
+    let instance: serde_json::Value = serde_yaml::from_str(yaml).expect("YAML");
+    let validator = jsonschema::validator_for(schema).expect("a valid schema");
+    validator
+        .iter_errors(&instance)
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn the_config_and_import_schemas_are_published_and_judge_like_relais() {
+    let setup = Setup::new();
+    for (kind, files) in [
+        (
+            "config",
+            &["docs/ops/relais.schema.json", "demo/relais.schema.json"][..],
+        ),
+        ("import", &["demo/directory.schema.json"][..]),
+    ] {
+        let run = setup.relais(&["schema", kind]);
+        assert_eq!(run.code, 0, "{run:?}");
+        for file in files {
+            let committed = std::fs::read_to_string(root().join(file)).expect("schema file");
+            assert_eq!(
+                run.stdout, committed,
+                "{file} is stale: run `relais schema {kind} > {file}`"
+            );
+        }
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&setup.relais(&["schema", "config"]).stdout).expect("JSON");
+    let import: serde_json::Value =
+        serde_json::from_str(&setup.relais(&["schema", "import"]).stdout).expect("JSON");
+    // The shipped files pass, and say where their schema is.
+    for (schema, file) in [
+        (&config, "docs/ops/relais.example.yaml"),
+        (&config, "demo/relais.yaml"),
+        (&import, "demo/directory.yaml"),
+        (&import, "tests/fixtures/design-example.yaml"),
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).expect("file");
+        assert_eq!(schema_errors(schema, &text), Vec::<String>::new(), "{file}");
+    }
+    for file in [
+        "docs/ops/relais.example.yaml",
+        "demo/relais.yaml",
+        "demo/directory.yaml",
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).expect("file");
+        assert!(
+            text.starts_with("# yaml-language-server: $schema="),
+            "{file} points editors at its schema"
+        );
+    }
+    // What relais refuses, the schema refuses too.
+    for (schema, broken) in [
+        (&config, "databse: x.db\n"),
+        (
+            &config,
+            "accounts: [ { name: a, host: h, username: u, password: { env: P }, securty: tls } ]\n",
+        ),
+        (&config, "outbox: { smtp: { host: h, security: ssl } }\n"),
+        (&config, "limits: { batch: -1 }\n"),
+        (&import, "customer: []\n"),
+        (
+            &import,
+            "contacts: [ { id: x, name: X, customer: C, reception: pigeon } ]\n",
+        ),
+        (
+            &import,
+            "contacts: [ { id: x, name: X, customer: C, alerts: [reopened] } ]\n",
+        ),
+        (
+            &import,
+            "requests: [ { number: 1, company: A, customer: C, state: open } ]\n",
+        ),
+    ] {
+        assert!(
+            !schema_errors(schema, broken).is_empty(),
+            "accepted: {broken}"
+        );
+    }
+}
+
+#[test]
+fn the_demo_copies_the_schemas_its_files_name() {
+    let setup = Setup::new();
+    assert_eq!(setup.relais(&["demo", "here"]).code, 0);
+    for file in [
+        "relais.schema.json",
+        "directory.schema.json",
+        "rules/rules.schema.json",
+    ] {
+        assert!(setup.dir.path().join("here").join(file).exists(), "{file}");
+    }
+}

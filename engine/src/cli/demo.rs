@@ -10,6 +10,21 @@ use relais::Store;
 
 const DIRECTORY: &str = include_str!("../../../demo/directory.yaml");
 const CONFIG: &str = include_str!("../../../demo/relais.yaml");
+/// The schemas the demo's files point editors at, copied beside them.
+const SCHEMAS: &[(&str, &str)] = &[
+    (
+        "relais.schema.json",
+        include_str!("../../../demo/relais.schema.json"),
+    ),
+    (
+        "directory.schema.json",
+        include_str!("../../../demo/directory.schema.json"),
+    ),
+    (
+        "rules/rules.schema.json",
+        include_str!("../../../rules/rules.schema.json"),
+    ),
+];
 const RULES: &[(&str, &str)] = &[
     (
         "catchmail.yaml",
@@ -145,6 +160,9 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     }
     write(&dir.join("requests.yaml"), SAVES.as_bytes())?;
     write(&dir.join("relais.yaml"), CONFIG.as_bytes())?;
+    for (name, text) in SCHEMAS {
+        write(&dir.join(name), text.as_bytes())?;
+    }
     write(&dir.join("directory.yaml"), DIRECTORY.as_bytes())?;
     for (name, bytes) in MAILS {
         write(&dir.join("spool").join(name), bytes)?;

@@ -128,8 +128,14 @@ enum Command {
     },
     /// Validate the rule set and the plugins it names. Exit 0 when valid, 1 when not.
     Check,
-    /// Print the JSON Schema of rule files.
-    Schema,
+    /// Print a JSON Schema: of rule files (the default), of `relais.yaml`
+    /// (`config`) or of directory import files (`import`), for editors
+    /// (`# yaml-language-server: $schema=...`) and scripts.
+    Schema {
+        /// Which files.
+        #[arg(value_enum, default_value = "rules")]
+        kind: SchemaKind,
+    },
     /// Process mails from `.eml` files, directories of them, or Maildir folders.
     Ingest {
         /// Show what would happen, change nothing.
@@ -305,6 +311,17 @@ enum Command {
     },
 }
 
+/// The files `relais schema` describes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SchemaKind {
+    /// Rule files (`rules/*.yaml`).
+    Rules,
+    /// The engine config, `relais.yaml`.
+    Config,
+    /// Directory import files (`relais import`).
+    Import,
+}
+
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
     /// Run one plugin on one event and print its effects and logs; nothing is applied.
@@ -434,12 +451,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Import { files } => import(paths, &files),
         Command::Check => check(paths),
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&relais::rules::json_schema())?
-            );
-            Ok(ExitCode::SUCCESS)
+        Command::Schema { kind } => {
+            let schema = match kind {
+                SchemaKind::Rules => relais::rules::json_schema(),
+                SchemaKind::Config => relais::config::json_schema(),
+                SchemaKind::Import => relais::directory::json_schema(),
+            };
+            let mut text = serde_json::to_string_pretty(&schema)?;
+            text.push('\n');
+            print_all(text.as_bytes())
         }
         Command::Ingest {
             dry_run,
