@@ -248,7 +248,7 @@ impl Dispatcher<'_> {
                     // Keep what was received: nothing is lost, even unreadable.
                     let id = derived_message_id(raw);
                     report.message_id = Some(id.clone());
-                    if !dry_run && self.store.mail_exists(&id)? {
+                    if self.store.mail_exists(&id)? {
                         report.outcome = Outcome::Duplicate;
                         report.error = None;
                     }
@@ -286,7 +286,7 @@ impl Dispatcher<'_> {
             parsed.mail.text_truncated = true;
         }
         report.warnings = parsed.warnings.clone();
-        let duplicate = !dry_run && self.is_duplicate(&mut parsed, &mut report)?;
+        let duplicate = self.is_duplicate(&mut parsed, &mut report)?;
         let mail = &parsed.mail;
         report.message_id = Some(mail.message_id.clone());
         report.authentication = Some(mail.authentication.clone());
@@ -444,11 +444,17 @@ impl Dispatcher<'_> {
         let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
         report.event = serde_json::to_value(event).ok();
         self.run_rules(event, &mut report)?;
-        if dry_run {
-            return Ok(shown_only(report, started));
-        }
         // No raw mail: only the request, the run and the effects are written.
-        self.commit(&mut report, None, started, started_at, None, None, save)?;
+        self.commit(
+            &mut report,
+            None,
+            started,
+            started_at,
+            None,
+            None,
+            save,
+            dry_run,
+        )?;
         Ok(report)
     }
 
@@ -557,9 +563,6 @@ impl Dispatcher<'_> {
         receipt: Option<&ImapReceipt>,
         dry_run: bool,
     ) -> Result<Report, StoreError> {
-        if dry_run {
-            return Ok(shown_only(report, started));
-        }
         let keep_mail =
             report.outcome != Outcome::Duplicate && !raw.is_empty() && report.message_id.is_some();
         let mail = keep_mail.then_some((parsed, raw, status));
@@ -571,12 +574,17 @@ impl Dispatcher<'_> {
             parsed.map(|p| &p.mail),
             receipt,
             None,
+            dry_run,
         )?;
         Ok(report)
     }
 
     /// Writes the mail, the run and the effects in one transaction; if an
     /// effect is refused, writes the mail and the failed run instead.
+    ///
+    /// A dry run does all of it in a transaction it then rolls back: it
+    /// fails exactly where the real run would (a mail already linked, a
+    /// request that does not exist), and writes nothing.
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
@@ -587,6 +595,7 @@ impl Dispatcher<'_> {
         event_mail: Option<&relais_sdk::Mail>,
         receipt: Option<&ImapReceipt>,
         save: Option<&RequestSpec>,
+        dry_run: bool,
     ) -> Result<(), StoreError> {
         let settings = self.store.settings()?;
         let identity = self.options.identity.clone();
@@ -616,7 +625,10 @@ impl Dispatcher<'_> {
                 effects::apply(&tx, &report.effects, &report.grants, &context)
                     .map_err(ApplyError::Effect)?;
             }
-            tx.commit()?;
+            if !dry_run {
+                tx.commit()?;
+            }
+            // A dry run's transaction is dropped here: rolled back.
             Ok(run)
         };
         let status = mail.as_ref().map(|m| m.2).unwrap_or(MailStatus::Processed);
@@ -624,8 +636,13 @@ impl Dispatcher<'_> {
         let apply = matches!(report.outcome, Outcome::Applied | Outcome::Rejected)
             && !report.effects.is_empty();
         match attempt(self.store, report, status, apply) {
+            Ok(_) if dry_run => *report = shown_only(report.clone(), started),
             Ok(run) => report.run = Some(run),
             Err(ApplyError::Store(error)) => return Err(error),
+            Err(ApplyError::Effect(error)) if dry_run => {
+                report.outcome = Outcome::Failed;
+                report.error = Some(error.to_string());
+            }
             Err(ApplyError::Effect(error)) => {
                 tracing::warn!(error = %error, "effects refused; event failed");
                 report.outcome = Outcome::Failed;

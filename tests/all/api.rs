@@ -879,3 +879,36 @@ fn every_failure_answers_json_even_without_a_route() {
     assert_eq!(broken.status, 400, "{broken:?}");
     assert!(broken.json()["error"].is_string(), "{broken:?}");
 }
+
+#[test]
+fn a_dry_run_over_the_api_writes_nothing() {
+    let api = Api::start("");
+    let dry = api.send(
+        "PUT",
+        "/requests/23050009?dry-run=true",
+        Some(&request("open")),
+    );
+    assert_eq!(dry.status, 200, "{dry:?}");
+    assert_eq!(dry.json()["outcome"], "dry-run", "{}", dry.body);
+    assert_eq!(
+        api.send("GET", "/requests/23050009", None).status,
+        404,
+        "not saved"
+    );
+    let event = api.send(
+        "POST",
+        "/contract-events?dry-run=true",
+        Some(&json!({ "contract": "K-2026-001", "kind": "expiring" })),
+    );
+    assert_eq!(event.status, 200, "{event:?}");
+    let fired = api.send(
+        "POST",
+        "/rules/waiting-customer-reminders/fire?dry-run=true",
+        None,
+    );
+    assert_eq!(fired.status, 200, "{fired:?}");
+    assert!(
+        api.setup.store().runs(10).expect("runs").is_empty(),
+        "nothing written"
+    );
+}

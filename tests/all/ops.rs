@@ -406,3 +406,80 @@ fn metrics_pass_promtool_and_the_dashboard_reads_only_what_exists() {
     assert!(read >= 10, "{read}");
     assert!(engine.stop().success(), "{}", engine.log());
 }
+
+#[test]
+fn a_dry_run_fails_where_the_real_run_would_and_writes_nothing() {
+    // A rule whose effect the store refuses (a message on a request that
+    // does not exist): the dry run must not say it would apply.
+    let rules = "rules:\n  - id: ghost\n    on: mail-received\n    run: { plugin: misbehave, config: { do: ghost } }\n";
+    let setup = Setup::with_directory().with_rules(&[("ghost.yaml", rules)]);
+    setup.install_plugin(&crate::support::test_plugin("misbehave"), "misbehave.wasm");
+    let mail = fixture("mails/catchmail-jeanne.eml");
+    let (_, dry) = setup.ingest_json(&["--dry-run"], &[&mail]);
+    assert_eq!(dry[0]["outcome"], "failed", "{}", dry[0]);
+    let error = dry[0]["error"].as_str().expect("error").to_string();
+    assert!(error.contains("request 99999999 does not exist"), "{error}");
+    assert!(
+        setup.store().runs(10).expect("runs").is_empty(),
+        "nothing written"
+    );
+    let (_, real) = setup.ingest_json(&[], &[&mail]);
+    assert_eq!(real[0]["outcome"], "failed");
+    assert_eq!(real[0]["error"].as_str(), Some(error.as_str()));
+    // Once stored, a dry run of the same mail says what the real one would.
+    let (_, again) = setup.ingest_json(&["--dry-run"], &[&mail]);
+    assert_eq!(again[0]["outcome"], "duplicate", "{}", again[0]);
+}
+
+#[test]
+fn request_saves_contract_events_and_fires_have_a_dry_run() {
+    let setup = Setup::with_directory();
+    let save = setup.dir.path().join("save.yaml");
+    std::fs::write(
+        &save,
+        "{ number: 23010299, company: ACME-FR, customer: C001, type: INCIDENT, requester: ct-jeanne, state: open, publishable: true, conversation-locked: false, contract: K-2026-001, subject: Imprimante }\n",
+    )
+    .expect("write");
+    let run = setup.relais(&[
+        "request",
+        "save",
+        "--dry-run",
+        "--json",
+        save.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let answer: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(answer["outcome"], "dry-run", "{answer}");
+    assert!(
+        answer["effects"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "send-mail")),
+        "the alerts it would send: {answer}"
+    );
+    let store = setup.store();
+    assert_eq!(store.request(23010299).expect("query"), None, "not saved");
+    assert!(store.runs(10).expect("runs").is_empty());
+    assert!(store.outbox(None, 10).expect("outbox").is_empty());
+    let event = setup.relais(&[
+        "contract-event",
+        "--dry-run",
+        "--json",
+        "K-2026-001",
+        "expiring",
+    ]);
+    assert_eq!(event.code, 0, "{event:?}");
+    let at = (chrono::Utc::now() + chrono::TimeDelta::days(30)).to_rfc3339();
+    let fired = setup.relais(&[
+        "fire",
+        "--dry-run",
+        "--json",
+        "waiting-customer-reminders",
+        "--at",
+        &at,
+    ]);
+    assert_eq!(fired.code, 0, "{fired:?}");
+    assert!(
+        setup.store().runs(10).expect("runs").is_empty(),
+        "nothing written"
+    );
+}

@@ -76,12 +76,13 @@ pub fn save_request(
     request: &RequestSpec,
     states: &RequestStates,
     metrics: &Metrics,
+    dry_run: bool,
 ) -> Result<Value, CallError> {
     crate::requests::check(dispatcher.store, request).map_err(|error| match error {
         SaveError::Field(error) => invalid(&error.field, error.message),
         SaveError::Store(error) => error.into(),
     })?;
-    let report = dispatcher.handle_request_save(request, states, false)?;
+    let report = dispatcher.handle_request_save(request, states, dry_run)?;
     metrics.record(&report);
     let changes = match &report.event {
         Some(event) => event["changes"].clone(),
@@ -98,6 +99,7 @@ pub fn contract_event(
     dispatcher: &mut Dispatcher<'_>,
     body: &ContractEventBody,
     metrics: &Metrics,
+    dry_run: bool,
 ) -> Result<Value, CallError> {
     if body.kind.trim().is_empty() {
         return Err(invalid("kind", "must not be empty"));
@@ -115,7 +117,7 @@ pub fn contract_event(
             customer,
         },
     });
-    let report = dispatcher.handle_event(&event, false)?;
+    let report = dispatcher.handle_event(&event, dry_run)?;
     metrics.record(&report);
     Ok(report_json(&report))
 }
@@ -128,6 +130,7 @@ pub fn fire_schedule(
     rule: &str,
     at: Option<&str>,
     metrics: &Metrics,
+    dry_run: bool,
 ) -> Result<Value, CallError> {
     let Some(found) = dispatcher.rules.rules.iter().find(|r| r.id == rule) else {
         return Err(CallError::NotFound(format!(
@@ -153,7 +156,7 @@ pub fn fire_schedule(
         rule: rule.to_string(),
         fired_at: fired_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     });
-    let report = dispatcher.handle_event(&event, false)?;
+    let report = dispatcher.handle_event(&event, dry_run)?;
     metrics.record(&report);
     Ok(report_json(&report))
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -438,6 +438,7 @@ async fn get_request(State(state): State<Arc<ApiState>>, Path(number): Path<u64>
 async fn save_request(
     State(state): State<Arc<ApiState>>,
     Path(number): Path<u64>,
+    Query(dry): Query<DryRun>,
     body: Bytes,
 ) -> Answer {
     let mut value: Value = parse(&body)?;
@@ -463,12 +464,14 @@ async fn save_request(
     let states = state.states.clone();
     let metrics = state.metrics.clone();
     let answer = call(&state, move |dispatcher| {
-        actions::save_request(dispatcher, &spec, &states, &metrics)
+        actions::save_request(dispatcher, &spec, &states, &metrics, dry.run)
     })
     .await?;
-    let created = answer["changes"]
-        .as_array()
-        .is_some_and(|changes| changes.iter().any(|c| c == "opened"));
+    // A dry run created nothing.
+    let created = !dry.run
+        && answer["changes"]
+            .as_array()
+            .is_some_and(|changes| changes.iter().any(|c| c == "opened"));
     created_or_ok(created, answer)
 }
 
@@ -538,6 +541,16 @@ async fn record_exchange(
     ok(StatusCode::CREATED, answer)
 }
 
+/// `?dry-run=true`: the event runs and its effects are applied in a
+/// transaction that is rolled back; nothing is written, and it fails
+/// where the real one would.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DryRun {
+    #[serde(default, rename = "dry-run")]
+    run: bool,
+}
+
 /// `POST /rules/{id}/fire`: `{}` or `{"at": "2026-11-23T09:00:00+01:00"}`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -549,6 +562,7 @@ struct FireBody {
 async fn fire_rule(
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
+    Query(dry): Query<DryRun>,
     body: Bytes,
 ) -> Answer {
     let fire: FireBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -558,7 +572,7 @@ async fn fire_rule(
     };
     let metrics = state.metrics.clone();
     let answer = call(&state, move |dispatcher| {
-        actions::fire_schedule(dispatcher, &id, fire.at.as_deref(), &metrics)
+        actions::fire_schedule(dispatcher, &id, fire.at.as_deref(), &metrics, dry.run)
     })
     .await?;
     ok(StatusCode::OK, answer)
@@ -576,11 +590,15 @@ async fn set_read(State(state): State<Arc<ApiState>>, Path(id): Path<i64>, body:
     ok(StatusCode::OK, answer)
 }
 
-async fn contract_event(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
+async fn contract_event(
+    State(state): State<Arc<ApiState>>,
+    Query(dry): Query<DryRun>,
+    body: Bytes,
+) -> Answer {
     let event: ContractEventBody = parse(&body)?;
     let metrics = state.metrics.clone();
     let answer = call(&state, move |dispatcher| {
-        actions::contract_event(dispatcher, &event, &metrics)
+        actions::contract_event(dispatcher, &event, &metrics, dry.run)
     })
     .await?;
     ok(StatusCode::OK, answer)

@@ -249,6 +249,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
             save,
             &Default::default(),
             &metrics,
+            false,
         )
         .map_err(|e| anyhow::anyhow!("demo request {}: {e}", save.number))?;
         super::output::print_event_answer(&answer);
@@ -262,6 +263,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         "waiting-customer-reminders",
         Some(&week_later),
         &metrics,
+        false,
     )
     .map_err(|e| anyhow::anyhow!("demo reminders: {e}"))?;
     super::output::print_event_answer(&answer);

@@ -182,6 +182,10 @@ enum Command {
     /// Run a `schedule` rule now, as its schedule would (a daily check, to
     /// see what it does today); its schedule goes on unchanged.
     Fire {
+        /// Run it in a transaction that is rolled back: what it would do,
+        /// failing where the real run would; nothing written.
+        #[arg(long)]
+        dry_run: bool,
         /// The rule's id.
         rule: String,
         /// The time the run is for (RFC 3339); now by default.
@@ -199,6 +203,9 @@ enum Command {
     },
     /// Fire a `contract-event` for a contract.
     ContractEvent {
+        /// Run it in a transaction that is rolled back; nothing written.
+        #[arg(long)]
+        dry_run: bool,
         /// The contract's code.
         contract: String,
         /// The event kind, e.g. `expiring`.
@@ -356,6 +363,10 @@ enum RequestCommand {
     /// Save the request(s) of a YAML or JSON file: one request (the fields
     /// of the import format's `requests` items) or a list of them.
     Save {
+        /// Save and run in a transaction that is rolled back; nothing
+        /// written.
+        #[arg(long)]
+        dry_run: bool,
         /// The file.
         file: PathBuf,
         /// JSON output.
@@ -528,15 +539,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Fire { rule, at, json } => fire(paths, &rule, at.as_deref(), json),
+        Command::Fire {
+            rule,
+            at,
+            json,
+            dry_run,
+        } => fire(paths, &rule, at.as_deref(), json, dry_run),
         Command::Request {
-            command: RequestCommand::Save { file, json },
-        } => save_requests(paths, &file, &paths.config.requests, json),
+            command:
+                RequestCommand::Save {
+                    file,
+                    json,
+                    dry_run,
+                },
+        } => save_requests(paths, &file, &paths.config.requests, json, dry_run),
         Command::ContractEvent {
             contract,
             kind,
             json,
-        } => contract_event(paths, &contract, &kind, json),
+            dry_run,
+        } => contract_event(paths, &contract, &kind, json, dry_run),
         Command::Run => {
             relais::daemon::run(paths.config.clone())?;
             Ok(ExitCode::SUCCESS)
@@ -855,6 +877,7 @@ fn save_requests(
     file: &Path,
     states: &relais::config::RequestStates,
     json: bool,
+    dry_run: bool,
 ) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -880,7 +903,13 @@ fn save_requests(
     let mut dispatcher = dispatcher(&mut store, &loaded, &options);
     let mut failed = false;
     for request in &requests {
-        match relais::api::actions::save_request(&mut dispatcher, request, states, &metrics) {
+        match relais::api::actions::save_request(
+            &mut dispatcher,
+            request,
+            states,
+            &metrics,
+            dry_run,
+        ) {
             Ok(answer) => {
                 failed |= answer["outcome"] == "failed";
                 if json {
@@ -903,19 +932,31 @@ fn save_requests(
 }
 
 /// `relais contract-event CONTRACT KIND`.
-fn contract_event(paths: &Paths, contract: &str, kind: &str, json: bool) -> Result<ExitCode> {
+fn contract_event(
+    paths: &Paths,
+    contract: &str,
+    kind: &str,
+    json: bool,
+    dry_run: bool,
+) -> Result<ExitCode> {
     let body = relais::api::ContractEventBody {
         contract: contract.to_string(),
         kind: kind.to_string(),
     };
     run_event(paths, json, "no event fired", |dispatcher, metrics| {
-        relais::api::actions::contract_event(dispatcher, &body, metrics)
+        relais::api::actions::contract_event(dispatcher, &body, metrics, dry_run)
     })
 }
 
-fn fire(paths: &Paths, rule: &str, at: Option<&str>, json: bool) -> Result<ExitCode> {
+fn fire(
+    paths: &Paths,
+    rule: &str,
+    at: Option<&str>,
+    json: bool,
+    dry_run: bool,
+) -> Result<ExitCode> {
     run_event(paths, json, "nothing run", |dispatcher, metrics| {
-        relais::api::actions::fire_schedule(dispatcher, rule, at, metrics)
+        relais::api::actions::fire_schedule(dispatcher, rule, at, metrics, dry_run)
     })
 }
 
