@@ -20,6 +20,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # `--include-ignored`: the tests that need the mail servers are ignored by a
 # bare `cargo test`.
 cargo test --workspace --locked -- --include-ignored
+# The shipped rules' own tests (also run by the integration tests).
+cargo run --locked --quiet -- test rules/tests
 # The hostile-input benchmark, in its short mode: its own assertions
 # (every hostile case still refused or bounded), not its timings.
 RELAIS_BENCH_SHORT=1 cargo test --locked -p relais --bench hostile

@@ -483,3 +483,49 @@ fn request_saves_contract_events_and_fires_have_a_dry_run() {
         "nothing written"
     );
 }
+
+#[test]
+fn the_shipped_rule_tests_pass_and_a_failing_one_says_where_and_what() {
+    let setup = Setup::new();
+    let shipped = crate::support::root().join("rules/tests");
+    let run = setup.relais(&["test", shipped.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains(" passed, 0 failed"), "{}", run.stdout);
+    let file = setup.dir.path().join("wrong.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "directory: {}\ntests:\n  - name: right\n    account: catchmail\n    mail: |\n      From: someone@elsewhere.example\n      To: catchmail@acme.example\n      Subject: #23010203 *message*\n      Message-ID: <w1@x>\n\n      Hi\n    expect: {{ failure: sender-not-authenticated }}\n  - name: wrong request\n    request-save: {{ number: 23019002, company: ACME-FR, customer: C001, type: INCIDENT, state: open, contract: K-2026-001 }}\n    expect:\n      effects:\n        - {{ kind: send-mail, request: 1 }}\n",
+            crate::support::root().join("demo/directory.yaml").display()
+        ),
+    )
+    .expect("write");
+    let run = setup.relais(&["test", file.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("wrong.yaml:3: right"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("FAIL  ") && run.stdout.contains("wrong.yaml:13: wrong request"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("effects: expected 1 item(s), got 2"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("2 tests: 1 passed, 1 failed"),
+        "{}",
+        run.stdout
+    );
+    let json = setup.relais(&["test", "--json", file.to_str().expect("utf-8")]);
+    let verdicts: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts[0]["ok"], true);
+    assert_eq!(verdicts[1]["ok"], false);
+    assert_eq!(verdicts[1]["line"], 13);
+}

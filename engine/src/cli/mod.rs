@@ -4,6 +4,7 @@ mod demo;
 mod mail_cmd;
 mod output;
 mod plugin_cmd;
+mod test_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -291,6 +292,18 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Run rule unit tests: YAML files (or folders of them) giving a
+    /// directory, inputs (mails, request saves, contract events, schedule
+    /// fires) and what must come of each, against a throwaway store with
+    /// the real rule set and plugins. Exit 0 when every test passes.
+    Test {
+        /// Test files, or folders of them (`rules/tests`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per test, one per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell's completion script: `relais completions bash >
     /// /etc/bash_completion.d/relais` (bash, zsh, fish, elvish, powershell).
@@ -642,6 +655,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: PluginCommand::New { name, dir, sdk },
         } => plugin_cmd::new(&name, &dir, sdk.as_deref()),
         Command::Demo { place, dir } => demo::run(&dir.unwrap_or(place)),
+        Command::Test { files, json } => test_cmd::run(paths, &files, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut text = Vec::new();
