@@ -57,6 +57,61 @@ pub struct Config {
     pub limits: EngineLimits,
     /// `reload: {...}`: how rule, template and plugin changes are picked up.
     pub reload: Reload,
+    /// `retention: {...}`: how long runs, raw mail and sent mail are kept
+    /// (for ever by default).
+    pub retention: Retention,
+}
+
+/// How long the store keeps what grows with every mail; a key left out
+/// keeps that kind for ever. Applied by `relais run` every hour, in small
+/// batches between the events.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Retention {
+    /// `runs-days: 90`: run traces older than this are deleted (failed
+    /// runs are kept, for a retry).
+    pub runs_days: Option<u32>,
+    /// `raw-mail-days: 365`: the raw message and attachments of older mail
+    /// are dropped; its record, thread and ticket stay.
+    pub raw_mail_days: Option<u32>,
+    /// `sent-outbox-days: 90`: sent and suppressed outbox mail older than
+    /// this is deleted.
+    pub sent_outbox_days: Option<u32>,
+    /// `batch: 500`: records removed per transaction.
+    pub batch: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            runs_days: None,
+            raw_mail_days: None,
+            sent_outbox_days: None,
+            batch: 500,
+        }
+    }
+}
+
+impl Retention {
+    /// Whether anything is ever removed.
+    pub fn is_on(&self) -> bool {
+        self.runs_days.is_some() || self.raw_mail_days.is_some() || self.sent_outbox_days.is_some()
+    }
+
+    /// The cut-offs as of now.
+    pub fn cutoffs(&self) -> crate::store::Cutoffs {
+        let before = |days: Option<u32>| {
+            days.map(|days| {
+                (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            })
+        };
+        crate::store::Cutoffs {
+            runs: before(self.runs_days),
+            raw_mail: before(self.raw_mail_days),
+            sent_outbox: before(self.sent_outbox_days),
+        }
+    }
 }
 
 impl Default for Config {
@@ -77,6 +132,7 @@ impl Default for Config {
             requests: RequestStates::default(),
             limits: EngineLimits::default(),
             reload: Reload::default(),
+            retention: Retention::default(),
         }
     }
 }

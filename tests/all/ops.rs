@@ -529,3 +529,70 @@ fn the_shipped_rule_tests_pass_and_a_failing_one_says_where_and_what() {
     assert_eq!(verdicts[1]["ok"], false);
     assert_eq!(verdicts[1]["line"], 13);
 }
+
+#[test]
+fn retention_removes_what_is_past_its_time_and_keeps_the_rest() {
+    let setup = Setup::with_directory();
+    // Processed before: a posted message (with its mail on the request),
+    // a refused one (a notice queued), and a failed one to keep.
+    let rules = "rules:\n  - id: ghost\n    on: mail-received\n    when: { subject: { contains: '[ghost]' } }\n    run: { plugin: misbehave, config: { do: ghost } }\n";
+    let shipped =
+        std::fs::read_to_string(crate::support::root().join("rules/catchmail.yaml")).expect("rule");
+    let setup = setup.with_rules(&[("catchmail.yaml", &shipped), ("ghost.yaml", rules)]);
+    setup.install_plugin(&crate::support::test_plugin("misbehave"), "misbehave.wasm");
+    let ghost = crate::support::write_mail(
+        setup.dir.path(),
+        "ghost.eml",
+        &[
+            ("From", "jeanne@dupont.example"),
+            ("Subject", "[ghost] boo"),
+            ("Message-ID", "<ghost@dupont.example>"),
+        ],
+        "boo",
+    );
+    let (_, lines) = setup.ingest_json(
+        &[],
+        &[
+            &fixture("mails/catchmail-jeanne.eml"),
+            &fixture("mails/catchmail-stranger.eml"),
+            &ghost,
+        ],
+    );
+    assert_eq!(lines[2]["outcome"], "failed");
+    let config = crate::safety::spool_engine(
+        &setup,
+        "retention: { runs-days: 0, raw-mail-days: 0, sent-outbox-days: 0, batch: 1 }\n",
+    );
+    let mut engine = Engine::start(&setup, &config);
+    // The engine delivers the notice, then the hourly pass removes it with
+    // the rest (its first pass runs at start; the notice may be sent after).
+    wait_for(
+        &mut engine,
+        Duration::from_secs(30),
+        "the first pass",
+        || {
+            let store = setup.store();
+            store.runs(10).expect("runs").len() == 1
+                && store
+                    .raw_mail("fixture-jeanne-1@dupont.example")
+                    .expect("query")
+                    .is_some_and(|raw| raw.is_empty())
+        },
+    );
+    assert!(engine.stop().success(), "{}", engine.log());
+    let store = setup.store();
+    let runs = store.runs(10).expect("runs");
+    assert_eq!(runs.len(), 1, "the failed run stays: {runs:?}");
+    assert_eq!(runs[0].outcome, "failed");
+    // What was built on the removed records stays.
+    assert_eq!(store.messages(23010203).expect("messages").len(), 1);
+    let mail = store
+        .mail("fixture-jeanne-1@dupont.example")
+        .expect("query")
+        .expect("the mail's record stays");
+    assert_eq!(mail.ticket, Some(23010203));
+    assert!(engine_log_has(
+        &setup,
+        "retention: removed what is past its time"
+    ));
+}

@@ -8,6 +8,7 @@
 pub mod dispatcher;
 pub mod imap;
 pub mod lock;
+pub mod retention;
 pub mod schedule;
 pub mod sender;
 pub mod spool;
@@ -166,6 +167,11 @@ async fn serve(config: Config) -> Result<()> {
         }
         None => None,
     };
+    let keeper = tokio::spawn(retention::run(
+        config.retention.clone(),
+        jobs.clone(),
+        shutdown.clone(),
+    ));
     let ledger = sender::Ledger::Dispatcher(jobs.clone());
     drop(jobs);
     let sender = tokio::spawn(sender::run(
@@ -202,7 +208,7 @@ async fn serve(config: Config) -> Result<()> {
     let _ = tokio::time::timeout(GRACE, sender).await;
     // The watcher may be in the middle of a reload: nothing waits on it.
     watcher.abort();
-    for task in [scheduler, reporter] {
+    for task in [scheduler, reporter, keeper] {
         let _ = tokio::time::timeout(GRACE, task).await;
     }
     // Every job sender is gone now: the dispatcher ends after its queue.

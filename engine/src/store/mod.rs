@@ -9,6 +9,7 @@ mod imap;
 mod mail;
 mod messages;
 mod outbox;
+mod retention;
 mod runs;
 mod threads;
 
@@ -23,6 +24,7 @@ pub use imap::ImapReceipt;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
 pub use outbox::{Delivery, DeliveryMark, OutboxRecord, OutgoingMail};
+pub use retention::{Cutoffs, Expired};
 pub use runs::{RunRecord, RunSummary};
 pub use threads::{Candidate, Direction, LinkChange, ThreadNode};
 
