@@ -295,3 +295,60 @@ fn the_demo_copies_the_schemas_its_files_name() {
         assert!(setup.dir.path().join("here").join(file).exists(), "{file}");
     }
 }
+
+#[test]
+fn the_rule_schema_refuses_the_broken_files_check_refuses() {
+    let setup = Setup::new();
+    let schema: serde_json::Value =
+        serde_json::from_str(&setup.relais(&["schema"]).stdout).expect("JSON");
+    let corpus = root().join("tests/fixtures/broken-rules");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "{}", files.len());
+    for file in &files {
+        // `relais check` refuses it...
+        let dir = setup.dir.path().join("one");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::copy(file, dir.join("rules.yaml")).expect("copy");
+        let check = std::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+            .current_dir(setup.dir.path())
+            .args(["--rules", dir.to_str().expect("utf-8")])
+            .args([
+                "--templates",
+                root().join("templates").to_str().expect("utf-8"),
+            ])
+            .arg("check")
+            .output()
+            .expect("relais");
+        assert_eq!(
+            check.status.code(),
+            Some(1),
+            "check accepts {}",
+            file.display()
+        );
+        // ...and so does an editor with the schema.
+        let text = std::fs::read_to_string(file).expect("read");
+        assert!(
+            !schema_errors(&schema, &text).is_empty(),
+            "the schema accepts {}",
+            file.display()
+        );
+    }
+    // The shipped rules still pass it.
+    for entry in std::fs::read_dir(root().join("rules")).expect("rules") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            assert_eq!(
+                schema_errors(&schema, &text),
+                Vec::<String>::new(),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}

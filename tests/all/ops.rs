@@ -237,9 +237,16 @@ fn under_systemd_the_engine_says_ready_then_stopping() {
     let mut message = [0u8; 64];
     let n = socket.recv(&mut message).expect("a notification");
     assert_eq!(&message[..n], b"READY=1");
-    // Ready means running: its sources are up.
-    let status = setup.relais(&["status", "--json"]);
-    assert!(status.stdout.contains("\"spool\""), "{status:?}");
+    // Ready means running: its sources are up, as its status soon says.
+    let started = std::time::Instant::now();
+    loop {
+        let status = setup.relais(&["status", "--json"]);
+        if status.code == 0 && status.stdout.contains("\"spool\"") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{status:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

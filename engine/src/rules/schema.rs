@@ -353,5 +353,69 @@ impl JsonSchema for Changes {
 /// The JSON Schema of rule files.
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(RuleFile);
-    serde_json::to_value(schema).unwrap_or_default()
+    let mut schema = serde_json::to_value(schema).unwrap_or_default();
+    tighten(&mut schema);
+    schema
+}
+
+/// The fields a `when` takes for each trigger (besides `all`, `any`,
+/// `not`), as `relais check` applies them.
+const WHEN_FIELDS: [(&str, &[&str]); 4] = [
+    (
+        "mail-received",
+        &[
+            "account",
+            "from",
+            "to",
+            "cc",
+            "recipient",
+            "subject",
+            "body",
+        ],
+    ),
+    (
+        "request-saved",
+        &["change", "state", "type", "company", "customer", "contract"],
+    ),
+    ("contract-event", &["customer", "contract", "kind"]),
+    ("schedule", &[]),
+];
+
+/// Makes the derived schema as strict as `relais check` where a schema can
+/// say it: the fields each trigger's `when` takes, `cron` for schedules
+/// and only for them, no `max` with `mode: single`, `max` at least 1, and
+/// exactly one test in a matcher. (Plugin names and configs, regexes, cron
+/// expressions, time zones and duplicate ids stay `relais check`'s.)
+fn tighten(schema: &mut serde_json::Value) {
+    use serde_json::json;
+    let defs = &mut schema["$defs"];
+    let mut conditions = vec![
+        json!({
+            "if": { "properties": { "on": { "const": "schedule" } }, "required": ["on"] },
+            "then": { "required": ["cron"] },
+            "else": { "not": { "anyOf": [
+                { "required": ["cron"] }, { "required": ["timezone"] }, { "required": ["missed"] }
+            ] } }
+        }),
+        json!({
+            "if": { "properties": { "mode": { "const": "single" } }, "required": ["mode"] },
+            "then": { "not": { "required": ["max"] } }
+        }),
+    ];
+    for (trigger, fields) in WHEN_FIELDS {
+        let mut names: Vec<&str> = fields.to_vec();
+        names.extend(["all", "any", "not"]);
+        conditions.push(json!({
+            "if": { "properties": { "on": { "const": trigger } }, "required": ["on"] },
+            "then": { "properties": { "when": { "propertyNames": { "enum": names } } } }
+        }));
+    }
+    defs["RuleSpec"]["allOf"] = serde_json::Value::Array(conditions);
+    defs["RuleSpec"]["properties"]["max"]["minimum"] = json!(1);
+    defs["MatcherSpec"]["oneOf"] = json!([
+        { "required": ["equals"] },
+        { "required": ["contains"] },
+        { "required": ["matches"] },
+        { "required": ["any-of"] }
+    ]);
 }
