@@ -648,6 +648,25 @@ pub fn kill_while_sending(engine: &mut Engine, setup: &Setup, kills: usize, tota
     landed
 }
 
+/// An engine on `config` killed 20 times while it sends `total` mails,
+/// then left to send them all; it and how many kills landed.
+pub fn crash_while_sending(
+    setup: &Setup,
+    config: std::path::PathBuf,
+    total: usize,
+) -> (Engine, usize) {
+    let mut engine = engine_on(setup, config);
+    let kills = kill_while_sending(&mut engine, setup, 20, total);
+    assert!(kills >= 5, "too few kills landed while sending: {kills}");
+    wait_for(
+        &mut engine,
+        Duration::from_secs(120),
+        "every mail sent",
+        || sent_count(setup) == total,
+    );
+    (engine, kills)
+}
+
 pub fn sent_count(setup: &Setup) -> usize {
     setup
         .store()
@@ -694,15 +713,7 @@ fn twenty_sigkills_while_delivering_to_the_pickup_folder_give_each_file_once() {
             taken
         })
     };
-    let mut engine = engine_on(&setup, config);
-    let kills = kill_while_sending(&mut engine, &setup, 20, total);
-    assert!(kills >= 5, "too few kills landed while sending: {kills}");
-    wait_for(
-        &mut engine,
-        Duration::from_secs(120),
-        "every notice",
-        || sent_count(&setup) == total,
-    );
+    let (mut engine, kills) = crash_while_sending(&setup, config, total);
     std::thread::sleep(Duration::from_millis(300));
     assert!(engine.stop().success(), "{}", engine.log());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

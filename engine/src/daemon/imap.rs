@@ -357,17 +357,7 @@ impl Connection<'_> {
             .imap_expired(&self.account.name, uidvalidity, days)
             .map_err(|e| e.to_string())?;
         for chunk in expired.chunks(FETCH_CHUNK as usize) {
-            let set = uid_set(chunk);
-            let stream = session
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .await
-                .map_err(|e| format!("UID STORE \\Deleted: {e}"))?;
-            let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
-            let stream = session
-                .uid_expunge(&set)
-                .await
-                .map_err(|e| format!("UID EXPUNGE: {e}"))?;
-            let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+            delete(session, chunk, &self.account.mailbox).await?;
             self.store
                 .imap_deleted(&self.account.name, uidvalidity, chunk)
                 .map_err(|e| e.to_string())?;
@@ -404,17 +394,7 @@ impl Connection<'_> {
             .collect();
         expired.sort_unstable();
         for chunk in expired.chunks(FETCH_CHUNK as usize) {
-            let set = uid_set(chunk);
-            let stream = session
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .await
-                .map_err(|e| format!("UID STORE \\Deleted in {folder}: {e}"))?;
-            let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
-            let stream = session
-                .uid_expunge(&set)
-                .await
-                .map_err(|e| format!("UID EXPUNGE in {folder}: {e}"))?;
-            let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+            delete(session, chunk, folder).await?;
             tracing::info!(account = %self.account.name, folder, count = chunk.len(), days, "deleted processed mail from the server");
         }
         let mailbox = session
@@ -450,6 +430,23 @@ impl Connection<'_> {
         }
         handle.done().await.map_err(|e| format!("IDLE DONE: {e}"))
     }
+}
+
+/// Deletes these UIDs of the selected `mailbox` from the server: flagged
+/// `\\Deleted`, then expunged (those only, with UIDPLUS's `UID EXPUNGE`).
+async fn delete(session: &mut ImapSession, uids: &[u32], mailbox: &str) -> Result<(), String> {
+    let set = uid_set(uids);
+    let stream = session
+        .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+        .await
+        .map_err(|e| format!("UID STORE \\Deleted in {mailbox}: {e}"))?;
+    let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+    let stream = session
+        .uid_expunge(&set)
+        .await
+        .map_err(|e| format!("UID EXPUNGE in {mailbox}: {e}"))?;
+    let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// `1,3:5,9` from sorted UIDs.
