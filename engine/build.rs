@@ -6,24 +6,31 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (plugin name, package, artifact file name)
-const BUNDLED: &[(&str, &str, &str)] = &[
+/// The bundled plugins, the one list of them: (plugin name, the folder
+/// under `plugins/`, package, artifact file name). The engine's own list,
+/// with each component and config schema, is generated from it
+/// (`OUT_DIR/bundled.rs`).
+const BUNDLED: &[(&str, &str, &str, &str)] = &[
     (
+        "catchmail",
         "catchmail",
         "relais-plugin-catchmail",
         "relais_plugin_catchmail.wasm",
     ),
     (
         "alert-dispatch",
+        "alert-dispatch",
         "relais-plugin-alert-dispatch",
         "relais_plugin_alert_dispatch.wasm",
     ),
     (
         "ticket-link",
+        "ticket-link",
         "relais-plugin-ticket-link",
         "relais_plugin_ticket_link.wasm",
     ),
     (
+        "reminders",
         "reminders",
         "relais-plugin-reminders",
         "relais_plugin_reminders.wasm",
@@ -61,7 +68,7 @@ fn main() {
         .current_dir(&root)
         .args(["build", "--release", "--target", TARGET, "--target-dir"])
         .arg(&target_dir);
-    for (_, package, _) in BUNDLED {
+    for (_, _, package, _) in BUNDLED {
         command.args(["-p", package]);
     }
     // The outer build's flags and wrappers (clippy, coverage) are for the
@@ -90,11 +97,23 @@ fn main() {
 
     let bundled = out_dir.join("bundled");
     std::fs::create_dir_all(&bundled).expect("create OUT_DIR/bundled");
-    for (name, _, artifact) in BUNDLED {
+    let mut list = String::from(
+        "/// The bundled plugins, built from `plugins/` by `build.rs`.\n\
+         pub(crate) const BUNDLED: &[Bundled] = &[\n",
+    );
+    for (name, dir, _, artifact) in BUNDLED {
         let built = target_dir.join(TARGET).join("release").join(artifact);
-        std::fs::copy(&built, bundled.join(format!("{name}.wasm")))
+        let component = bundled.join(format!("{name}.wasm"));
+        std::fs::copy(&built, &component)
             .unwrap_or_else(|e| panic!("cannot copy {}: {e}", built.display()));
+        let schema = root.join("plugins").join(dir).join("config.schema.json");
+        list.push_str(&format!(
+            "    Bundled {{ name: {name:?}, component: include_bytes!({component:?}), \
+             config_schema: include_str!({schema:?}) }},\n",
+        ));
     }
+    list.push_str("];\n");
+    std::fs::write(out_dir.join("bundled.rs"), list).expect("write OUT_DIR/bundled.rs");
 }
 
 /// `<target>` from `<target>/<profile>/build/<pkg>-<hash>/out`.

@@ -338,7 +338,7 @@ pub struct Recipients {
 }
 
 /// A support request.
-#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RequestSpec {
     /// `number: 23010203`
@@ -371,6 +371,25 @@ pub struct RequestSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// A stored request, in the form a save takes: what `GET` answers can be
+/// sent back as a `PUT`.
+impl From<relais_sdk::Request> for RequestSpec {
+    fn from(request: relais_sdk::Request) -> Self {
+        RequestSpec {
+            number: request.number,
+            company: request.company,
+            customer: request.customer,
+            request_type: request.request_type,
+            requester: request.requester,
+            state: request.state,
+            publishable: request.publishable,
+            conversation_locked: request.conversation_locked,
+            contract: request.contract,
+            subject: request.subject,
+        }
+    }
 }
 
 /// The kinds of directory record a reference can name.

@@ -51,7 +51,7 @@ impl Default for Options {
 }
 
 /// How an event ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Rules matched and their effects were applied.
@@ -95,6 +95,7 @@ pub struct LogLine {
 
 /// What one rule did with the event.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct RuleTrace {
     /// The rule's id.
     pub id: String,
@@ -129,6 +130,7 @@ pub struct RuleTrace {
 
 /// What an event did: printed by the CLI, stored as the run trace.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Report {
     /// The recorded run's id (none on a dry run).
     pub run: Option<i64>,

@@ -46,7 +46,7 @@ pub enum LinkError {
 }
 
 /// What a manual link did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Linked {
     /// The mail.

@@ -114,7 +114,7 @@ impl Generation {
 }
 
 /// What a reload attempt gave.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Attempt {
     /// When it ended (RFC 3339).

@@ -13,14 +13,16 @@ pub const REMINDER: &str = "relance";
 /// the customer on the request, mail sent to the customer and recorded as
 /// an exchange, and exchanges recorded by hand.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
 pub struct ExchangeSummary {
     /// How many, received and sent.
     pub count: u32,
     /// Who spoke last: the customer (received) or staff (sent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "last_side")]
     pub last_side: Option<Side>,
     /// When the last exchange was (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "last_at")]
     pub last_at: Option<String>,
     /// Reminders (exchanges typed [`REMINDER`]) sent since the customer
     /// last spoke.

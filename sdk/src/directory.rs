@@ -77,6 +77,7 @@ impl Default for Settings {
 }
 
 /// Whether a party is staff (collaborator) or customer side (contact).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartyKind {

@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use crate::directory::PartyKind;
 
 /// One thing a plugin asks the host to do. The host applies all effects of
-/// one event in one store transaction; `kind` names the variant in JSON.
+/// one event in one store transaction; `kind` names the variant in JSON,
+/// and fields are written in kebab-case, as everywhere else (the
+/// snake_case of earlier versions is still read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Effect {
     /// Post a direct message on a request's activity thread.
@@ -23,7 +26,12 @@ pub enum Effect {
         body: String,
         /// Whether to notify the other side by mail; `None` means the
         /// global default setting.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            rename = "notify-by-email",
+            alias = "notify_by_email"
+        )]
         notify_by_email: Option<bool>,
     },
     /// Send a mail (queued in the outbox in the same transaction).
@@ -54,6 +62,7 @@ pub enum Effect {
         /// A sentence a person can read, saying why.
         message: String,
         /// Message-ID of the mail being answered.
+        #[serde(rename = "in-reply-to", alias = "in_reply_to")]
         in_reply_to: String,
         /// The ticket the failure is about, when the mail named one that
         /// exists: the reply carries its tag, and answers to it come back
@@ -76,12 +85,18 @@ pub enum Effect {
         /// Subject of the new ticket.
         subject: String,
         /// Message-ID of a mail to link to the new ticket.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            rename = "link-mail",
+            alias = "link_mail"
+        )]
         link_mail: Option<String>,
     },
     /// Link a stored mail to an existing ticket.
     LinkMail {
         /// Message-ID of the mail.
+        #[serde(rename = "message-id", alias = "message_id")]
         message_id: String,
         /// The ticket's request number.
         request: u64,
@@ -110,6 +125,7 @@ impl Effect {
 }
 
 /// The author of a direct message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Author {
     /// Collaborator or contact.
@@ -119,6 +135,7 @@ pub struct Author {
 }
 
 /// Which side of the support relationship a message comes from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Side {
@@ -129,6 +146,7 @@ pub enum Side {
 }
 
 /// Where a direct message was written.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MessageSource {

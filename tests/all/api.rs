@@ -14,10 +14,10 @@ use crate::support::{Engine, Setup, root, wait_for};
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// A running daemon with its HTTP API.
-struct Api {
-    setup: Setup,
-    engine: Engine,
-    port: u16,
+pub struct Api {
+    pub setup: Setup,
+    pub engine: Engine,
+    pub port: u16,
 }
 
 /// An HTTP answer.
@@ -37,7 +37,7 @@ impl Answer {
 impl Api {
     /// The demo directory imported, and `relais run` with the API on a
     /// free port; `extra` is appended to the config.
-    fn start(extra: &str) -> Api {
+    pub fn start(extra: &str) -> Api {
         let setup = Setup::new();
         let import = setup.relais(&[
             "import",
@@ -74,7 +74,7 @@ http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}
         }
     }
 
-    fn call(
+    pub fn call(
         &self,
         method: &str,
         path: &str,
@@ -85,7 +85,7 @@ http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}
     }
 
     /// With the token.
-    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
         let body = body.map(Value::to_string);
         self.call(method, path, Some(TOKEN), body.as_deref())
             .unwrap_or_else(|| panic!("{method} {path}: no answer; log:\n{}", self.engine.log()))
@@ -510,7 +510,7 @@ fn direct_messages_are_read_posted_and_marked_read_over_the_api() {
     assert_eq!(customer["message"]["side"], "customer");
     assert_eq!(customer["message"]["source"], "portal");
     assert_eq!(
-        customer["message"]["notify_by_email"], false,
+        customer["message"]["notify-by-email"], false,
         "the desk's default setting"
     );
 
@@ -636,7 +636,7 @@ fn import_contract_events_and_metrics() {
 
 /// Writes a mail into the set-up's directory and ingests it as received on
 /// the `support` account (the CLI and the daemon share the store).
-fn ingest_support_mail(setup: &Setup, name: &str, from: &str, message_id: &str, subject: &str) {
+pub fn ingest_support_mail(setup: &Setup, name: &str, from: &str, message_id: &str, subject: &str) {
     let path = setup.dir.path().join(name);
     std::fs::write(
         &path,
@@ -778,7 +778,7 @@ fn exchanges_are_recorded_and_read_and_a_scheduled_rule_fired_over_the_api() {
     let recorded = call.json();
     assert_eq!(recorded["exchange"]["contact"], "ct-jeanne");
     assert_eq!(recorded["exchange"]["type"], "phone-call");
-    assert_eq!(recorded["summary"]["last_side"], "customer");
+    assert_eq!(recorded["summary"]["last-side"], "customer");
     let week_later = (chrono::Utc::now() + chrono::TimeDelta::days(8)).to_rfc3339();
     let fire = "/rules/waiting-customer-reminders/fire";
     let quiet = api.send("POST", fire, Some(&json!({ "at": week_later })));

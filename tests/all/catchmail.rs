@@ -39,7 +39,7 @@ fn every_code_and_every_success_path() {
                 if effect["kind"] == "post-message"
                     && link["kind"] == "link-mail"
                     && link["request"] == effect["request"]
-                    && link["message_id"] == line["message_id"] =>
+                    && link["message-id"] == line["message-id"] =>
             {
                 format!(
                     "post-message {} {}",
@@ -48,7 +48,7 @@ fn every_code_and_every_success_path() {
                 )
             }
             [effect] if effect["kind"] == "reply-failure" => {
-                assert_eq!(effect["in_reply_to"], line["message_id"], "{source}");
+                assert_eq!(effect["in-reply-to"], line["message-id"], "{source}");
                 format!("reply-failure {}", effect["reason"].as_str().unwrap_or("?"))
             }
             more => format!("{} effects", more.len()),

@@ -12,7 +12,7 @@ fn json_line_per_mail_with_rules_effects_and_outcome() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(lines.len(), 1);
     let line = &lines[0];
-    assert_eq!(line["message_id"], "fixture-jeanne-1@dupont.example");
+    assert_eq!(line["message-id"], "fixture-jeanne-1@dupont.example");
     assert_eq!(line["rules"], serde_json::json!(["catchmail"]));
     assert_eq!(line["outcome"], "applied");
     assert_eq!(
@@ -26,7 +26,7 @@ fn json_line_per_mail_with_rules_effects_and_outcome() {
             "body": "L'imprimante fonctionne à nouveau."
         }, {
             "kind": "link-mail",
-            "message_id": "fixture-jeanne-1@dupont.example",
+            "message-id": "fixture-jeanne-1@dupont.example",
             "request": 23010203
         }])
     );
@@ -69,7 +69,7 @@ fn a_second_ingest_of_the_same_mail_is_not_processed_again() {
     let (_, first) = setup.ingest_json(&[], &[&mail, &no_id]);
     assert_eq!(first[0]["outcome"], "applied");
     assert_eq!(first[1]["outcome"], "applied");
-    let derived = first[1]["message_id"]
+    let derived = first[1]["message-id"]
         .as_str()
         .expect("derived id")
         .to_string();
@@ -79,7 +79,7 @@ fn a_second_ingest_of_the_same_mail_is_not_processed_again() {
     assert_eq!(second[0]["outcome"], "duplicate");
     assert_eq!(second[1]["outcome"], "duplicate");
     assert_eq!(
-        second[1]["message_id"].as_str(),
+        second[1]["message-id"].as_str(),
         Some(derived.as_str()),
         "stable derived id"
     );
@@ -127,7 +127,7 @@ fn maildir_folders_are_read_new_then_cur() {
     let (_, lines) = setup.ingest_json(&[], &[&maildir]);
     let ids: Vec<&str> = lines
         .iter()
-        .filter_map(|l| l["message_id"].as_str())
+        .filter_map(|l| l["message-id"].as_str())
         .collect();
     assert_eq!(
         ids,
@@ -257,7 +257,7 @@ fn bad_input_gets_a_clear_error_and_the_batch_goes_on() {
             .expect("error")
             .starts_with("malformed MIME: no header fields found")
     );
-    let kept = malformed["message_id"]
+    let kept = malformed["message-id"]
         .as_str()
         .expect("kept under a derived id");
     assert_eq!(

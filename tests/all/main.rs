@@ -11,6 +11,7 @@ mod import;
 mod ingest;
 mod links;
 mod mailloop;
+mod openapi;
 mod ops;
 mod plugins;
 mod reload;

@@ -351,3 +351,103 @@ fn a_misspelt_limits_file_is_located() {
         "{check:?}"
     );
 }
+
+/// The compiled entries of a plugin cache, by file name, with their bytes.
+fn cache_entries(cache: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut entries = std::collections::BTreeMap::new();
+    let Ok(compilers) = std::fs::read_dir(cache.join("modules")) else {
+        return entries;
+    };
+    for compiler in compilers {
+        let compiler = compiler.expect("entry").path();
+        for entry in std::fs::read_dir(&compiler).expect("compiler folder") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .to_string();
+            // The cache's usage statistics sit beside its entries.
+            if path.is_file() && !name.ends_with(".stats") && !name.ends_with(".wip-") {
+                entries.insert(name, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    entries
+}
+
+#[test]
+fn compiled_plugins_are_kept_and_what_does_not_read_back_is_compiled_again() {
+    let setup = Setup::new();
+    let cache = setup.dir.path().join("cache");
+    let with_cache = [("RELAIS_CACHE_DIR", cache.as_os_str())];
+    let check = |setup: &Setup| {
+        let run = setup.relais_env(&with_cache, &["check"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        cache_entries(&cache)
+    };
+    // The first command compiles the bundled plugins and keeps them...
+    let first = check(&setup);
+    assert_eq!(
+        first.len(),
+        4,
+        "one entry per bundled plugin: {:?}",
+        first.keys()
+    );
+    // ...the next reads them back and compiles nothing.
+    let second = check(&setup);
+    assert_eq!(second, first, "nothing compiled again");
+
+    // A new plugin is compiled, once; the others are read back.
+    let plugins = setup.dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    std::fs::copy(test_plugin("misbehave"), plugins.join("misbehave.wasm")).expect("copy");
+    let third = check(&setup);
+    assert_eq!(third.len(), 5, "{:?}", third.keys());
+    assert!(
+        first
+            .iter()
+            .all(|(name, bytes)| third.get(name) == Some(bytes))
+    );
+
+    // Entries that are garbage, or cut short, are compiled again and
+    // replaced; the command works as before.
+    let mut written = std::collections::BTreeMap::new();
+    for (index, name) in third.keys().enumerate() {
+        let path = std::fs::read_dir(cache.join("modules"))
+            .expect("modules")
+            .map(|e| e.expect("entry").path().join(name))
+            .find(|p| p.exists())
+            .expect("entry path");
+        let bytes = std::fs::read(&path).expect("read");
+        let broken = if index % 2 == 0 {
+            b"not a compiled component".to_vec()
+        } else {
+            bytes[..bytes.len() / 2].to_vec()
+        };
+        std::fs::write(&path, &broken).expect("corrupt");
+        written.insert(name.clone(), broken);
+    }
+    let mails = setup.dir.path().join("jeanne.eml");
+    std::fs::copy(fixture("mails/catchmail-jeanne.eml"), &mails).expect("fixture");
+    let ingest = setup.relais_env(
+        &with_cache,
+        &["ingest", "--dry-run", mails.to_str().expect("utf-8")],
+    );
+    assert_eq!(ingest.code, 0, "{ingest:?}");
+    assert!(ingest.stdout.contains("[catchmail]"), "{ingest:?}");
+    let rebuilt = cache_entries(&cache);
+    assert_eq!(
+        rebuilt.keys().collect::<Vec<_>>(),
+        third.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &rebuilt {
+        assert_ne!(Some(bytes), written.get(name), "{name} compiled again");
+    }
+
+    // A cache that cannot be written is done without.
+    let blocked = setup.dir.path().join("blocked");
+    std::fs::write(&blocked, "a file, not a folder").expect("write");
+    let run = setup.relais_env(&[("RELAIS_CACHE_DIR", blocked.as_os_str())], &["check"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}

@@ -100,7 +100,7 @@ fn waiting_requests_are_reminded_until_the_customer_answers() {
     // Jeanne already answered on 502: the next move is staff's.
     jeanne_writes(&setup, "answer-502", "Re: [#502] Mot de passe perdu", &[]);
     let on_502 = exchanges(&setup, 502);
-    assert_eq!(on_502["summary"]["last_side"], "customer", "{on_502}");
+    assert_eq!(on_502["summary"]["last-side"], "customer", "{on_502}");
     assert_eq!(on_502["exchanges"][0]["contact"], "ct-jeanne");
     assert_eq!(on_502["exchanges"][0]["direction"], "received");
 
@@ -130,13 +130,13 @@ fn waiting_requests_are_reminded_until_the_customer_answers() {
     );
     let on_501 = exchanges(&setup, 501);
     assert_eq!(on_501["summary"]["count"], 1);
-    assert_eq!(on_501["summary"]["last_side"], "staff");
+    assert_eq!(on_501["summary"]["last-side"], "staff");
     assert_eq!(on_501["summary"]["reminders"], 1);
     let sent = &on_501["exchanges"][0];
     assert_eq!(sent["direction"], "sent");
     assert_eq!(sent["type"], "relance");
     assert_eq!(sent["contact"], "ct-jeanne");
-    assert_eq!(sent["message_id"], mail["message_id"]);
+    assert_eq!(sent["message-id"], mail["message-id"]);
     let text = setup.relais(&["exchanges", "501"]);
     assert!(
         text.stdout
@@ -164,7 +164,7 @@ fn waiting_requests_are_reminded_until_the_customer_answers() {
 
     // Jeanne answers the last reminder (her mail program keeps only the
     // thread): it lands on 501 as a received exchange; no more reminders.
-    let last = exchanges(&setup, 501)["exchanges"][2]["message_id"]
+    let last = exchanges(&setup, 501)["exchanges"][2]["message-id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -177,7 +177,7 @@ fn waiting_requests_are_reminded_until_the_customer_answers() {
     );
     let on_501 = exchanges(&setup, 501);
     assert_eq!(on_501["summary"]["count"], 4);
-    assert_eq!(on_501["summary"]["last_side"], "customer");
+    assert_eq!(on_501["summary"]["last-side"], "customer");
     assert_eq!(on_501["summary"]["reminders"], 0);
     assert!(reminded(&fire(&setup, 40)).is_empty());
 }

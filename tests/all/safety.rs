@@ -174,7 +174,7 @@ fn a_huge_text_mail_gets_body_too_long_and_the_plugin_a_bounded_text() {
         "{line}"
     );
     // The whole mail is stored all the same.
-    let id = line["message_id"].as_str().expect("id");
+    let id = line["message-id"].as_str().expect("id");
     let raw = setup.store().raw_mail(id).expect("query").expect("raw");
     assert!(raw.len() > 23_000_000);
 }
@@ -208,7 +208,7 @@ fn a_different_mail_reusing_a_message_id_is_kept_under_its_own() {
     let (run, lines) = setup.ingest_json(&[], &[&second, &again]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(lines[0]["outcome"], "applied", "{}", lines[0]);
-    let own = lines[0]["message_id"].as_str().expect("id");
+    let own = lines[0]["message-id"].as_str().expect("id");
     assert_ne!(own, "reused@dupont.example");
     assert!(
         own.contains(".dup-") && own.ends_with("@dupont.example"),
@@ -779,7 +779,7 @@ fn every_command_reads_the_config_it_is_given() {
     let mail: Value =
         serde_json::from_str(outbox.stdout.lines().next().expect("a mail")).expect("json");
     assert!(
-        mail["message_id"]
+        mail["message-id"]
             .as_str()
             .is_some_and(|id| id.ends_with("@desk.acme.example")),
         "{mail}"
@@ -835,7 +835,7 @@ fn only_a_plugin_that_declares_mail_anyone_may_mail_outside_the_directory() {
     let by = |tag: &str| {
         lines
             .iter()
-            .find(|l| l["message_id"] == format!("{tag}@dupont.example"))
+            .find(|l| l["message-id"] == format!("{tag}@dupont.example"))
             .unwrap_or_else(|| panic!("{tag}: {lines:?}"))
             .clone()
     };

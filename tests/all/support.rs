@@ -76,9 +76,16 @@ impl Setup {
 
     /// Runs `relais` with this set-up's store, rules and an empty plugins dir.
     pub fn relais(&self, args: &[&str]) -> Run {
+        self.relais_env(&[], args)
+    }
+
+    /// `relais` with these environment variables set, the set-up's paths
+    /// given.
+    pub fn relais_env(&self, env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_relais"));
         command
             .current_dir(self.dir.path())
+            .envs(env.iter().copied())
             .env_remove("RELAIS_LOG")
             .arg("--db")
             .arg(self.db())

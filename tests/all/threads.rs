@@ -217,7 +217,7 @@ impl Corpus {
         self.lines
             .iter()
             .find(|line| line["source"].as_str().is_some_and(|s| s.ends_with(file)))
-            .unwrap_or_else(|| panic!("{file} not ingested"))["message_id"]
+            .unwrap_or_else(|| panic!("{file} not ingested"))["message-id"]
             .as_str()
             .expect("message id")
             .to_string()
@@ -250,7 +250,7 @@ fn ingest_corpus() -> (Corpus, Vec<String>) {
         let file = source.rsplit('/').next().unwrap_or(&source).to_string();
         let mut fail = |why: String| failures.push(format!("{file}: {why}"));
         let expected = expectations(&source);
-        let id = line["message_id"].as_str().expect("message id");
+        let id = line["message-id"].as_str().expect("message id");
         let effects = line["effects"].as_array().cloned().unwrap_or_default();
         let ticket = ticket_of(&corpus.setup, id);
         if line["outcome"] != "applied" {
@@ -265,7 +265,7 @@ fn ingest_corpus() -> (Corpus, Vec<String>) {
             } => {
                 let created = matches!(
                     effects.as_slice(),
-                    [effect] if effect["kind"] == "create-ticket" && effect["link_mail"] == id
+                    [effect] if effect["kind"] == "create-ticket" && effect["link-mail"] == id
                 );
                 if !created {
                     fail(format!(
@@ -324,7 +324,7 @@ fn ingest_corpus() -> (Corpus, Vec<String>) {
                         ));
                     }
                     if effects.as_slice()
-                        != [json!({"kind": "link-mail", "message_id": id, "request": number})]
+                        != [json!({"kind": "link-mail", "message-id": id, "request": number})]
                     {
                         fail(format!("expected one link-mail effect, got {effects:?}"));
                     }
@@ -336,7 +336,7 @@ fn ingest_corpus() -> (Corpus, Vec<String>) {
                 }
                 let wanted = [
                     json!({"kind": "reopen-ticket", "request": number, "state": "open"}),
-                    json!({"kind": "link-mail", "message_id": id, "request": number}),
+                    json!({"kind": "link-mail", "message-id": id, "request": number}),
                 ];
                 if effects.as_slice() != wanted {
                     fail(format!("expected reopen then link, got {effects:?}"));
@@ -353,7 +353,7 @@ fn ingest_corpus() -> (Corpus, Vec<String>) {
                     fail(format!("expected on ticket {number}, is on {ticket:?}"));
                 }
                 if effects.as_slice()
-                    != [json!({"kind": "link-mail", "message_id": id, "request": number})]
+                    != [json!({"kind": "link-mail", "message-id": id, "request": number})]
                 {
                     fail(format!("expected one link-mail effect, got {effects:?}"));
                 }
@@ -582,7 +582,7 @@ fn alert_to_jeanne(setup: &Setup, state: &str, keyword: &str) -> String {
         format!("{keyword} [#23010203] Bourrage papier bac 2"),
         "the host writes the ticket tag into what it sends"
     );
-    alert["message_id"]
+    alert["message-id"]
         .as_str()
         .expect("message id")
         .to_string()
@@ -745,10 +745,10 @@ fn replies_to_an_alert_relais_sent_land_on_its_ticket() {
     let lines = ingest(&setup, "support", &paths);
     assert_eq!(lines.len(), 4);
     for line in &lines {
-        let id = line["message_id"].as_str().expect("id");
+        let id = line["message-id"].as_str().expect("id");
         assert_eq!(
             line["effects"],
-            json!([{"kind": "link-mail", "message_id": id, "request": 23010203}]),
+            json!([{"kind": "link-mail", "message-id": id, "request": 23010203}]),
             "{}",
             line["source"]
         );
@@ -837,7 +837,7 @@ Je suis absente jusqu'au 16 novembre.
         &alert,
     );
     let lines = ingest(&setup, "support", &[&auto_reply]);
-    let id = lines[0]["message_id"].as_str().expect("id");
+    let id = lines[0]["message-id"].as_str().expect("id");
     assert_eq!(ticket_of(&setup, id), Some(23010203));
     assert_eq!(
         state_of(&setup, 23010203),
@@ -872,12 +872,12 @@ De retour ce matin : le bac 2 bourre toujours. Merci de rouvrir la demande.
         &alert,
     );
     let lines = ingest(&setup, "support", &[&reply]);
-    let id = lines[0]["message_id"].as_str().expect("id");
+    let id = lines[0]["message-id"].as_str().expect("id");
     assert_eq!(
         lines[0]["effects"],
         json!([
             {"kind": "reopen-ticket", "request": 23010203, "state": "open"},
-            {"kind": "link-mail", "message_id": id, "request": 23010203}
+            {"kind": "link-mail", "message-id": id, "request": 23010203}
         ])
     );
     assert_eq!(ticket_of(&setup, id), Some(23010203));
@@ -937,7 +937,7 @@ fn the_desk_tag_format_relais_writes_is_the_one_it_reads() {
     )
     .expect("write");
     let lines = ingest(&setup, "support", &[&reply]);
-    let id = lines[0]["message_id"].as_str().expect("id");
+    let id = lines[0]["message-id"].as_str().expect("id");
     assert_eq!(ticket_of(&setup, id), Some(23010203));
     let logs = linking_logs(&setup, &lines[0]);
     assert_logged(&logs, "found by tag [ACME-23010203]");
@@ -966,8 +966,8 @@ fn hundreds_of_references_with_a_loop_still_find_the_ticket() {
             &mail("02-outlook-staff-reply.eml"),
         ],
     );
-    let root = lines[0]["message_id"].as_str().expect("id").to_string();
-    let paul = lines[1]["message_id"].as_str().expect("id").to_string();
+    let root = lines[0]["message-id"].as_str().expect("id").to_string();
+    let paul = lines[1]["message-id"].as_str().expect("id").to_string();
     let t1 = ticket_of(&setup, &root).expect("a ticket for the first mail");
     assert_eq!(ticket_of(&setup, &paul), Some(t1));
 
@@ -1007,7 +1007,7 @@ fn hundreds_of_references_with_a_loop_still_find_the_ticket() {
     .expect("write");
     let lines = ingest(&setup, "support", &[&path]);
     let line = &lines[0];
-    assert_eq!(line["message_id"], own);
+    assert_eq!(line["message-id"], own);
     // 282 distinct ids besides its own: the root and the newest 99 kept.
     assert_eq!(
         line["warnings"],
@@ -1024,7 +1024,7 @@ fn hundreds_of_references_with_a_loop_still_find_the_ticket() {
     );
     assert_eq!(
         line["effects"],
-        json!([{"kind": "link-mail", "message_id": own, "request": t1}])
+        json!([{"kind": "link-mail", "message-id": own, "request": t1}])
     );
     assert_eq!(stored.ticket, Some(t1));
     let logs = linking_logs(&setup, line);
@@ -1052,7 +1052,7 @@ fn hundreds_of_references_with_a_loop_still_find_the_ticket() {
     )
     .expect("write");
     let lines = ingest(&setup, "support", &[&answer]);
-    let id = lines[0]["message_id"].as_str().expect("id");
+    let id = lines[0]["message-id"].as_str().expect("id");
     assert_eq!(ticket_of(&setup, id), Some(t1));
     let tree = thread_json(&setup, id);
     let mut nodes = Vec::new();
@@ -1074,8 +1074,8 @@ fn a_mail_without_message_id_is_kept_under_a_derived_id_and_linked() {
             &mail("10-no-message-id.eml"),
         ],
     );
-    let t1 = ticket_of(&setup, lines[0]["message_id"].as_str().expect("id")).expect("ticket");
-    let derived = lines[2]["message_id"].as_str().expect("derived id");
+    let t1 = ticket_of(&setup, lines[0]["message-id"].as_str().expect("id")).expect("ticket");
+    let derived = lines[2]["message-id"].as_str().expect("derived id");
     assert!(
         derived.ends_with("@content.relais.invalid"),
         "derived: {derived}"
@@ -1119,8 +1119,8 @@ fn the_same_mail_twice_is_a_duplicate_and_keeps_its_one_link() {
         &[&first_mail, &mail("02-outlook-staff-reply.eml"), &no_id],
     );
     assert_eq!(first[0]["effects"][0]["kind"], "create-ticket");
-    let root = first[0]["message_id"].as_str().expect("id");
-    let derived = first[2]["message_id"].as_str().expect("id");
+    let root = first[0]["message-id"].as_str().expect("id");
+    let derived = first[2]["message-id"].as_str().expect("id");
     let t1 = ticket_of(&setup, root).expect("ticket");
     assert_eq!(ticket_of(&setup, derived), Some(t1));
     let runs = setup.store().runs(100).expect("runs").len();
@@ -1131,7 +1131,7 @@ fn the_same_mail_twice_is_a_duplicate_and_keeps_its_one_link() {
         let again = ingest(&setup, account, &[&first_mail, &no_id]);
         for (line, id) in again.iter().zip([root, derived]) {
             assert_eq!(line["outcome"], "duplicate", "{account}: {line}");
-            assert_eq!(line["message_id"], id, "{account}: a stable id");
+            assert_eq!(line["message-id"], id, "{account}: a stable id");
             assert_eq!(line["effects"], json!([]), "{account}: {line}");
         }
     }
@@ -1157,7 +1157,7 @@ fn a_thread_is_followed_across_accounts() {
     let third = ingest(&setup, "support", &[&mail("03-gmail-reply-all.eml")]);
     let ids: Vec<&str> = [&first, &second, &third]
         .iter()
-        .map(|lines| lines[0]["message_id"].as_str().expect("id"))
+        .map(|lines| lines[0]["message-id"].as_str().expect("id"))
         .collect();
     let t1 = ticket_of(&setup, ids[0]).expect("ticket");
     assert_eq!(ticket_of(&setup, ids[1]), Some(t1));
@@ -1193,12 +1193,12 @@ fn a_mail_to_catchmail_is_left_to_catchmail_even_inside_a_thread() {
             &fixture("threads/catchmail-reply-in-thread.eml"),
         ],
     );
-    let t1 = ticket_of(&setup, lines[0]["message_id"].as_str().expect("id")).expect("ticket");
+    let t1 = ticket_of(&setup, lines[0]["message-id"].as_str().expect("id")).expect("ticket");
     assert_ne!(t1, 23010203);
     // Its thread is on T1, its CatchMail number names 23010203: only
     // CatchMail runs (two rules linking one mail would fail the event).
     let line = &lines[2];
-    let id = line["message_id"].as_str().expect("id");
+    let id = line["message-id"].as_str().expect("id");
     assert_eq!(line["outcome"], "applied", "{line}");
     assert_eq!(line["rules"], json!(["catchmail"]), "{line}");
     assert_eq!(ticket_of(&setup, id), Some(23010203));
@@ -1224,7 +1224,7 @@ fn a_turkish_reply_prefix_is_stripped_from_a_new_tickets_subject() {
         "support",
         &[&fixture("threads/turkish-outlook-reply-opens-ticket.eml")],
     );
-    let id = lines[0]["message_id"].as_str().expect("id");
+    let id = lines[0]["message-id"].as_str().expect("id");
     let ticket = ticket_of(&setup, id).expect("a new ticket for a known contact");
     let request = setup
         .store()

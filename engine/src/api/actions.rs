@@ -3,18 +3,18 @@
 
 use relais_sdk::{Author, Contract, ContractEvent, Effect, Event, MessageSource, PartyKind, Side};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use super::answers::{EventAnswer, ImportAnswer, PostedMessage, RecordedExchange, SaveAnswer};
 use crate::config::RequestStates;
 use crate::daemon::dispatcher::CallError;
 use crate::directory::{Kind, RequestSpec};
-use crate::dispatch::{Dispatcher, Report};
+use crate::dispatch::Dispatcher;
 use crate::effects::EffectContext;
 use crate::metrics::Metrics;
 use crate::requests::SaveError;
 
 /// `POST /requests/{number}/messages`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MessageBody {
     /// `{ "kind": "collaborator", "id": "co-paul" }`.
@@ -34,7 +34,7 @@ pub struct MessageBody {
 }
 
 /// `PUT /messages/{id}/read`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadBody {
     /// Read (`true`) or unread (`false`).
@@ -42,7 +42,7 @@ pub struct ReadBody {
 }
 
 /// `POST /contract-events`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ContractEventBody {
     /// The contract's code.
@@ -58,18 +58,6 @@ fn invalid(field: &str, message: impl Into<String>) -> CallError {
     }
 }
 
-/// What an event did, as the API answers it.
-pub fn report_json(report: &Report) -> Value {
-    json!({
-        "run": report.run,
-        "outcome": report.outcome.as_str(),
-        "summary": report.summary,
-        "rules": report.rules,
-        "effects": report.effects,
-        "error": report.error,
-    })
-}
-
 /// Checks and saves a request, running `request-saved`.
 pub fn save_request(
     dispatcher: &mut Dispatcher<'_>,
@@ -77,21 +65,29 @@ pub fn save_request(
     states: &RequestStates,
     metrics: &Metrics,
     dry_run: bool,
-) -> Result<Value, CallError> {
+) -> Result<SaveAnswer, CallError> {
     crate::requests::check(dispatcher.store, request).map_err(|error| match error {
         SaveError::Field(error) => invalid(&error.field, error.message),
         SaveError::Store(error) => error.into(),
     })?;
     let report = dispatcher.handle_request_save(request, states, dry_run)?;
     metrics.record(&report);
-    let changes = match &report.event {
-        Some(event) => event["changes"].clone(),
-        None => json!([]),
-    };
-    let mut answer = report_json(&report);
-    answer["request"] = json!(request.number);
-    answer["changes"] = changes;
-    Ok(answer)
+    let changes = report
+        .event
+        .as_ref()
+        .and_then(|event| event["changes"].as_array())
+        .map(|changes| {
+            changes
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(SaveAnswer::new(
+        request.number,
+        changes,
+        EventAnswer::from(&report),
+    ))
 }
 
 /// Runs a `contract-event`.
@@ -100,7 +96,7 @@ pub fn contract_event(
     body: &ContractEventBody,
     metrics: &Metrics,
     dry_run: bool,
-) -> Result<Value, CallError> {
+) -> Result<EventAnswer, CallError> {
     if body.kind.trim().is_empty() {
         return Err(invalid("kind", "must not be empty"));
     }
@@ -119,7 +115,7 @@ pub fn contract_event(
     });
     let report = dispatcher.handle_event(&event, dry_run)?;
     metrics.record(&report);
-    Ok(report_json(&report))
+    Ok(EventAnswer::from(&report))
 }
 
 /// Runs a `schedule` rule now, as its schedule would at `at` (RFC 3339;
@@ -131,7 +127,7 @@ pub fn fire_schedule(
     at: Option<&str>,
     metrics: &Metrics,
     dry_run: bool,
-) -> Result<Value, CallError> {
+) -> Result<EventAnswer, CallError> {
     let Some(found) = dispatcher.rules.rules.iter().find(|r| r.id == rule) else {
         return Err(CallError::NotFound(format!(
             "no rule `{rule}` in the rule set"
@@ -158,7 +154,7 @@ pub fn fire_schedule(
     });
     let report = dispatcher.handle_event(&event, dry_run)?;
     metrics.record(&report);
-    Ok(report_json(&report))
+    Ok(EventAnswer::from(&report))
 }
 
 /// Records an exchange on a request by hand (a call, a visit, a mail sent
@@ -167,7 +163,7 @@ pub fn record_exchange(
     dispatcher: &mut Dispatcher<'_>,
     number: u64,
     body: &crate::store::NewExchange,
-) -> Result<Value, CallError> {
+) -> Result<RecordedExchange, CallError> {
     if dispatcher.store.request(number)?.is_none() {
         return Err(CallError::NotFound(format!("no request {number}")));
     }
@@ -184,10 +180,10 @@ pub fn record_exchange(
             other => other.into(),
         })?;
     tx.commit()?;
-    Ok(json!({
-        "exchange": dispatcher.store.exchange(id)?,
-        "summary": dispatcher.store.exchange_summary(number)?,
-    }))
+    Ok(RecordedExchange {
+        exchange: dispatcher.store.exchange(id)?,
+        summary: dispatcher.store.exchange_summary(number)?,
+    })
 }
 
 /// Posts a direct message on a request, from a person (not a rule): the
@@ -199,7 +195,7 @@ pub fn post_message(
     dispatcher: &mut Dispatcher<'_>,
     number: u64,
     body: &MessageBody,
-) -> Result<Value, CallError> {
+) -> Result<PostedMessage, CallError> {
     let store = &*dispatcher.store;
     let Some(request) = store.request(number)? else {
         return Err(CallError::NotFound(format!("no request {number}")));
@@ -286,15 +282,15 @@ pub fn post_message(
     })?;
     tx.commit()?;
     let message = dispatcher.store.messages(number)?.pop();
-    Ok(json!({
-        "message": message,
-        "notified": notice.as_ref().ok(),
-        "not-notified-because": notice.err(),
-    }))
+    Ok(PostedMessage {
+        message,
+        notified: notice.as_ref().ok().cloned(),
+        not_notified_because: notice.err(),
+    })
 }
 
 /// Imports directory data (the `relais import` format, YAML or JSON).
-pub fn import(dispatcher: &mut Dispatcher<'_>, text: &str) -> Result<Value, CallError> {
+pub fn import(dispatcher: &mut Dispatcher<'_>, text: &str) -> Result<ImportAnswer, CallError> {
     let data = crate::directory::parse(std::path::Path::new("body"), text, &*dispatcher.store)
         .map_err(|diagnostics| {
             let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
@@ -306,13 +302,16 @@ pub fn import(dispatcher: &mut Dispatcher<'_>, text: &str) -> Result<Value, Call
     let counts = dispatcher.store.import_directory(&data)?;
     let warnings =
         crate::templates::unknown_alert_templates(dispatcher.store, dispatcher.templates)?;
-    Ok(json!({ "imported": counts, "warnings": warnings }))
+    Ok(ImportAnswer {
+        imported: counts,
+        warnings,
+    })
 }
 
 /// `PUT /mails/{message_id}/ticket`: `{"ticket": 23010203}` or
 /// `{"new": {"requester": "ct-jeanne", "type": "INCIDENT"}}`, with
 /// `"move": true` to move a mail already on another ticket.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LinkBody {
     /// An existing ticket.
@@ -327,7 +326,7 @@ pub struct LinkBody {
 }
 
 /// The optional fields of a ticket made from a mail.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NewTicketBody {
     /// The requesting contact; by default the sender's contact.
@@ -343,7 +342,7 @@ pub fn link_mail(
     dispatcher: &mut Dispatcher<'_>,
     message_id: &str,
     body: &LinkBody,
-) -> Result<Value, CallError> {
+) -> Result<crate::links::Linked, CallError> {
     use crate::links::{LinkError, Target};
     let target = match (body.ticket, &body.new) {
         (Some(ticket), None) => Target::Ticket(ticket),
@@ -354,7 +353,7 @@ pub fn link_mail(
         _ => return Err(invalid("ticket", "give either `ticket` or `new`")),
     };
     match crate::links::link(dispatcher.store, message_id, &target, body.replace) {
-        Ok(linked) => Ok(json!(linked)),
+        Ok(linked) => Ok(linked),
         Err(error @ (LinkError::NoMail(_) | LinkError::NoTicket(_))) => {
             Err(CallError::NotFound(error.to_string()))
         }

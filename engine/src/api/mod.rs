@@ -11,8 +11,9 @@
 //! The OpenAPI document is served at `/openapi.json`.
 
 pub mod actions;
+pub mod answers;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,9 +21,10 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::config::{RequestStates, SecretValue};
 use crate::daemon::dispatcher::{Call, CallError, Task};
@@ -31,9 +33,10 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use actions::{ContractEventBody, LinkBody, MessageBody, ReadBody};
-
-/// The OpenAPI document of this API.
-pub const OPENAPI: &str = include_str!("openapi.json");
+use answers::{
+    CandidatesAnswer, ErrorBody, EventAnswer, ExchangesAnswer, Health, ImportAnswer,
+    MessagesAnswer, PostedMessage, RecordedExchange, SaveAnswer, ThreadAnswer,
+};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -52,57 +55,132 @@ pub struct ApiState {
     pub status: Option<Arc<crate::daemon::status::Status>>,
 }
 
-/// The routes: `(method, path)`, as the OpenAPI document lists them.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/health"),
-    ("get", "/metrics"),
-    ("get", "/openapi.json"),
-    ("get", "/status"),
-    ("get", "/requests/{number}"),
-    ("put", "/requests/{number}"),
-    ("get", "/requests/{number}/messages"),
-    ("post", "/requests/{number}/messages"),
-    ("get", "/requests/{number}/exchanges"),
-    ("post", "/requests/{number}/exchanges"),
-    ("put", "/messages/{id}/read"),
-    ("post", "/contract-events"),
-    ("post", "/rules/{id}/fire"),
-    ("post", "/import"),
-    ("get", "/mails/{message_id}/thread"),
-    ("get", "/mails/{message_id}/candidates"),
-    ("put", "/mails/{message_id}/ticket"),
-];
+/// The document's frame; the paths and schemas come from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Relais API",
+        description = "The support system tells Relais when a request is saved or a contract \
+            changes; Relais runs the rules (alert dispatch...). Every route but /health and \
+            /openapi.json needs `Authorization: Bearer <token>`. Every body, in and out, is \
+            JSON in kebab-case; every failure is `{\"error\": \"...\", \"field\": \"...\"}`."
+    ),
+    components(schemas(ErrorBody))
+)]
+struct Frame;
+
+/// The routes, each with its documentation: the router and the OpenAPI
+/// document both come from here.
+struct Routes {
+    /// Served without a token.
+    public: Router<Arc<ApiState>>,
+    /// Served with the token.
+    protected: Router<Arc<ApiState>>,
+    /// The document.
+    document: utoipa::openapi::OpenApi,
+}
+
+fn routes() -> Routes {
+    let (public, mut document) = OpenApiRouter::with_openapi(Frame::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi))
+        .split_for_parts();
+    let (protected, mut secured) = OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(status))
+        .routes(routes!(get_request, save_request))
+        .routes(routes!(list_messages, post_message))
+        .routes(routes!(list_exchanges, record_exchange))
+        .routes(routes!(set_read))
+        .routes(routes!(contract_event))
+        .routes(routes!(fire_rule))
+        .routes(routes!(mail_thread))
+        .routes(routes!(mail_candidates))
+        .routes(routes!(link_mail))
+        .split_for_parts();
+    // A directory is bigger than any other body.
+    let (import_route, import_doc) = OpenApiRouter::new()
+        .routes(routes!(import))
+        .split_for_parts();
+    let protected = protected.merge(import_route.layer(DefaultBodyLimit::max(64 * 1024 * 1024)));
+    secured.merge(import_doc);
+    require_token(&mut secured);
+    document.merge(secured);
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(
+            utoipa::openapi::security::HttpAuthScheme::Bearer,
+        )),
+    );
+    Routes {
+        public,
+        protected,
+        document,
+    }
+}
+
+/// Marks every operation of `document` as needing the token, which it
+/// answers with a 401 when missing or wrong.
+fn require_token(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::SecurityRequirement;
+    for item in document.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = Some(vec![SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
+            operation.responses.responses.insert(
+                "401".to_string(),
+                error_response("Missing or wrong token (`WWW-Authenticate: Bearer`)").into(),
+            );
+            operation.responses.responses.insert(
+                "500".to_string(),
+                error_response("Relais failed (the store...); worth a retry").into(),
+            );
+        }
+    }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+/// The OpenAPI document of this API, as served at `/openapi.json`.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        routes()
+            .document
+            .to_pretty_json()
+            .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    })
+}
 
 /// The API's router.
 pub fn router(state: Arc<ApiState>) -> Router {
-    let protected = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/status", get(status))
-        .route("/requests/{number}", get(get_request).put(save_request))
-        .route(
-            "/requests/{number}/messages",
-            get(list_messages).post(post_message),
-        )
-        .route(
-            "/requests/{number}/exchanges",
-            get(list_exchanges).post(record_exchange),
-        )
-        .route("/messages/{id}/read", put(set_read))
-        .route("/contract-events", post(contract_event))
-        .route("/rules/{id}/fire", post(fire_rule))
-        .route("/mails/{message_id}/thread", get(mail_thread))
-        .route("/mails/{message_id}/candidates", get(mail_candidates))
-        .route("/mails/{message_id}/ticket", put(link_mail))
-        .route(
-            "/import",
-            post(import).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),
-        )
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
-    Router::new()
-        .route("/health", get(health))
-        // The API's description is public: a client is written from it
-        // before it has a token.
-        .route("/openapi.json", get(openapi))
+    let Routes {
+        public, protected, ..
+    } = routes();
+    let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    public
         .merge(protected)
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
@@ -259,10 +337,10 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.message });
-        if let Some(field) = self.field {
-            body["field"] = Value::String(field);
-        }
+        let body = ErrorBody {
+            error: self.message,
+            field: self.field,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
@@ -275,12 +353,12 @@ impl IntoResponse for ApiError {
 
 type Answer = Result<Response, ApiError>;
 
-fn ok(status: StatusCode, body: Value) -> Answer {
+fn ok(status: StatusCode, body: impl serde::Serialize) -> Answer {
     Ok((status, axum::Json(body)).into_response())
 }
 
 /// 201 when the write created its record, 200 otherwise.
-fn created_or_ok(created: bool, body: Value) -> Answer {
+fn created_or_ok(created: bool, body: impl serde::Serialize) -> Answer {
     ok(
         if created {
             StatusCode::CREATED
@@ -321,18 +399,26 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Runs `work` on the dispatcher thread; answers once it committed.
-async fn call(
+async fn call<T: Send + 'static>(
     state: &ApiState,
-    work: impl FnOnce(&mut Dispatcher<'_>) -> Result<Value, CallError> + Send + 'static,
-) -> Result<Value, ApiError> {
+    work: impl FnOnce(&mut Dispatcher<'_>) -> Result<T, CallError> + Send + 'static,
+) -> Result<T, ApiError> {
     let (done, answer) = oneshot::channel();
+    let (typed, result) = oneshot::channel();
+    // The dispatcher's calls answer JSON; this one keeps its type, and
+    // sends it aside.
     let task = Task::Call(Call {
-        work: Box::new(work),
+        work: Box::new(move |dispatcher| {
+            let answer = work(dispatcher)?;
+            let _ = typed.send(answer);
+            Ok(Value::Null)
+        }),
         done,
     });
     let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Relais is stopping");
     state.tasks.send(task).await.map_err(|_| stopped())?;
-    Ok(answer.await.map_err(|_| stopped())??)
+    answer.await.map_err(|_| stopped())??;
+    result.await.map_err(|_| stopped())
 }
 
 /// Parses a JSON body; a bad one is a 400 naming the field at fault.
@@ -362,14 +448,29 @@ fn field_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError
     }
 }
 
+/// Liveness; no token needed.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Relais is up", body = Health)))]
 async fn health(State(state): State<Arc<ApiState>>) -> Answer {
     let depth = read(&state, |store| store.outbox_depth()).await?;
     ok(
         StatusCode::OK,
-        json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "outbox-queued": depth }),
+        Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            outbox_queued: depth,
+        },
     )
 }
 
+/// Prometheus metrics: events per trigger and outcome, plugin failures,
+/// outbox by status, latency histograms, rule set and reload status.
+///
+/// The classic text format, or OpenMetrics to a client that asks for it
+/// in `Accept`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Answer {
     let metrics = state.metrics.clone();
     let text = read(&state, move |store| metrics.render(store)).await?;
@@ -394,13 +495,14 @@ async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Answ
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
+/// The engine's status: the rule set in use (version, hash, rules),
+/// plugins, templates, the last reload and its errors, each source's state.
+#[utoipa::path(get, path = "/status", tag = "operations", responses(
+    (status = 200, description = "The engine's status", body = crate::daemon::status::StatusView),
+    (status = 404, description = "No engine serves this API (a test harness)", body = ErrorBody)))]
 async fn status(State(state): State<Arc<ApiState>>) -> Answer {
     match &state.status {
-        Some(status) => {
-            let mut snapshot = status.snapshot();
-            snapshot["state"] = json!("running");
-            ok(StatusCode::OK, snapshot)
-        }
+        Some(status) => ok(StatusCode::OK, status.snapshot("running")),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no engine status here",
@@ -408,8 +510,11 @@ async fn status(State(state): State<Arc<ApiState>>) -> Answer {
     }
 }
 
+/// This document; no token needed.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
 }
 
 /// Runs a read on the read connection, off the async workers.
@@ -424,17 +529,36 @@ async fn read<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+fn no_request(number: u64) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no request {number}"))
+}
+
+/// A request, in the form `PUT` takes.
+#[utoipa::path(get, path = "/requests/{number}", tag = "requests",
+    params(("number" = u64, Path, description = "The request number")),
+    responses(
+        (status = 200, description = "The request", body = crate::directory::RequestSpec),
+        (status = 400, description = "The number is not a number", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody)))]
 async fn get_request(State(state): State<Arc<ApiState>>, Path(number): Path<u64>) -> Answer {
     let request = read(&state, move |store| store.request(number)).await?;
     match request {
-        Some(request) => ok(StatusCode::OK, json!(request)),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no request {number}"),
-        )),
+        Some(request) => ok(StatusCode::OK, crate::directory::RequestSpec::from(request)),
+        None => Err(no_request(number)),
     }
 }
 
+/// Creates or updates a request (the whole request, as `GET` gives it);
+/// runs `request-saved` with the change kinds `opened`, `resolved`,
+/// `closed`, `state-changed`.
+#[utoipa::path(put, path = "/requests/{number}", tag = "requests",
+    params(("number" = u64, Path, description = "The request number"), DryRun),
+    request_body(content = crate::directory::RequestSpec,
+        description = "The request; `number` may be left out (the path gives it)"),
+    responses(
+        (status = 201, description = "Created: the request was new", body = SaveAnswer),
+        (status = 200, description = "Saved", body = SaveAnswer),
+        (status = 400, description = "A field is wrong; nothing written", body = ErrorBody)))]
 async fn save_request(
     State(state): State<Arc<ApiState>>,
     Path(number): Path<u64>,
@@ -468,13 +592,17 @@ async fn save_request(
     })
     .await?;
     // A dry run created nothing.
-    let created = !dry.run
-        && answer["changes"]
-            .as_array()
-            .is_some_and(|changes| changes.iter().any(|c| c == "opened"));
+    let created = !dry.run && answer.changes.iter().any(|c| c == "opened");
     created_or_ok(created, answer)
 }
 
+/// The request's activity thread: its direct messages, oldest first.
+#[utoipa::path(get, path = "/requests/{number}/messages", tag = "messages",
+    params(("number" = u64, Path, description = "The request number")),
+    responses(
+        (status = 200, description = "The messages", body = MessagesAnswer),
+        (status = 400, description = "The number is not a number", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody)))]
 async fn list_messages(State(state): State<Arc<ApiState>>, Path(number): Path<u64>) -> Answer {
     let found = read(&state, move |store| {
         Ok(match store.request(number)? {
@@ -486,15 +614,26 @@ async fn list_messages(State(state): State<Arc<ApiState>>, Path(number): Path<u6
     match found {
         Some(messages) => ok(
             StatusCode::OK,
-            json!({ "request": number, "messages": messages }),
+            MessagesAnswer {
+                request: number,
+                messages,
+            },
         ),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no request {number}"),
-        )),
+        None => Err(no_request(number)),
     }
 }
 
+/// Posts a direct message, from a collaborator (staff side) or a contact
+/// of the request's customer (customer side); with notify-by-email, the
+/// other side is told by mail.
+#[utoipa::path(post, path = "/requests/{number}/messages", tag = "messages",
+    params(("number" = u64, Path, description = "The request number")),
+    request_body = MessageBody,
+    responses(
+        (status = 201, description = "Posted", body = PostedMessage),
+        (status = 400, description = "A field is wrong; nothing written", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "The conversation is locked, or messages are off", body = ErrorBody)))]
 async fn post_message(
     State(state): State<Arc<ApiState>>,
     Path(number): Path<u64>,
@@ -508,6 +647,14 @@ async fn post_message(
     ok(StatusCode::CREATED, answer)
 }
 
+/// The request's exchanges with its customer, oldest first, and who spoke
+/// last.
+#[utoipa::path(get, path = "/requests/{number}/exchanges", tag = "exchanges",
+    params(("number" = u64, Path, description = "The request number")),
+    responses(
+        (status = 200, description = "The exchanges", body = ExchangesAnswer),
+        (status = 400, description = "The number is not a number", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody)))]
 async fn list_exchanges(State(state): State<Arc<ApiState>>, Path(number): Path<u64>) -> Answer {
     let found = read(&state, move |store| {
         Ok(match store.request(number)? {
@@ -519,15 +666,24 @@ async fn list_exchanges(State(state): State<Arc<ApiState>>, Path(number): Path<u
     match found {
         Some((exchanges, summary)) => ok(
             StatusCode::OK,
-            json!({ "request": number, "summary": summary, "exchanges": exchanges }),
+            ExchangesAnswer {
+                request: number,
+                summary,
+                exchanges,
+            },
         ),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no request {number}"),
-        )),
+        None => Err(no_request(number)),
     }
 }
 
+/// Records an exchange by hand (a call, a visit, a mail sent elsewhere).
+#[utoipa::path(post, path = "/requests/{number}/exchanges", tag = "exchanges",
+    params(("number" = u64, Path, description = "The request number")),
+    request_body = crate::store::NewExchange,
+    responses(
+        (status = 201, description = "Recorded", body = RecordedExchange),
+        (status = 400, description = "A field is wrong; nothing written", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody)))]
 async fn record_exchange(
     State(state): State<Arc<ApiState>>,
     Path(number): Path<u64>,
@@ -544,21 +700,35 @@ async fn record_exchange(
 /// `?dry-run=true`: the event runs and its effects are applied in a
 /// transaction that is rolled back; nothing is written, and it fails
 /// where the real one would.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DryRun {
+    /// Run the event and roll its effects back: nothing is written, and it
+    /// fails where the real one would.
     #[serde(default, rename = "dry-run")]
+    #[param(rename = "dry-run")]
     run: bool,
 }
 
 /// `POST /rules/{id}/fire`: `{}` or `{"at": "2026-11-23T09:00:00+01:00"}`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FireBody {
+    /// The time the schedule fires at (RFC 3339); now by default.
     #[serde(default)]
     at: Option<String>,
 }
 
+/// Runs a `schedule` rule now, as its schedule would (its schedule goes on
+/// unchanged).
+#[utoipa::path(post, path = "/rules/{id}/fire", tag = "rules",
+    params(("id" = String, Path, description = "The rule's id"), DryRun),
+    request_body(content = Option<FireBody>, description = "Empty, `{}`, or the time to fire at"),
+    responses(
+        (status = 200, description = "What the event did", body = EventAnswer),
+        (status = 400, description = "Not a scheduled rule, or a bad time", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody)))]
 async fn fire_rule(
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
@@ -578,11 +748,19 @@ async fn fire_rule(
     ok(StatusCode::OK, answer)
 }
 
+/// Marks a direct message read or unread.
+#[utoipa::path(put, path = "/messages/{id}/read", tag = "messages",
+    params(("id" = i64, Path, description = "The message's id")),
+    request_body = ReadBody,
+    responses(
+        (status = 200, description = "The message", body = crate::store::MessageRecord),
+        (status = 400, description = "A field is wrong", body = ErrorBody),
+        (status = 404, description = "No such message", body = ErrorBody)))]
 async fn set_read(State(state): State<Arc<ApiState>>, Path(id): Path<i64>, body: Bytes) -> Answer {
     let read: ReadBody = parse(&body)?;
     let answer = call(&state, move |dispatcher| {
         match dispatcher.store.set_message_read(id, read.read)? {
-            Some(message) => Ok(json!(message)),
+            Some(message) => Ok(message),
             None => Err(CallError::NotFound(format!("no message {id}"))),
         }
     })
@@ -590,6 +768,13 @@ async fn set_read(State(state): State<Arc<ApiState>>, Path(id): Path<i64>, body:
     ok(StatusCode::OK, answer)
 }
 
+/// Runs `contract-event` for a contract.
+#[utoipa::path(post, path = "/contract-events", tag = "contracts",
+    params(DryRun),
+    request_body = ContractEventBody,
+    responses(
+        (status = 200, description = "What the event did", body = EventAnswer),
+        (status = 400, description = "A field is wrong (an unknown contract...)", body = ErrorBody)))]
 async fn contract_event(
     State(state): State<Arc<ApiState>>,
     Query(dry): Query<DryRun>,
@@ -604,6 +789,14 @@ async fn contract_event(
     ok(StatusCode::OK, answer)
 }
 
+/// Imports directory data (the `relais import` format, YAML or JSON; its
+/// JSON Schema is `relais schema import`); all or nothing.
+#[utoipa::path(post, path = "/import", tag = "directory",
+    request_body(content = String, content_type = "application/yaml",
+        description = "The directory, YAML (or JSON, which is YAML too)"),
+    responses(
+        (status = 200, description = "Imported", body = ImportAnswer),
+        (status = 400, description = "Invalid: every problem, `body:line:col`; nothing written", body = ErrorBody)))]
 async fn import(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8 text"))?;
@@ -611,15 +804,19 @@ async fn import(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
     ok(StatusCode::OK, answer)
 }
 
+/// The thread of a mail as a tree: the mails it answers, its replies and
+/// receipts, received and sent, across accounts.
+#[utoipa::path(get, path = "/mails/{message_id}/thread", tag = "mails",
+    params(("message_id" = String, Path, description = "The mail's Message-ID, with or without `<>`")),
+    responses(
+        (status = 200, description = "The thread", body = ThreadAnswer),
+        (status = 404, description = "No stored mail in that thread", body = ErrorBody)))]
 async fn mail_thread(State(state): State<Arc<ApiState>>, Path(message_id): Path<String>) -> Answer {
     let message_id = crate::sources::mail::typed_id(&message_id);
     let asked = message_id.clone();
     let tree = read(&state, move |store| store.thread_tree(&asked)).await?;
     match tree {
-        Some(thread) => ok(
-            StatusCode::OK,
-            json!({ "message-id": message_id, "thread": thread }),
-        ),
+        Some(thread) => ok(StatusCode::OK, ThreadAnswer { message_id, thread }),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no stored mail in the thread of <{message_id}>"),
@@ -627,6 +824,13 @@ async fn mail_thread(State(state): State<Arc<ApiState>>, Path(message_id): Path<
     }
 }
 
+/// Open tickets a stored mail could go to: those its sender requested,
+/// then those of the sender's customer.
+#[utoipa::path(get, path = "/mails/{message_id}/candidates", tag = "mails",
+    params(("message_id" = String, Path, description = "The mail's Message-ID, with or without `<>`")),
+    responses(
+        (status = 200, description = "The candidates", body = CandidatesAnswer),
+        (status = 404, description = "No such stored mail", body = ErrorBody)))]
 async fn mail_candidates(
     State(state): State<Arc<ApiState>>,
     Path(message_id): Path<String>,
@@ -641,7 +845,10 @@ async fn mail_candidates(
     match found {
         Some(candidates) => ok(
             StatusCode::OK,
-            json!({ "message-id": message_id, "candidates": candidates }),
+            CandidatesAnswer {
+                message_id,
+                candidates,
+            },
         ),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -650,6 +857,17 @@ async fn mail_candidates(
     }
 }
 
+/// Links a stored mail to a ticket by hand, or to a new ticket made from
+/// it.
+#[utoipa::path(put, path = "/mails/{message_id}/ticket", tag = "mails",
+    params(("message_id" = String, Path, description = "The mail's Message-ID, with or without `<>`")),
+    request_body = LinkBody,
+    responses(
+        (status = 201, description = "Linked to a ticket made for it", body = crate::links::Linked),
+        (status = 200, description = "Linked (or already there)", body = crate::links::Linked),
+        (status = 400, description = "A field is wrong", body = ErrorBody),
+        (status = 404, description = "No such mail or ticket", body = ErrorBody),
+        (status = 409, description = "The mail is on another ticket (send `move`)", body = ErrorBody)))]
 async fn link_mail(
     State(state): State<Arc<ApiState>>,
     Path(message_id): Path<String>,
@@ -661,8 +879,7 @@ async fn link_mail(
         actions::link_mail(dispatcher, &message_id, &link)
     })
     .await?;
-    let created = answer["created"].as_bool().unwrap_or(false);
-    created_or_ok(created, answer)
+    created_or_ok(answer.created, answer)
 }
 
 #[cfg(test)]
@@ -670,27 +887,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_openapi_document_lists_every_route() {
-        let doc: Value = serde_json::from_str(OPENAPI).expect("the OpenAPI document is JSON");
-        let paths = doc["paths"].as_object().expect("paths");
-        let mut documented: Vec<(String, String)> = paths
-            .iter()
-            .flat_map(|(path, methods)| {
-                methods
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|m| m.keys())
-                    .filter(|m| *m != "parameters")
-                    .map(move |method| (method.clone(), path.clone()))
-            })
-            .collect();
-        documented.sort();
-        let mut routes: Vec<(String, String)> = ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect();
-        routes.sort();
-        assert_eq!(documented, routes);
+    fn the_document_is_json_and_names_every_schema_it_refers_to() {
+        let doc: Value = serde_json::from_str(document()).expect("the OpenAPI document is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let text = document();
+        for reference in text.split("\"#/components/schemas/").skip(1) {
+            let name = &reference[..reference.find('"').expect("a closing quote")];
+            assert!(
+                schemas.contains_key(name),
+                "{name} is referred to, not defined"
+            );
+        }
+        // Every protected operation says it needs the token.
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("an item") {
+                let public = matches!(path.as_str(), "/health" | "/openapi.json");
+                assert_eq!(
+                    operation.get("security").is_none(),
+                    public,
+                    "{method} {path}: the token"
+                );
+            }
+        }
     }
 
     #[test]

@@ -131,7 +131,8 @@ enum Command {
     Check,
     /// Print a JSON Schema: of rule files (the default), of `relais.yaml`
     /// (`config`) or of directory import files (`import`), for editors
-    /// (`# yaml-language-server: $schema=...`) and scripts.
+    /// (`# yaml-language-server: $schema=...`) and scripts; or the HTTP
+    /// API's OpenAPI document (`openapi`), as `/openapi.json` serves it.
     Schema {
         /// Which files.
         #[arg(value_enum, default_value = "rules")]
@@ -340,6 +341,8 @@ enum SchemaKind {
     Config,
     /// Directory import files (`relais import`).
     Import,
+    /// The HTTP API (OpenAPI 3.1).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -480,6 +483,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 SchemaKind::Rules => relais::rules::json_schema(),
                 SchemaKind::Config => relais::config::json_schema(),
                 SchemaKind::Import => relais::directory::json_schema(),
+                SchemaKind::Openapi => serde_json::from_str(relais::api::document())?,
             };
             let mut text = serde_json::to_string_pretty(&schema)?;
             text.push('\n');
@@ -925,11 +929,11 @@ fn save_requests(
             dry_run,
         ) {
             Ok(answer) => {
-                failed |= answer["outcome"] == "failed";
+                failed |= answer.outcome == relais::dispatch::Outcome::Failed;
                 if json {
-                    println!("{answer}");
+                    println!("{}", serde_json::to_string(&answer)?);
                 } else {
-                    output::print_event_answer(&answer);
+                    output::print_event_answer(&answer.event());
                 }
             }
             Err(error) => {
@@ -984,7 +988,10 @@ fn run_event(
     event: impl FnOnce(
         &mut Dispatcher<'_>,
         &relais::metrics::Metrics,
-    ) -> Result<serde_json::Value, relais::daemon::dispatcher::CallError>,
+    ) -> Result<
+        relais::api::answers::EventAnswer,
+        relais::daemon::dispatcher::CallError,
+    >,
 ) -> Result<ExitCode> {
     let runtime = runtime()?;
     let Some(loaded) = load_or_explain(&runtime, paths, otherwise) else {
@@ -999,18 +1006,18 @@ fn run_event(
 
 /// Prints what an event did; exit 1 when it failed or could not run.
 fn answer_event(
-    answer: Result<serde_json::Value, relais::daemon::dispatcher::CallError>,
+    answer: Result<relais::api::answers::EventAnswer, relais::daemon::dispatcher::CallError>,
     json: bool,
     otherwise: &str,
 ) -> Result<ExitCode> {
     match answer {
         Ok(answer) => {
             if json {
-                println!("{answer}");
+                println!("{}", serde_json::to_string(&answer)?);
             } else {
                 output::print_event_answer(&answer);
             }
-            Ok(if answer["outcome"] == "failed" {
+            Ok(if answer.outcome == relais::dispatch::Outcome::Failed {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

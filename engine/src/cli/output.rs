@@ -81,7 +81,7 @@ pub fn ingest_line(report: &Report) -> String {
 /// The JSON object printed per mail by `relais ingest --json`.
 pub fn ingest_json(report: &Report) -> serde_json::Value {
     serde_json::json!({
-        "message_id": report.message_id,
+        "message-id": report.message_id,
         "source": report.source,
         "run": report.run,
         "rules": report.rules,
@@ -303,19 +303,16 @@ pub fn print_outbox(mails: &[OutboxRecord]) {
 
 /// One event's answer (a request saved, a contract event): its run,
 /// outcome, change kinds and effects, a line each.
-pub fn print_event_answer(answer: &serde_json::Value) {
-    let text = |key: &str| answer[key].as_str().unwrap_or_default().to_string();
-    let run = answer["run"]
-        .as_i64()
+pub fn print_event_answer(answer: &relais::api::answers::EventAnswer) {
+    let run = answer
+        .run
         .map(|r| format!("run {r}"))
         .unwrap_or_else(|| "no run".to_string());
-    println!("{}: {} ({run})", text("summary"), text("outcome"));
-    let effects: Vec<Effect> =
-        serde_json::from_value(answer["effects"].clone()).unwrap_or_default();
-    for effect in &effects {
+    println!("{}: {} ({run})", answer.summary, answer.outcome.as_str());
+    for effect in &answer.effects {
         println!("  {}", describe(effect));
     }
-    if let Some(error) = answer["error"].as_str() {
+    if let Some(error) = &answer.error {
         println!("  error: {error}");
     }
 }

@@ -71,7 +71,7 @@ pub fn run(
         "logs": host.take_logs(),
         "error": error,
         "failure": failure,
-        "duration_us": duration_us,
+        "duration-us": duration_us,
     });
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(if failed {

@@ -240,9 +240,13 @@ fn run_case(
             "give exactly one input: mail, eml, request-save, contract-event or schedule"
         );
     }
-    let call = |answer: Result<Value, relais::daemon::dispatcher::CallError>| {
-        answer.map_err(|e| anyhow::anyhow!("{e}"))
-    };
+    fn call<T: serde::Serialize>(
+        answer: Result<T, relais::daemon::dispatcher::CallError>,
+    ) -> Result<Value> {
+        Ok(serde_json::to_value(
+            answer.map_err(|e| anyhow::anyhow!("{e}"))?,
+        )?)
+    }
     if let Some(text) = &case.mail {
         // Written in YAML with bare line breaks; mail wants CRLF.
         let raw = text.replace("\r\n", "\n").replace('\n', "\r\n");
@@ -318,10 +322,25 @@ fn compare(expected: &Value, actual: &Value) -> Vec<String> {
                     differences.push(format!("error: expected to contain {want}, got {:?}", got));
                 }
             }
-            _ => subset(want, &actual[key.replace('-', "_")], key, &mut differences),
+            _ => subset(
+                want,
+                actual
+                    .as_object()
+                    .map_or(&Value::Null, |got| field(got, key)),
+                key,
+                &mut differences,
+            ),
         }
     }
     differences
+}
+
+/// The field `key` of `got`: Relais writes kebab-case, and a test may
+/// write `_` in its place.
+fn field<'a>(got: &'a serde_json::Map<String, Value>, key: &str) -> &'a Value {
+    got.get(key)
+        .or_else(|| got.get(&key.replace('_', "-")))
+        .unwrap_or(&Value::Null)
 }
 
 /// `want` holds in `got`: the same scalars, lists of the same length each
@@ -331,11 +350,12 @@ fn subset(want: &Value, got: &Value, path: &str, differences: &mut Vec<String>) 
     match (want, got) {
         (Value::Object(want), Value::Object(got)) => {
             for (key, value) in want {
-                let field = got
-                    .get(key)
-                    .or_else(|| got.get(&key.replace('-', "_")))
-                    .unwrap_or(&Value::Null);
-                subset(value, field, &format!("{path}.{key}"), differences);
+                subset(
+                    value,
+                    field(got, key),
+                    &format!("{path}.{key}"),
+                    differences,
+                );
             }
         }
         (Value::Array(want), Value::Array(got)) => {

@@ -46,20 +46,21 @@ impl Source {
         }
     }
 
-    fn view(&self) -> Value {
+    fn view(&self) -> SourceView {
         let (state, error) = match &self.state {
-            None => ("watching".to_string(), None),
+            None => ("watching", None),
             Some(state) => match &*state.lock().unwrap_or_else(PoisonError::into_inner) {
-                SourceState::Connecting => ("connecting".to_string(), None),
-                SourceState::Connected => ("connected".to_string(), None),
-                SourceState::Failing(why) => ("failing".to_string(), Some(why.clone())),
+                SourceState::Connecting => ("connecting", None),
+                SourceState::Connected => ("connected", None),
+                SourceState::Failing(why) => ("failing", Some(why.clone())),
             },
         };
-        let mut view = json!({ "kind": self.kind, "name": self.name, "state": state });
-        if let Some(error) = error {
-            view["error"] = Value::String(error);
+        SourceView {
+            kind: self.kind,
+            name: self.name.clone(),
+            state,
+            error,
         }
-        view
     }
 }
 
@@ -81,47 +82,134 @@ impl Status {
         }
     }
 
-    /// The status as JSON.
-    pub fn snapshot(&self) -> Value {
+    /// The status, `state` being `running` or `stopped`.
+    pub fn snapshot(&self, state: &'static str) -> StatusView {
         let generation = self.active.current();
-        let plugins: Vec<Value> = generation
+        let plugins = generation
             .plugins
             .infos()
             .into_iter()
-            .map(|info| {
-                json!({
-                    "name": info.name,
-                    "version": info.version,
-                    "from": info.origin.to_string(),
-                    "capabilities": info.capabilities,
-                })
+            .map(|info| PluginView {
+                name: info.name.clone(),
+                version: info.version.clone(),
+                from: info.origin.to_string(),
+                capabilities: info.capabilities.clone(),
             })
             .collect();
-        json!({
-            "pid": std::process::id(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "started-at": self.started_at,
-            "rule-set": {
-                "version": generation.version,
-                "hash": generation.rules.hash,
-                "fingerprint": generation.fingerprint,
-                "loaded-at": generation.loaded_at,
-                "rules": generation.rules.rules.iter().map(|r| {
-                    let mut rule = json!({
-                        "id": r.id, "on": r.trigger.as_str(), "source": r.source,
-                    });
-                    if let Some(schedule) = r.schedule_key() {
-                        rule["schedule"] = json!(schedule);
-                    }
-                    rule
-                }).collect::<Vec<_>>(),
-                "templates": generation.templates.files().len(),
+        let rules = generation
+            .rules
+            .rules
+            .iter()
+            .map(|r| RuleView {
+                id: r.id.clone(),
+                on: r.trigger.as_str().to_string(),
+                source: r.source.clone(),
+                schedule: r.schedule_key(),
+            })
+            .collect();
+        StatusView {
+            state,
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION"),
+            started_at: self.started_at.clone(),
+            rule_set: RuleSetView {
+                version: generation.version,
+                hash: generation.rules.hash.clone(),
+                fingerprint: generation.fingerprint.clone(),
+                loaded_at: generation.loaded_at.clone(),
+                rules,
+                templates: generation.templates.files().len(),
             },
-            "plugins": plugins,
-            "last-reload": self.active.last_attempt(),
-            "sources": self.sources.iter().map(Source::view).collect::<Vec<_>>(),
-        })
+            plugins,
+            last_reload: self.active.last_attempt(),
+            sources: self.sources.iter().map(Source::view).collect(),
+        }
     }
+}
+
+/// What `GET /status` answers and `relais status` reads.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct StatusView {
+    /// `running`, or `stopped` once the engine stopped.
+    pub state: &'static str,
+    /// The engine's process id.
+    pub pid: u32,
+    /// Relais's version.
+    pub version: &'static str,
+    /// When the engine started (RFC 3339).
+    pub started_at: String,
+    /// The rule set in use.
+    pub rule_set: RuleSetView,
+    /// The plugins loaded.
+    pub plugins: Vec<PluginView>,
+    /// The last reload attempt, when there was one.
+    pub last_reload: Option<crate::reload::Attempt>,
+    /// Each mail source and its state.
+    pub sources: Vec<SourceView>,
+}
+
+/// The rule set in use.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct RuleSetView {
+    /// Counts the sets loaded since start, from 1.
+    pub version: u64,
+    /// The hash of the rule files.
+    pub hash: String,
+    /// The hash of every file the set was read from (rules, plugins,
+    /// templates).
+    pub fingerprint: String,
+    /// When it went live (RFC 3339).
+    pub loaded_at: String,
+    /// Its rules, in order.
+    pub rules: Vec<RuleView>,
+    /// How many templates it has.
+    pub templates: usize,
+}
+
+/// A rule of the set in use.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct RuleView {
+    /// Its id.
+    pub id: String,
+    /// Its trigger.
+    pub on: String,
+    /// Where it is defined (`file:line`).
+    pub source: String,
+    /// For a scheduled rule, its schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+}
+
+/// A loaded plugin.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct PluginView {
+    /// Its name, as rules write it.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Where it came from: `bundled` or its file.
+    pub from: String,
+    /// The query capabilities it was granted.
+    pub capabilities: Vec<String>,
+}
+
+/// A mail source.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct SourceView {
+    /// `spool` or `imap`.
+    pub kind: &'static str,
+    /// The spool folder, or the account's name.
+    pub name: String,
+    /// `watching` (a spool), `connecting`, `connected` or `failing`.
+    pub state: &'static str,
+    /// Why it is failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Writes the status into the store, through the dispatcher (the store's
@@ -140,8 +228,9 @@ pub async fn report(
             _ = shutdown.wait_for(|stop| *stop) => true,
             _ = ticks.tick() => false,
         };
-        let mut snapshot = status.snapshot();
-        snapshot["state"] = json!(if stopping { "stopped" } else { "running" });
+        let snapshot =
+            serde_json::to_value(status.snapshot(if stopping { "stopped" } else { "running" }))
+                .unwrap_or_default();
         let due = written.elapsed() >= HEARTBEAT;
         if stopping || due || last.as_ref() != Some(&snapshot) {
             let mut stamped = snapshot.clone();

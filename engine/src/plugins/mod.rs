@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use relais_sdk::{Effect, Event, Host};
 
-pub use wasm::{Limits, LimitsFile, LimitsSpec, Runtime, WasmPlugin};
+pub use wasm::{Limits, LimitsFile, LimitsSpec, Runtime, WasmPlugin, default_cache_dir};
 
 use crate::rules::PluginCatalog;
 use crate::yaml::{Diagnostic, Document};
@@ -76,25 +76,23 @@ fn unknown_limits(path: &Path, limits: &LimitsFile, plugins: &Plugins) -> Vec<Di
         .collect()
 }
 
-/// The bundled plugins, built from `plugins/` by `build.rs`.
-const BUNDLED: &[(&str, &[u8])] = &[
-    (
-        "catchmail",
-        include_bytes!(concat!(env!("OUT_DIR"), "/bundled/catchmail.wasm")),
-    ),
-    (
-        "alert-dispatch",
-        include_bytes!(concat!(env!("OUT_DIR"), "/bundled/alert-dispatch.wasm")),
-    ),
-    (
-        "ticket-link",
-        include_bytes!(concat!(env!("OUT_DIR"), "/bundled/ticket-link.wasm")),
-    ),
-    (
-        "reminders",
-        include_bytes!(concat!(env!("OUT_DIR"), "/bundled/reminders.wasm")),
-    ),
-];
+/// A plugin shipped inside Relais.
+#[derive(Debug, Clone, Copy)]
+pub struct Bundled {
+    /// Its name, as rules write it.
+    pub name: &'static str,
+    /// The component, built from its source.
+    pub component: &'static [u8],
+    /// The JSON Schema of its rules' `config:`.
+    pub config_schema: &'static str,
+}
+
+include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+
+/// The bundled plugins.
+pub fn bundled() -> &'static [Bundled] {
+    BUNDLED
+}
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -195,7 +193,12 @@ impl Plugins {
     /// The bundled plugins, under these limits.
     pub fn bundled(runtime: &Runtime, limits: &LimitsFile) -> Result<Plugins, Diagnostic> {
         let mut plugins = Plugins::default();
-        for (name, bytes) in BUNDLED {
+        for Bundled {
+            name,
+            component: bytes,
+            ..
+        } in BUNDLED
+        {
             let plugin = runtime
                 .load(bytes, Origin::Bundled, limits)
                 .map_err(|reason| {

@@ -175,14 +175,54 @@ impl Drop for Runtime {
     }
 }
 
+/// Where compiled plugins are kept between runs: `RELAIS_CACHE_DIR`
+/// (`off` for nowhere), else `$XDG_CACHE_HOME/relais`, else
+/// `~/.cache/relais`.
+pub fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os("RELAIS_CACHE_DIR") {
+        Some(dir) if dir.is_empty() || dir == "off" => return None,
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            Some(base) => std::path::PathBuf::from(base).join("relais"),
+            None => std::path::PathBuf::from(std::env::var_os("HOME")?)
+                .join(".cache")
+                .join("relais"),
+        },
+    };
+    if dir.is_absolute() {
+        Some(dir)
+    } else {
+        std::env::current_dir().ok().map(|cwd| cwd.join(dir))
+    }
+}
+
 impl Runtime {
-    /// An engine with these limits. The pooling allocator makes the fresh
-    /// instance of every event cheap; where the machine cannot reserve its
-    /// address space, instances are allocated on demand instead.
+    /// An engine with these limits, keeping compiled plugins in
+    /// [`default_cache_dir`].
     pub fn new(limits: Limits) -> Result<Runtime, String> {
-        let engine = Self::engine(&limits, true).or_else(|error| {
+        Self::with_cache(limits, default_cache_dir().as_deref())
+    }
+
+    /// An engine with these limits, keeping compiled plugins in `cache`
+    /// (none: every start compiles them). A cache that cannot be used is
+    /// said in the log and done without. The pooling allocator makes the
+    /// fresh instance of every event cheap; where the machine cannot
+    /// reserve its address space, instances are allocated on demand
+    /// instead.
+    pub fn with_cache(limits: Limits, cache: Option<&Path>) -> Result<Runtime, String> {
+        let cache = cache.and_then(|dir| {
+            let mut config = wasmtime::CacheConfig::new();
+            config.with_directory(dir);
+            wasmtime::Cache::new(config)
+                .map_err(|error| {
+                    tracing::warn!(dir = %dir.display(), error = %format!("{error:#}"),
+                        "cannot keep compiled plugins there; compiling them at every start");
+                })
+                .ok()
+        });
+        let engine = Self::engine(&limits, true, cache.clone()).or_else(|error| {
             tracing::warn!(error = %error, "pooling allocator unavailable; allocating instances on demand");
-            Self::engine(&limits, false)
+            Self::engine(&limits, false, cache)
         })?;
         let ticking = Arc::new(AtomicBool::new(true));
         let weak_engine = engine.weak();
@@ -207,8 +247,16 @@ impl Runtime {
         })
     }
 
-    fn engine(limits: &Limits, pooling: bool) -> Result<Engine, String> {
+    fn engine(
+        limits: &Limits,
+        pooling: bool,
+        cache: Option<wasmtime::Cache>,
+    ) -> Result<Engine, String> {
         let mut config = Config::new();
+        // Keyed by the component's bytes and this engine's settings: an
+        // entry from another version or configuration is never used, and
+        // one that does not read back is compiled again.
+        config.cache(cache);
         config.wasm_component_model(true);
         config.consume_fuel(true);
         config.epoch_interruption(true);

@@ -358,6 +358,28 @@ pub fn json_schema() -> serde_json::Value {
     schema
 }
 
+/// Points the `#/$defs/NAME` references of a plugin's config schema at
+/// `#/$defs/PLUGIN-NAME`, where the rule schema keeps them.
+fn rename_refs(schema: &mut serde_json::Value, plugin: &str) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(reference)) = map.get_mut("$ref")
+                && let Some(name) = reference.strip_prefix("#/$defs/")
+            {
+                *reference = format!("#/$defs/{plugin}-{name}");
+            }
+            map.values_mut()
+                .for_each(|value| rename_refs(value, plugin));
+        }
+        serde_json::Value::Array(items) => {
+            items
+                .iter_mut()
+                .for_each(|value| rename_refs(value, plugin));
+        }
+        _ => {}
+    }
+}
+
 /// The fields a `when` takes for each trigger (besides `all`, `any`,
 /// `not`), as `relais check` applies them.
 const WHEN_FIELDS: [(&str, &[&str]); 4] = [
@@ -384,7 +406,8 @@ const WHEN_FIELDS: [(&str, &[&str]); 4] = [
 /// Makes the derived schema as strict as `relais check` where a schema can
 /// say it: the fields each trigger's `when` takes, `cron` for schedules
 /// and only for them, no `max` with `mode: single`, `max` at least 1, and
-/// exactly one test in a matcher. (Plugin names and configs, regexes, cron
+/// exactly one test in a matcher, and each bundled plugin's `config:` as
+/// its own schema says. (Plugins from the plugins folder, regexes, cron
 /// expressions, time zones and duplicate ids stay `relais check`'s.)
 fn tighten(schema: &mut serde_json::Value) {
     use serde_json::json;
@@ -411,6 +434,30 @@ fn tighten(schema: &mut serde_json::Value) {
         }));
     }
     defs["RuleSpec"]["allOf"] = serde_json::Value::Array(conditions);
+    // Each bundled plugin's config, when the rule runs it; the config
+    // schema's own definitions join the rule schema's, named after it.
+    let mut configs = Vec::new();
+    for plugin in crate::plugins::bundled() {
+        let Ok(serde_json::Value::Object(mut config)) = serde_json::from_str(plugin.config_schema)
+        else {
+            continue;
+        };
+        config.remove("$schema");
+        let own = config.remove("$defs");
+        let mut config = serde_json::Value::Object(config);
+        if let Some(serde_json::Value::Object(own)) = own {
+            for (name, mut definition) in own {
+                rename_refs(&mut definition, plugin.name);
+                defs[format!("{}-{name}", plugin.name)] = definition;
+            }
+        }
+        rename_refs(&mut config, plugin.name);
+        configs.push(json!({
+            "if": { "properties": { "plugin": { "const": plugin.name } }, "required": ["plugin"] },
+            "then": { "properties": { "config": config } }
+        }));
+    }
+    defs["RunSpec"]["allOf"] = serde_json::Value::Array(configs);
     defs["RuleSpec"]["properties"]["max"]["minimum"] = json!(1);
     defs["MatcherSpec"]["oneOf"] = json!([
         { "required": ["equals"] },

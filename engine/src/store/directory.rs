@@ -10,7 +10,8 @@ use super::{Cached, Store, StoreError, Tx, from_json, now, to_json};
 use crate::directory::{DirectoryFile, Existing, Kind, RequestSpec, UserKindSpec};
 
 /// How many records of each kind an import wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
 pub struct DirectoryCounts {
     /// Companies.
     pub companies: usize,

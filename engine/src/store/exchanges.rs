@@ -10,7 +10,8 @@ use rusqlite::{OptionalExtension, params};
 use super::{Cached, OutgoingMail, Store, StoreError, Tx, now};
 
 /// An exchange as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
 pub struct ExchangeRecord {
     /// Its id.
     pub id: i64,
@@ -43,7 +44,7 @@ pub struct ExchangeRecord {
 }
 
 /// An exchange recorded by hand (a call, a visit, a mail sent elsewhere).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NewExchange {
     /// `received` or `sent`.

@@ -77,6 +77,7 @@ pub struct NewMail<'a> {
 
 /// A stored mail, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct MailRecord {
     /// Message-ID.
     pub message_id: String,

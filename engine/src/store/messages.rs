@@ -6,7 +6,8 @@ use rusqlite::params;
 use super::{Cached, Store, StoreError, Tx, now};
 
 /// A direct message as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
 pub struct MessageRecord {
     /// Its id.
     pub id: i64,

@@ -7,6 +7,7 @@ use super::{Cached, Store, StoreError, Tx, from_json, now, to_json};
 
 /// A mail to queue.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct OutgoingMail {
     /// Its Message-ID, unique: the sender never sends one id twice.
     pub message_id: String,
@@ -32,6 +33,7 @@ pub struct OutgoingMail {
 
 /// A queued, sent or failed mail.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct OutboxRecord {
     /// Outbox id.
     pub id: i64,

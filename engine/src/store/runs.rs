@@ -6,6 +6,7 @@ use super::{Cached, Store, StoreError, Tx, from_json};
 
 /// A run trace to record.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct RunRecord {
     /// The run's id (0 before it is recorded).
     pub id: i64,
@@ -29,6 +30,7 @@ pub struct RunRecord {
 
 /// A run as listed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct RunSummary {
     /// The run's id.
     pub id: i64,

@@ -17,7 +17,7 @@ const MAX_THREAD: usize = 500;
 const MAX_VISITED: usize = 5_000;
 
 /// Whether a mail came in or Relais sent it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// Received from a source.
@@ -27,7 +27,7 @@ pub enum Direction {
 }
 
 /// A mail of a thread, with its replies.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct ThreadNode {
     /// Message-ID.
@@ -62,6 +62,7 @@ pub struct ThreadNode {
     #[serde(skip)]
     pub references: Vec<String>,
     /// Its replies (and receipts), oldest first.
+    #[schema(no_recursion)]
     pub replies: Vec<ThreadNode>,
     /// Storage order, among mails stored in the same millisecond.
     #[serde(skip)]
@@ -80,7 +81,7 @@ pub struct LinkChange {
 }
 
 /// An open ticket a mail could be linked to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Candidate {
     /// Request number.

@@ -11,59 +11,7 @@ use crate::{NAME, decide};
 pub const CAPABILITIES: [&str; 2] = ["contracts", "templates"];
 
 /// JSON Schema of [`Config`](crate::Config), the rule's `config:` block.
-pub const CONFIG_SCHEMA: &str = r##"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "alert-dispatch config",
-  "type": ["object", "null"],
-  "additionalProperties": false,
-  "properties": {
-    "defaults": {
-      "description": "Per alert kind, the subject keyword and template used when the customer has no alert format for that kind; the kinds given replace only their own default.",
-      "type": "object",
-      "additionalProperties": false,
-      "properties": {
-        "opened": { "$ref": "#/$defs/format" },
-        "resolved": { "$ref": "#/$defs/format" },
-        "closed": { "$ref": "#/$defs/format" },
-        "state-changed": { "$ref": "#/$defs/format" }
-      },
-      "default": {
-        "opened": { "keyword": "[OUVERTURE]", "template": "alert-opened" },
-        "resolved": { "keyword": "[RESOLUTION]", "template": "alert-resolved" },
-        "closed": { "keyword": "[CLOTURE]", "template": "alert-closed" },
-        "state-changed": { "keyword": "[ETAT]", "template": "alert-state" }
-      }
-    },
-    "fax-gateway": {
-      "description": "The email-to-fax gateway address, {fax} standing for the fax number's digits; without it, alerts by fax are undeliverable.",
-      "type": ["string", "null"],
-      "pattern": "\\{fax\\}",
-      "default": null
-    },
-    "language": {
-      "description": "The language of alert mails to customers that set none.",
-      "type": "string",
-      "default": "fr"
-    }
-  },
-  "$defs": {
-    "format": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["keyword", "template"],
-      "properties": {
-        "keyword": {
-          "description": "Put before the alert's subject.",
-          "type": "string"
-        },
-        "template": {
-          "description": "The mail template's name.",
-          "type": "string"
-        }
-      }
-    }
-  }
-}"##;
+pub const CONFIG_SCHEMA: &str = include_str!("../config.schema.json");
 
 /// The alert dispatch plugin, as the WebAssembly component exports it.
 #[derive(Debug, Clone, Copy)]

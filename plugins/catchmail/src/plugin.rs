@@ -10,36 +10,7 @@ use crate::{NAME, decide};
 pub const CAPABILITIES: [&str; 3] = ["requests", "directory", "settings"];
 
 /// JSON Schema of [`Config`](crate::Config), the rule's `config:` block.
-pub const CONFIG_SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "catchmail config",
-  "type": ["object", "null"],
-  "additionalProperties": false,
-  "properties": {
-    "max-body-chars": {
-      "description": "The longest body accepted, in characters, once signature and quoted history are removed.",
-      "type": "integer",
-      "minimum": 1,
-      "default": 4000
-    },
-    "own-addresses": {
-      "description": "The addresses this desk sends from; a mail whose X-Loop names one is never answered.",
-      "type": "array",
-      "items": { "type": "string" },
-      "default": []
-    },
-    "language": {
-      "description": "The language of failure notices.",
-      "enum": ["fr", "en"],
-      "default": "fr"
-    },
-    "sender-authentication": {
-      "description": "required: post only mail whose sender the receiving server authenticated (trusted Authentication-Results); off: take the From header's word.",
-      "enum": ["required", "off"],
-      "default": "required"
-    }
-  }
-}"#;
+pub const CONFIG_SCHEMA: &str = include_str!("../config.schema.json");
 
 /// The CatchMail plugin, as the WebAssembly component exports it.
 #[derive(Debug, Clone, Copy)]

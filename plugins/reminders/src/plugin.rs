@@ -11,50 +11,7 @@ use crate::{NAME, decide};
 pub const CAPABILITIES: [&str; 4] = ["requests", "directory", "contracts", "templates"];
 
 /// JSON Schema of [`Config`](crate::Config), the rule's `config:` block.
-pub const CONFIG_SCHEMA: &str = r##"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "reminders config",
-  "type": ["object", "null"],
-  "additionalProperties": false,
-  "properties": {
-    "states": {
-      "description": "The request states in which the next move is the customer's.",
-      "type": "array",
-      "items": { "type": "string" },
-      "minItems": 1,
-      "default": ["waiting-customer"]
-    },
-    "after-days": {
-      "description": "Whole days without activity (a save, an exchange, a direct message) before a reminder, and between two.",
-      "type": "integer",
-      "minimum": 1,
-      "default": 7
-    },
-    "max-reminders": {
-      "description": "Reminders since the customer last spoke beyond which the request is left to staff.",
-      "type": "integer",
-      "minimum": 1,
-      "default": 3
-    },
-    "template": {
-      "description": "The mail template's name.",
-      "type": "string",
-      "default": "relance"
-    },
-    "language": {
-      "description": "The language of reminders to customers that set none.",
-      "type": "string",
-      "default": "fr"
-    },
-    "limit": {
-      "description": "At most this many requests reminded per run.",
-      "type": "integer",
-      "minimum": 1,
-      "maximum": 1000,
-      "default": 200
-    }
-  }
-}"##;
+pub const CONFIG_SCHEMA: &str = include_str!("../config.schema.json");
 
 /// The reminders plugin, as the WebAssembly component exports it.
 #[derive(Debug, Clone, Copy)]

@@ -13,65 +13,7 @@ use crate::{NAME, decide};
 pub const CAPABILITIES: [&str; 5] = ["requests", "directory", "settings", "contracts", "mail"];
 
 /// JSON Schema of [`Config`](crate::Config), the rule's `config:` block.
-pub const CONFIG_SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "ticket-link config",
-  "type": ["object", "null"],
-  "additionalProperties": false,
-  "properties": {
-    "bare-tag": {
-      "description": "Also recognise the ticket tag without its enclosing brackets (#23010203 for [#{number}]).",
-      "type": "boolean",
-      "default": false
-    },
-    "policy": {
-      "description": "What becomes of a mail that no tag and no thread places: a new ticket with the sender as requester, or left unlinked for manual handling.",
-      "enum": ["create-ticket", "leave-unlinked"],
-      "default": "create-ticket"
-    },
-    "request-type": {
-      "description": "The type of the tickets created; it must exist.",
-      "type": "string",
-      "minLength": 1,
-      "default": "INCIDENT"
-    },
-    "closed-ticket": {
-      "description": "What a mail found to belong to a closed ticket does: reopen it, link to it and leave it closed, or open a follow-up ticket.",
-      "enum": ["reopen", "link", "new-ticket"],
-      "default": "reopen"
-    },
-    "reopen-state": {
-      "description": "The state a reopened ticket takes; not one of closed-states.",
-      "type": "string",
-      "minLength": 1,
-      "default": "open"
-    },
-    "closed-states": {
-      "description": "The ticket states that count as closed (letter case ignored); keep them in line with requests.closed-states of relais.yaml.",
-      "type": "array",
-      "items": { "type": "string" },
-      "default": ["closed", "cancelled"]
-    },
-    "max-references": {
-      "description": "How many thread ids (In-Reply-To, then References newest first) are looked up at most, besides the thread's root (the first References id).",
-      "type": "integer",
-      "minimum": 1,
-      "default": 50
-    },
-    "prefixes": {
-      "description": "Reply and forward prefixes, without their colon, stripped from new tickets' subjects besides the built-in ones.",
-      "type": "array",
-      "items": { "type": "string" },
-      "default": []
-    },
-    "markers": {
-      "description": "Markers that mail gateways put before subjects, such as [SECURE], stripped besides the built-in ones.",
-      "type": "array",
-      "items": { "type": "string" },
-      "default": []
-    }
-  }
-}"#;
+pub const CONFIG_SCHEMA: &str = include_str!("../config.schema.json");
 
 /// The ticket linking plugin, as the WebAssembly component exports it.
 #[derive(Debug, Clone, Copy)]
