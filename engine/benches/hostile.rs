@@ -49,8 +49,7 @@ fn line(what: &str, floor: Duration, hostile: Duration) {
 }
 
 fn main() {
-    let short = std::env::var("RELAIS_BENCH_SHORT").is_ok_and(|v| v == "1");
-    let iterations = common::env_or("ITERATIONS", if short { 3 } else { 30 });
+    let iterations = common::sized("ITERATIONS", 30, 3);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = Store::open(&dir.path().join("relais.db")).expect("store");
     common::import_demo(&mut store);

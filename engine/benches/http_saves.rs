@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{Server, env_or, free_port};
+use common::{Server, free_port};
 
 use std::path::Path;
 use std::process::{Command, ExitStatus};
@@ -77,9 +77,9 @@ impl Step {
 }
 
 fn main() {
-    let saves = env_or("BENCH_SAVES", 20_000);
-    let connections = env_or("BENCH_CONNECTIONS", 32).max(1);
-    let warmup = env_or("BENCH_WARMUP", 300);
+    let saves = common::sized("BENCH_SAVES", 20_000, 100);
+    let connections = common::sized("BENCH_CONNECTIONS", 32, 4).max(1);
+    let warmup = common::sized("BENCH_WARMUP", 300, 10);
     let root = common::root();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("relais.db");

@@ -33,10 +33,7 @@ fn env(name: &str) -> String {
 }
 
 fn main() {
-    let mails: usize = std::env::var("MAILS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let mails = common::sized("MAILS", 200, 5);
     let imap_port: u16 = env("RELAIS_TEST_IMAP_PORT").parse().expect("port");
     let smtp_port: u16 = env("RELAIS_TEST_SMTP_PORT").parse().expect("port");
     let mail_dir = PathBuf::from(env("RELAIS_TEST_MAIL_DIR"));

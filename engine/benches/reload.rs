@@ -51,10 +51,10 @@ const TOKEN_VAR: &str = "RELAIS_BENCH_API_TOKEN";
 const RULES_PER_FILE: usize = 10;
 
 fn main() {
-    let reloads = env_or("BENCH_RELOADS", 20).max(1);
-    let loads = env_or("BENCH_LOADS", 5).max(1);
-    let files = env_or("BENCH_RULE_FILES", 100).max(1);
-    let phase = Duration::from_secs(env_or("BENCH_PHASE_SECS", 3).max(1) as u64);
+    let reloads = common::sized("BENCH_RELOADS", 20, 2).max(1);
+    let loads = common::sized("BENCH_LOADS", 5, 1).max(1);
+    let files = common::sized("BENCH_RULE_FILES", 100, 5).max(1);
+    let phase = Duration::from_secs(common::sized("BENCH_PHASE_SECS", 3, 1).max(1) as u64);
     let mut problems = Vec::new();
 
     println!("hot reload ({} CPUs)", cpus());

@@ -39,6 +39,22 @@ pub fn with_message_id(text: &str, id: &str) -> String {
         .join("\r\n")
 }
 
+/// Whether the bench runs in its short mode (`RELAIS_BENCH_SHORT=1`, as
+/// CI does): a few samples, its own assertions checked, its timings not
+/// worth reading.
+pub fn short() -> bool {
+    std::env::var("RELAIS_BENCH_SHORT").is_ok_and(|v| v == "1")
+}
+
+/// A bench setting from the environment, or its default: `full`, or
+/// `quick` in the short mode.
+pub fn sized(name: &str, full: usize, quick: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if short() { quick } else { full })
+}
+
 /// A bench setting from the environment, or its default.
 pub fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
