@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Setup, fixture};
+use crate::support::{Setup, fixture, write_mail};
 
 #[test]
 fn json_line_per_mail_with_rules_effects_and_outcome() {
@@ -334,4 +334,68 @@ fn bad_input_gets_a_clear_error_and_the_batch_goes_on() {
         8,
         "every mail, even unreadable, has a trace"
     );
+}
+
+/// More mails than one commit takes: `relais ingest` commits them in
+/// batches, as the daemon does, and each mail still sees what the one
+/// before it wrote (here, the ticket its thread is on), in order, once.
+#[test]
+fn a_long_ingest_commits_in_batches_and_each_mail_sees_the_one_before() {
+    let setup = Setup::with_directory();
+    let dir = setup.dir.path().join("thread");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let count = 300;
+    let paths: Vec<_> = (0..count)
+        .map(|n| {
+            let id = format!("<t{n}@dupont.example>");
+            let previous = format!("<t{}@dupont.example>", n.max(1) - 1);
+            let mut headers = vec![
+                ("From", "jeanne@dupont.example"),
+                ("To", "support@acme.example"),
+                ("Subject", "Imprimante toujours en panne"),
+                ("Message-ID", id.as_str()),
+            ];
+            if n > 0 {
+                headers.push(("In-Reply-To", previous.as_str()));
+            }
+            write_mail(&dir, &format!("{n:04}.eml"), &headers, "Bonjour\r\n")
+        })
+        .collect();
+    let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let (run, lines) = setup.ingest_json(&["--account", "support"], &refs);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(lines.len(), count, "a line per mail");
+    assert_eq!(
+        lines[0]["effects"][0]["kind"], "create-ticket",
+        "{}",
+        lines[0]
+    );
+    let store = setup.store();
+    let ticket = store
+        .mail("t0@dupont.example")
+        .expect("query")
+        .and_then(|m| m.ticket)
+        .expect("the first mail opened a ticket");
+    for (n, line) in lines.iter().enumerate().skip(1) {
+        assert_eq!(line["outcome"], "applied", "{n}: {line}");
+        assert_eq!(
+            line["effects"],
+            serde_json::json!([{ "kind": "link-mail", "message-id": format!("t{n}@dupont.example"), "request": ticket }]),
+            "mail {n} lands on its thread's ticket"
+        );
+    }
+    assert_eq!(
+        store.runs(count + 10).expect("runs").len(),
+        count,
+        "each once"
+    );
+
+    // A dry run of as many writes nothing at all.
+    let fresh = Setup::with_directory();
+    let (run, lines) = fresh.ingest_json(&["--account", "support", "--dry-run"], &refs);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(lines.iter().all(|l| l["outcome"] == "dry-run"));
+    let store = fresh.store();
+    assert!(store.runs(10).expect("runs").is_empty());
+    assert!(!store.mail_exists("t0@dupont.example").expect("query"));
 }

@@ -1084,7 +1084,11 @@ fn ingest(
     })
 }
 
-/// Processes mail files one by one, printing a line each as it goes.
+/// How many mails `relais ingest` commits at once, as the daemon's
+/// dispatcher batches.
+const INGEST_BATCH: usize = 256;
+
+/// Processes mail files in order, printing a line each once committed.
 #[allow(clippy::too_many_arguments)]
 fn process_files(
     store: &mut Store,
@@ -1114,29 +1118,55 @@ fn process_files(
         None => None,
     };
     let mut reports = Vec::with_capacity(files.len());
-    for file in files {
-        let source = file.path.display().to_string();
-        let report = match file.read() {
-            Ok(raw) => {
-                let parsed =
-                    match &verifier {
+    // Committed in batches, as the daemon does: one disk sync per batch,
+    // not per mail. A mail's line is printed once its batch committed.
+    for chunk in files.chunks(INGEST_BATCH) {
+        let batched = chunk.len() > 1;
+        if batched {
+            dispatcher.store.begin_batch()?;
+        }
+        let mut done = Vec::with_capacity(chunk.len());
+        for file in chunk {
+            let source = file.path.display().to_string();
+            let report = match file.read() {
+                Ok(raw) => {
+                    let parsed = match &verifier {
                         Some((verifier, io)) => io.block_on(
                             relais::sources::verify::parse_checked(&raw, account, Some(verifier)),
                         ),
                         None => relais::sources::mail::parse(&raw, account),
                     };
-                dispatcher.handle_received(&raw, parsed, Some(&source), None, dry_run)?
+                    dispatcher.handle_received(&raw, parsed, Some(&source), None, dry_run)
+                }
+                Err(error) => dispatcher.reject_input(&source, error, dry_run),
+            };
+            match report {
+                Ok(report) => done.push(report),
+                Err(error) => {
+                    dispatcher.store.rollback_batch();
+                    return Err(error.into());
+                }
             }
-            Err(error) => dispatcher.reject_input(&source, error, dry_run)?,
-        };
-        let line = if json {
-            serde_json::to_string(&output::ingest_json(&report))?
-        } else {
-            output::ingest_line(&report)
-        };
-        progress.suspend(|| println!("{line}"));
-        progress.inc(1);
-        reports.push(report);
+        }
+        if batched && let Err(error) = dispatcher.store.commit_batch() {
+            dispatcher.store.rollback_batch();
+            // Nothing of the batch was written: say so for each mail.
+            for report in &mut done {
+                report.run = None;
+                report.outcome = Outcome::Failed;
+                report.error = Some(format!("commit failed, nothing written: {error}"));
+            }
+        }
+        for report in done {
+            let line = if json {
+                serde_json::to_string(&output::ingest_json(&report))?
+            } else {
+                output::ingest_line(&report)
+            };
+            progress.suspend(|| println!("{line}"));
+            progress.inc(1);
+            reports.push(report);
+        }
     }
     progress.finish_and_clear();
     Ok(reports)
