@@ -98,6 +98,7 @@ fn main() {
         jobs,
         None,
         state.clone(),
+        64 << 20,
         shutdown,
     ));
     let started = Instant::now();

@@ -1,6 +1,6 @@
 //! Throughput of the whole CatchMail path in the daemon: a spool of mails
 //! (read, parse, store, rules, the wasm plugin, effects, outbox rows, run
-//! traces, file moved to `done/`) on a real SQLite file with
+//! traces, file removed) on a real SQLite file with
 //! `synchronous=FULL`. Half the mails post a direct message, half (from
 //! unknown senders) get a failure notice queued in the outbox.
 //!
@@ -68,7 +68,13 @@ fn main() {
         .expect("tokio");
     let (stop, shutdown) = watch::channel(false);
     let started = Instant::now();
-    let source = io.spawn(spool::run(spool_dir.clone(), jobs, None, shutdown));
+    let source = io.spawn(spool::run(
+        spool_dir.clone(),
+        jobs,
+        None,
+        spool::Settings::default(),
+        shutdown,
+    ));
     // Done when every mail has its run and has left the spool folder; the
     // store is polled, not the 10,000-entry `done/` folder, which would
     // cost the machine more than the engine.

@@ -76,7 +76,7 @@ fn measure(dir: &Path, cache: &dyn Fn(usize) -> String, args: &[&str], runs: usi
 }
 
 /// `relais run` with one mail in its spool, until that mail is committed
-/// (its file moved to `done/`), then stopped.
+/// (its file removed), then stopped.
 fn first_mail(dir: &Path, cache: &str, tag: &str, mail: &str, runs: usize) -> Cost {
     let costs = (0..runs)
         .map(|run| {
@@ -112,8 +112,8 @@ fn first_mail(dir: &Path, cache: &str, tag: &str, mail: &str, runs: usize) -> Co
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("relais run starts");
-            let done = spool.join("done").join("first.eml");
-            while !done.exists() {
+            let first = spool.join("first.eml");
+            while first.exists() {
                 assert!(
                     started.elapsed() < Duration::from_secs(60),
                     "the first mail was not committed"

@@ -31,8 +31,12 @@ pub struct Config {
     /// `templates: templates`: the directory of mail templates (`*.jinja`).
     pub templates: PathBuf,
     /// `spool: spool`: a folder watched for `*.eml` files or a Maildir;
-    /// processed files move to `done/` or `failed/` beside them.
+    /// a file processed is removed once committed (the store keeps the
+    /// mail byte for byte), or moved to `failed/` beside it when it failed.
     pub spool: Option<PathBuf>,
+    /// `spool-done: delete`: what becomes of a spool file once its mail is
+    /// committed: `delete` it (the store has it), or `keep` it in `done/`.
+    pub spool_done: SpoolDone,
     /// `accounts: [...]`: IMAP mailboxes to watch.
     pub accounts: Vec<Account>,
     /// `outbox: {...}`: how outbound mail leaves.
@@ -122,6 +126,7 @@ impl Default for Config {
             plugins: "plugins".into(),
             templates: "templates".into(),
             spool: Some("spool".into()),
+            spool_done: SpoolDone::default(),
             accounts: Vec::new(),
             outbox: Outbox::default(),
             identity: Identity::default(),
@@ -415,6 +420,11 @@ pub struct EngineLimits {
     /// (`text-truncated` tells them it was cut); the whole mail is stored.
     /// A plugin's memory is bounded; a 20 MB text mail must not exhaust it.
     pub max_text_kib: usize,
+    /// `max-in-flight-mib: 64`: a source reads no more mail while this
+    /// much of what it read waits to be committed (one mail at least,
+    /// whatever its size), so memory is bounded by bytes, not by a count of
+    /// mails.
+    pub max_in_flight_mib: u64,
 }
 
 impl Default for EngineLimits {
@@ -423,8 +433,27 @@ impl Default for EngineLimits {
             max_mail_mib: 25,
             batch: 256,
             max_text_kib: 1024,
+            max_in_flight_mib: 64,
         }
     }
+}
+
+impl EngineLimits {
+    /// `max-in-flight-mib` in bytes.
+    pub fn max_in_flight_bytes(&self) -> usize {
+        usize::try_from(self.max_in_flight_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+/// What becomes of a spool file once its mail is committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpoolDone {
+    /// Removed: the store keeps the mail byte for byte.
+    #[default]
+    Delete,
+    /// Moved to `done/` beside it, a second copy.
+    Keep,
 }
 
 /// Hot reload of the rules, templates and plugins directories.

@@ -549,6 +549,43 @@ fn a_mail_over_the_size_limit_is_kept_and_its_sender_told() {
 
 #[test]
 #[ignore = "needs the mail servers: tests/mail-servers.sh start"]
+fn big_mails_over_imap_are_fetched_within_the_in_flight_bytes_each_once() {
+    let servers = servers();
+    let setup = Setup::new();
+    let name = unique("inflight");
+    // Each mail is about 0.7 MiB: at most one is fetched and waits for its
+    // commit at a time.
+    let config = engine_config(
+        &setup,
+        &servers,
+        &name,
+        "limits: { max-in-flight-mib: 1 }\n",
+    );
+    let line = format!("{}\n", "x".repeat(76));
+    let padding = line.repeat(9_000);
+    let ids: Vec<String> = (0..5)
+        .map(|n| {
+            let id = format!("{name}-{n}@dupont.example");
+            let mail = demo_mail("01-contact-message.eml", &id) + "\r\n" + &padding;
+            servers.send(
+                "jeanne@dupont.example",
+                &format!("catchmail@{name}.example"),
+                &mail,
+            );
+            id
+        })
+        .collect();
+    let mut engine = Engine::start(&setup, &config);
+    wait_for(&mut engine, Duration::from_secs(60), "every mail", || {
+        ids.iter().all(|id| processed(&setup, id))
+    });
+    assert!(engine.stop().success(), "{}", engine.log());
+    crate::safety::assert_processed_once(&setup, &ids);
+    assert_eq!(posted(&setup, "Bonjour"), ids.len(), "a message each");
+}
+
+#[test]
+#[ignore = "needs the mail servers: tests/mail-servers.sh start"]
 fn smtp_down_then_back_sends_the_notice_once_later() {
     let servers = servers_exclusive();
     let setup = Setup::new();

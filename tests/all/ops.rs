@@ -603,3 +603,59 @@ fn retention_removes_what_is_past_its_time_and_keeps_the_rest() {
         "retention: removed what is past its time"
     ));
 }
+
+/// Spool files of `size` bytes each: a valid mail from Jeanne padded with
+/// a long body.
+fn big_spool_mails(setup: &Setup, count: usize, size: usize) -> Vec<String> {
+    let spool = setup.dir.path().join("spool");
+    std::fs::create_dir_all(&spool).expect("mkdir");
+    let line = "Bonjour, voici le journal de l'imprimante.\r\n";
+    let body = line.repeat(size / line.len() + 1);
+    (0..count)
+        .map(|n| {
+            let id = format!("big-{n}@dupont.example");
+            let text = format!(
+                "From: jeanne@dupont.example\r\nTo: support@acme.example\r\n\
+                 Subject: Journal {n}\r\nMessage-ID: <{id}>\r\n\r\n{body}"
+            );
+            let hidden = spool.join(format!(".big-{n}.eml"));
+            std::fs::write(&hidden, text).expect("write");
+            std::fs::rename(&hidden, spool.join(format!("big-{n}.eml"))).expect("rename");
+            id
+        })
+        .collect()
+}
+
+#[test]
+fn spool_files_are_removed_once_committed_unless_kept_and_in_flight_bytes_are_bounded() {
+    for (extra, kept) in [
+        // In flight: at most 1 MiB, less than two of these mails.
+        ("limits: { max-in-flight-mib: 1 }\n", false),
+        ("spool-done: keep\n", true),
+    ] {
+        let setup = Setup::with_directory();
+        let config = crate::safety::spool_engine(&setup, extra);
+        let ids = big_spool_mails(&setup, 6, 700 * 1024);
+        let mut engine = Engine::start(&setup, &config);
+        let spool = setup.dir.path().join("spool");
+        wait_for(
+            &mut engine,
+            Duration::from_secs(60),
+            "the spool emptied",
+            || relais::daemon::spool::list(&spool).is_empty(),
+        );
+        assert!(engine.stop().success(), "{}", engine.log());
+        crate::safety::assert_processed_once(&setup, &ids);
+        let store = setup.store();
+        for id in &ids {
+            // The store keeps each mail byte for byte: the file is no
+            // longer needed.
+            let raw = store.raw_mail(id).expect("query").expect("stored");
+            assert!(raw.len() > 700 * 1024, "{id}: {} bytes", raw.len());
+        }
+        let done: Vec<_> = std::fs::read_dir(spool.join("done"))
+            .map(|entries| entries.flatten().collect())
+            .unwrap_or_default();
+        assert_eq!(done.len(), if kept { ids.len() } else { 0 }, "{extra}");
+    }
+}

@@ -61,6 +61,7 @@ pub async fn run(
     jobs: mpsc::Sender<Task>,
     verifier: Option<crate::sources::verify::Verifier>,
     state: Arc<std::sync::Mutex<SourceState>>,
+    max_in_flight_bytes: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let set_state = |value: SourceState| {
@@ -83,6 +84,7 @@ pub async fn run(
             shutdown: shutdown.clone(),
             last_expiry: &mut last_expiry,
             connected: false,
+            max_in_flight_bytes,
         };
         let result = connection.serve(&set_state).await;
         let was_connected = connection.connected;
@@ -113,6 +115,9 @@ struct Connection<'a> {
     shutdown: watch::Receiver<bool>,
     last_expiry: &'a mut Option<Instant>,
     connected: bool,
+    /// Bytes of mail fetched and not yet committed, at most (one mail at
+    /// least).
+    max_in_flight_bytes: usize,
 }
 
 impl Connection<'_> {
@@ -212,6 +217,7 @@ impl Connection<'_> {
             }
             uids.sort_unstable();
             uids.truncate(FETCH_CHUNK as usize);
+            let uids = self.within_bytes(session, &uids).await?;
             let set = uid_set(&uids);
             let mut fetched: Vec<(u32, Vec<u8>)> = Vec::with_capacity(uids.len());
             {
@@ -283,6 +289,43 @@ impl Connection<'_> {
                 return Err(error);
             }
         }
+    }
+
+    /// The first of `uids` whose sizes add up to at most
+    /// `max_in_flight_bytes` (the first one whatever its size): what one
+    /// round trip fetches and hands over, so memory is bounded by bytes.
+    async fn within_bytes(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<Vec<u32>, String> {
+        let mut sizes = std::collections::HashMap::with_capacity(uids.len());
+        {
+            let mut stream = session
+                .uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
+                .await
+                .map_err(|e| format!("UID FETCH: {e}"))?;
+            while let Some(fetch) = stream
+                .try_next()
+                .await
+                .map_err(|e| format!("UID FETCH: {e}"))?
+            {
+                if let (Some(uid), Some(size)) = (fetch.uid, fetch.size) {
+                    sizes.insert(uid, size as usize);
+                }
+            }
+        }
+        let mut total = 0usize;
+        let mut taken = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            let size = sizes.get(&uid).copied().unwrap_or(0);
+            if !taken.is_empty() && total.saturating_add(size) > self.max_in_flight_bytes {
+                break;
+            }
+            total = total.saturating_add(size);
+            taken.push(uid);
+        }
+        Ok(taken)
     }
 
     /// Flags (or moves) committed mails, then forgets them as pending.

@@ -110,6 +110,10 @@ async fn serve(config: Config) -> Result<()> {
             dir.clone(),
             jobs.clone(),
             verifier.clone(),
+            spool::Settings {
+                keep_done: config.spool_done == crate::config::SpoolDone::Keep,
+                max_in_flight_bytes: config.limits.max_in_flight_bytes(),
+            },
             shutdown.clone(),
         )));
     }
@@ -125,6 +129,7 @@ async fn serve(config: Config) -> Result<()> {
             jobs.clone(),
             verifier.clone(),
             state,
+            config.limits.max_in_flight_bytes(),
             shutdown.clone(),
         )));
     }

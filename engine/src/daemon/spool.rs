@@ -2,10 +2,10 @@
 //!
 //! Drop `*.eml` files in the folder (write them under another name, or
 //! elsewhere, then rename them in: a file being written is not a mail yet),
-//! or point it at a Maildir (its `new/` and `cur/`). A file moves to `done/`
-//! or `failed/` beside it only after its processing committed; after a
-//! crash, a file still in place is processed again and recognised by its
-//! Message-ID. The folder is rescanned on every change the system reports,
+//! or point it at a Maildir (its `new/` and `cur/`). A file is removed (or,
+//! with `spool-done: keep`, moved to `done/`), or moved to `failed/`, only
+//! after its processing committed; after a crash, a file still in place is
+//! processed again and recognised by its Message-ID. The folder is rescanned on every change the system reports,
 //! and every few seconds for file systems that report none.
 
 use std::path::{Path, PathBuf};
@@ -19,8 +19,27 @@ use crate::dispatch::Outcome;
 /// How often the folder is rescanned without a change notice.
 const RESCAN: Duration = Duration::from_secs(2);
 
-/// Mails handed to the dispatcher and not yet settled.
+/// Mails handed to the dispatcher and not yet settled, at most.
 const IN_FLIGHT: usize = 512;
+
+/// How the spool source settles what it read.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Keep a committed file in `done/` rather than remove it.
+    pub keep_done: bool,
+    /// Bytes of mail read and not yet committed, at most (one mail at
+    /// least).
+    pub max_in_flight_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            keep_done: false,
+            max_in_flight_bytes: 64 << 20,
+        }
+    }
+}
 
 /// The account name spool mail is received on.
 pub const ACCOUNT: &str = "spool";
@@ -30,6 +49,7 @@ pub async fn run(
     dir: PathBuf,
     jobs: mpsc::Sender<Task>,
     verifier: Option<crate::sources::verify::Verifier>,
+    settings: Settings,
     mut shutdown: watch::Receiver<bool>,
 ) {
     for sub in ["done", "failed"] {
@@ -54,7 +74,7 @@ pub async fn run(
             }
             continue;
         }
-        if !process(&dir, &files, &jobs, verifier.as_ref(), &shutdown).await {
+        if !process(&dir, &files, &jobs, verifier.as_ref(), settings, &shutdown).await {
             // The dispatcher is gone or the store failed: wait, retry.
             tokio::select! {
                 _ = tokio::time::sleep(RESCAN) => {}
@@ -67,22 +87,40 @@ pub async fn run(
     tracing::info!("spool source stopped");
 }
 
-/// Processes `files`, keeping up to [`IN_FLIGHT`] handed to the dispatcher
-/// while the outcomes of the oldest come back, so that reading files and
-/// moving them never leaves the dispatcher idle. False when the store could
-/// not commit some of them (they stay in place).
+/// Processes `files`, keeping up to [`IN_FLIGHT`] mails, and at most
+/// `max_in_flight_bytes` of them, handed to the dispatcher while the
+/// outcomes of the oldest come back, so that reading files and moving them
+/// never leaves the dispatcher idle and memory stays bounded whatever the
+/// mails' size. False when the store could not commit some of them (they
+/// stay in place).
 async fn process(
     dir: &Path,
     files: &[PathBuf],
     jobs: &mpsc::Sender<Task>,
     verifier: Option<&crate::sources::verify::Verifier>,
+    settings: Settings,
     shutdown: &watch::Receiver<bool>,
 ) -> bool {
-    let mut waiting = std::collections::VecDeque::with_capacity(IN_FLIGHT);
+    let mut waiting: std::collections::VecDeque<(PathBuf, usize, Settled)> =
+        std::collections::VecDeque::with_capacity(IN_FLIGHT);
+    let mut in_flight = 0usize;
     let mut all_committed = true;
     for file in files {
         if *shutdown.borrow() {
             break;
+        }
+        // Room for this one first: a file is read only when what waits
+        // leaves space for it, or nothing waits.
+        let size = std::fs::metadata(file).map_or(0, |m| m.len() as usize);
+        while !waiting.is_empty()
+            && (waiting.len() >= IN_FLIGHT
+                || in_flight.saturating_add(size) > settings.max_in_flight_bytes)
+        {
+            let Some((file, bytes, outcome)) = waiting.pop_front() else {
+                break;
+            };
+            in_flight -= bytes;
+            all_committed &= settle(dir, &file, outcome, settings).await;
         }
         // Spool files are local and small next to the limit: a plain read
         // is cheaper than a hop to a blocking thread for each.
@@ -97,6 +135,7 @@ async fn process(
             }
         };
         let (done, outcome) = oneshot::channel();
+        let bytes = raw.len();
         let job = Job {
             parsed: crate::sources::verify::parse_checked(&raw, ACCOUNT, verifier).await,
             raw,
@@ -107,32 +146,34 @@ async fn process(
         if jobs.send(Task::Mail(Box::new(job))).await.is_err() {
             return false;
         }
-        waiting.push_back((file, outcome));
-        if waiting.len() >= IN_FLIGHT
-            && let Some((file, outcome)) = waiting.pop_front()
-        {
-            all_committed &= settle(dir, file, outcome).await;
-        }
+        in_flight += bytes;
+        waiting.push_back((file.clone(), bytes, outcome));
     }
-    while let Some((file, outcome)) = waiting.pop_front() {
-        all_committed &= settle(dir, file, outcome).await;
+    while let Some((file, _, outcome)) = waiting.pop_front() {
+        all_committed &= settle(dir, &file, outcome, settings).await;
     }
     all_committed
 }
 
-/// Waits for one file's outcome and moves it; false if not committed.
-async fn settle(
-    dir: &Path,
-    file: &Path,
-    outcome: oneshot::Receiver<Result<crate::dispatch::Report, String>>,
-) -> bool {
+/// Where a mail's outcome comes back once committed.
+type Settled = oneshot::Receiver<Result<crate::dispatch::Report, String>>;
+
+/// Waits for one file's outcome and removes or moves it; false if not
+/// committed.
+async fn settle(dir: &Path, file: &Path, outcome: Settled, settings: Settings) -> bool {
     match outcome.await {
         Ok(Ok(report)) => {
-            let folder = match report.outcome {
-                Outcome::Failed | Outcome::Rejected => "failed",
-                _ => "done",
-            };
-            move_to(dir, file, folder);
+            match report.outcome {
+                Outcome::Failed | Outcome::Rejected => move_to(dir, file, "failed"),
+                _ if settings.keep_done => move_to(dir, file, "done"),
+                _ => {
+                    if let Err(error) = std::fs::remove_file(file)
+                        && error.kind() != std::io::ErrorKind::NotFound
+                    {
+                        tracing::error!(file = %file.display(), error = %error, "cannot remove a processed spool file; it will be seen again and skipped as a duplicate");
+                    }
+                }
+            }
             true
         }
         Ok(Err(error)) => {
