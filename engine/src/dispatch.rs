@@ -161,8 +161,13 @@ pub struct Report {
     /// For a mail: whether its sender is who `From` says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication: Option<relais_sdk::SenderAuthentication>,
-    /// Per rule: matched or not and why, effects, logs.
+    /// Per rule that matched: its plugin, effects, logs, failure.
     pub trace: Vec<RuleTrace>,
+    /// How many of the trigger's rules did not match (counted, not
+    /// traced: `relais runs show` says why each did not).
+    pub not_matched: usize,
+    /// The hash of the rule set the event ran on.
+    pub rule_set: Option<String>,
     /// How long it took, in microseconds.
     pub duration_us: u64,
     /// The event, for events that carry no mail: kept in the trace so that
@@ -187,6 +192,8 @@ impl Report {
             warnings: Vec::new(),
             authentication: None,
             trace: Vec::new(),
+            not_matched: 0,
+            rule_set: None,
             duration_us: 0,
             event: None,
         }
@@ -469,11 +476,23 @@ impl Dispatcher<'_> {
             Event::Schedule(fired) => Some(fired.rule.as_str()),
             _ => None,
         };
-        for rule in self
-            .rules
-            .for_trigger(event.trigger())
+        let (candidates, all) = self.rules.candidates(event);
+        report.rule_set = Some(self.rules.hash.clone());
+        let mut matched = 0;
+        for rule in candidates
+            .into_iter()
             .filter(|rule| only.is_none_or(|id| id == rule.id))
         {
+            // A rule that does not match is counted, not traced: `relais
+            // runs show` says why from the stored event when asked.
+            if rule
+                .condition
+                .as_ref()
+                .is_some_and(|condition| !condition.holds(event))
+            {
+                continue;
+            }
+            matched += 1;
             let mut trace = RuleTrace {
                 id: rule.id.clone(),
                 source: rule.source.clone(),
@@ -486,14 +505,6 @@ impl Dispatcher<'_> {
                 failure: None,
                 duration_us: None,
             };
-            if let Some(condition) = &rule.condition
-                && let Err(reason) = condition.check(event)
-            {
-                trace.matched = false;
-                trace.reason = Some(reason);
-                report.trace.push(trace);
-                continue;
-            }
             report.rules.push(rule.id.clone());
             trace.plugin = Some(rule.plugin.clone());
             let Some(plugin) = self.plugins.get(&rule.plugin) else {
@@ -540,6 +551,7 @@ impl Dispatcher<'_> {
             }
             report.trace.push(trace);
         }
+        report.not_matched = if only.is_some() { 0 } else { all - matched };
         if let Some(error) = failed {
             report.outcome = Outcome::Failed;
             report.error = Some(error);
@@ -744,6 +756,8 @@ fn run_record(report: &Report, started_at: &str, started: Instant) -> RunRecord 
         trace: serde_json::json!({
             "source": report.source,
             "rules": report.trace,
+            "not-matched": report.not_matched,
+            "rule-set": report.rule_set,
             "effects": report.effects,
             "warnings": report.warnings,
             "authentication": report.authentication,
@@ -1045,8 +1059,21 @@ mod tests {
             &[vec![ChangeKind::Opened], vec![ChangeKind::Closed]],
         );
         assert_eq!(reports[0].outcome, Outcome::NoMatch);
-        let reason = reports[0].trace[0].reason.as_deref();
-        assert_eq!(reason, Some("change: [opened] has none of [closed]"));
+        // Counted in the run; why, recomputed from the stored event.
+        assert_eq!(reports[0].not_matched, 1);
+        assert!(reports[0].trace.is_empty());
+        let run = store
+            .run(reports[0].run.expect("recorded"))
+            .expect("query")
+            .expect("run");
+        let (_, rules, _) = setup(
+            "rules:\n  - id: on-close\n    on: request-saved\n    when: { change: closed }\n    run: { plugin: poster }\n",
+        );
+        let run = crate::explain::explained(&store, &rules, run).expect("explained");
+        assert_eq!(
+            run.trace["rules"][0]["reason"],
+            "change: [opened] has none of [closed]"
+        );
         assert_eq!(reports[1].outcome, Outcome::Applied);
         assert_eq!(reports[1].trace[0].logs[0].message, "deciding");
         assert_eq!(store.messages(1).expect("messages").len(), 1);

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod directory;
 pub mod dispatch;
 pub mod effects;
+pub mod explain;
 pub mod links;
 pub mod metrics;
 pub mod plugins;

@@ -492,6 +492,8 @@ mod tests {
             warnings: Vec::new(),
             authentication: None,
             trace: Vec::new(),
+            not_matched: 0,
+            rule_set: None,
             duration_us: 0,
             event: None,
         };

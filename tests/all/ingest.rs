@@ -168,8 +168,12 @@ fn not_matched_rules_say_which_condition_failed() {
     // Ticket linking took it (a new ticket for Jeanne); CatchMail did not.
     assert_eq!(lines[0]["rules"], serde_json::json!(["ticket-linking"]));
     let run_id = lines[0]["run"].as_i64().expect("recorded");
-    let trace = setup.store().run(run_id).expect("query").expect("run");
-    let catchmail = trace.trace["rules"]
+    // The run counts the rules that did not match; `runs show` says why
+    // each did not, recomputed from the stored mail.
+    let stored = setup.store().run(run_id).expect("query").expect("run");
+    assert_eq!(stored.trace["not-matched"], 1, "{}", stored.trace);
+    let trace = setup.explained_trace(run_id);
+    let catchmail = trace["rules"]
         .as_array()
         .expect("rules")
         .iter()
@@ -184,6 +188,13 @@ fn not_matched_rules_say_which_condition_failed() {
     assert!(
         reason.contains("recipient: \"support@acme.example\""),
         "{reason}"
+    );
+    let text = setup.relais(&["runs", "show", &run_id.to_string()]);
+    assert!(
+        text.stdout.contains("rule catchmail (")
+            && text.stdout.contains("not matched: any: none held"),
+        "{}",
+        text.stdout
     );
 }
 

@@ -116,6 +116,15 @@ impl Setup {
         (run, lines)
     }
 
+    /// A run's trace as `relais runs show --json` gives it: the rules that
+    /// did not match spelled out, each with why.
+    pub fn explained_trace(&self, run: i64) -> serde_json::Value {
+        let show = self.relais(&["runs", "show", &run.to_string(), "--json"]);
+        assert_eq!(show.code, 0, "{show:?}");
+        let run: serde_json::Value = serde_json::from_str(&show.stdout).expect("json");
+        run["trace"].clone()
+    }
+
     /// Opens the store for assertions.
     pub fn store(&self) -> relais::Store {
         relais::Store::open(&self.db()).expect("store opens")

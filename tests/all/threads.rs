@@ -1204,7 +1204,7 @@ fn a_mail_to_catchmail_is_left_to_catchmail_even_inside_a_thread() {
     assert_eq!(ticket_of(&setup, id), Some(23010203));
     assert!(linking_logs(&setup, line).is_empty());
     let run = line["run"].as_i64().expect("run");
-    let trace = setup.store().run(run).expect("query").expect("run").trace;
+    let trace = setup.explained_trace(run);
     let linking = trace["rules"]
         .as_array()
         .expect("rules")

@@ -501,6 +501,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let store = open_store(&paths.db)?;
             let run = store.run(id)?.with_context(|| format!("no run {id}"))?;
+            // The rules that did not match are counted in the run; why
+            // each did not is recomputed from its event, against the rule
+            // set as it is now.
+            let run = match runtime().ok().and_then(|r| load_config(&r, paths).ok()) {
+                Some(loaded) => relais::explain::explained(&store, &loaded.rules, run)?,
+                None => run,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else {

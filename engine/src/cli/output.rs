@@ -166,8 +166,32 @@ pub fn print_run(run: &RunRecord) {
         .and_then(|r| r.as_array())
         .cloned()
         .unwrap_or_default();
-    if rules.is_empty() {
+    let counted = run
+        .trace
+        .get("not-matched")
+        .and_then(|n| n.as_u64())
+        .unwrap_or(0);
+    if rules.is_empty() && counted == 0 {
         println!("  rules:    none for this trigger");
+    }
+    let spelled = rules
+        .iter()
+        .filter(|r| r.get("recomputed").is_some())
+        .count() as u64;
+    if counted > spelled {
+        println!(
+            "  rules:    {} did not match (why needs the rule set, which did not load)",
+            counted - spelled
+        );
+    }
+    if let Some(now) = run.trace.get("rule-set-now").and_then(|v| v.as_str()) {
+        println!(
+            "  (why rules did not match is recomputed against the rule set now, {now}; the run ran on {})",
+            run.trace
+                .get("rule-set")
+                .and_then(|v| v.as_str())
+                .unwrap_or("another")
+        );
     }
     for rule in rules {
         let id = rule.get("id").and_then(|v| v.as_str()).unwrap_or("?");

@@ -173,7 +173,10 @@ pub async fn run(
             _ = ticks.tick() => {}
         }
         let generation = active.current();
-        let scheduled: Vec<&Rule> = generation.rules.for_trigger("schedule").collect();
+        let scheduled: Vec<&Rule> = generation
+            .rules
+            .for_trigger(crate::rules::Trigger::Schedule)
+            .collect();
         state.prune(
             &scheduled
                 .iter()

@@ -10,7 +10,7 @@ use super::schema::{Case, Matcher, Trigger, When};
 use crate::yaml::{Diagnostic, Document, Segment, YamlPath};
 
 /// A field of an event that conditions can test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
     /// The mail's account.
     Account,
@@ -68,6 +68,41 @@ impl Field {
             Trigger::RequestSaved => matches!(self, State | Type | Company | Customer | Contract),
             Trigger::ContractEvent => matches!(self, Customer | Contract | Kind),
             Trigger::Schedule => false,
+        }
+    }
+
+    /// Whether `test` holds for one of this field's values in `event`,
+    /// without copying any of them.
+    pub(crate) fn any(self, event: &Event, mut test: impl FnMut(&str) -> bool) -> bool {
+        match event {
+            Event::MailReceived(mail) => match self {
+                Field::Account => test(&mail.account),
+                Field::From => mail.from.iter().any(|a| test(&a.email)),
+                Field::To => mail.to.iter().any(|a| test(&a.email)),
+                Field::Cc => mail.cc.iter().any(|a| test(&a.email)),
+                Field::Recipient => mail.to.iter().chain(&mail.cc).any(|a| test(&a.email)),
+                Field::Subject => test(&mail.subject),
+                Field::Body => test(&mail.text),
+                _ => false,
+            },
+            Event::RequestSaved(saved) => {
+                let request = &saved.after;
+                match self {
+                    Field::State => test(&request.state),
+                    Field::Type => test(&request.request_type),
+                    Field::Company => test(&request.company),
+                    Field::Customer => test(&request.customer),
+                    Field::Contract => request.contract.as_deref().is_some_and(test),
+                    _ => false,
+                }
+            }
+            Event::ContractEvent(contract) => match self {
+                Field::Kind => test(&contract.kind),
+                Field::Customer => test(&contract.contract.customer),
+                Field::Contract => test(&contract.contract.code),
+                _ => false,
+            },
+            Event::Schedule(_) => false,
         }
     }
 
@@ -183,6 +218,37 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// Whether the condition holds for `event`: what [`Condition::check`]
+    /// says, without building the reason, and copying nothing.
+    pub fn holds(&self, event: &Event) -> bool {
+        match self {
+            Condition::Field(field, test) => field.any(event, |value| test.holds(value)),
+            Condition::Change(kinds) => match event {
+                Event::RequestSaved(saved) => saved.changes.iter().any(|c| kinds.contains(c)),
+                _ => false,
+            },
+            Condition::All(all) => all.iter().all(|c| c.holds(event)),
+            Condition::Any(any) => any.iter().any(|c| c.holds(event)),
+            Condition::Not(inner) => !inner.holds(event),
+        }
+    }
+
+    /// The exact values one of which a field must have for the condition
+    /// to hold, when the condition says so (an `equals` or `any-of` at its
+    /// top, or in its top `all`), lowercased: what rules are indexed by.
+    pub fn required(&self) -> Option<(Field, Vec<String>)> {
+        match self {
+            Condition::Field(field, Test::Equals(value, _)) => {
+                Some((*field, vec![value.to_lowercase()]))
+            }
+            Condition::Field(field, Test::AnyOf(values, _)) => {
+                Some((*field, values.iter().map(|v| v.to_lowercase()).collect()))
+            }
+            Condition::All(all) => all.iter().find_map(Condition::required),
+            _ => None,
+        }
+    }
+
     /// `Ok` when the condition holds for `event`, else why not.
     pub fn check(&self, event: &Event) -> Result<(), String> {
         match self {

@@ -11,6 +11,7 @@ mod schema;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use relais_sdk::Event;
 use sha2::{Digest, Sha256};
 
 pub use condition::Condition;
@@ -86,15 +87,109 @@ pub struct RuleSet {
     pub files: Vec<PathBuf>,
     /// Hash of the whole set, to tell versions apart.
     pub hash: String,
+    /// The rules by trigger and by the exact values they require.
+    index: Index,
+}
+
+/// Rules by trigger, and within a trigger by the exact value one field
+/// must have for them to match (`recipient: catchmail@...`): an event
+/// looks only at the rules it can match, whatever the size of the set.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    /// Per trigger: every rule's position, in order.
+    by_trigger: std::collections::HashMap<Trigger, TriggerIndex>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TriggerIndex {
+    /// The positions of the trigger's rules, in order.
+    all: Vec<usize>,
+    /// Rules that need no particular value of a field.
+    unindexed: Vec<usize>,
+    /// For each field some rules require a value of: the rules by that
+    /// value, lowercased.
+    by_value: Vec<(
+        condition::Field,
+        std::collections::HashMap<String, Vec<usize>>,
+    )>,
+}
+
+impl Index {
+    fn new(rules: &[Rule]) -> Index {
+        let mut by_trigger: std::collections::HashMap<Trigger, TriggerIndex> =
+            std::collections::HashMap::new();
+        for (position, rule) in rules.iter().enumerate() {
+            let entry = by_trigger.entry(rule.trigger).or_default();
+            entry.all.push(position);
+            match rule.condition.as_ref().and_then(Condition::required) {
+                Some((field, values)) => {
+                    let slot = match entry.by_value.iter().position(|(f, _)| *f == field) {
+                        Some(slot) => slot,
+                        None => {
+                            entry.by_value.push((field, Default::default()));
+                            entry.by_value.len() - 1
+                        }
+                    };
+                    for value in values {
+                        entry.by_value[slot]
+                            .1
+                            .entry(value)
+                            .or_default()
+                            .push(position);
+                    }
+                }
+                None => entry.unindexed.push(position),
+            }
+        }
+        Index { by_trigger }
+    }
 }
 
 impl RuleSet {
-    /// The enabled rules fired by `trigger`.
-    pub fn for_trigger(&self, trigger: &str) -> impl Iterator<Item = &Rule> {
-        let trigger = trigger.to_string();
-        self.rules
+    /// A set of these rules.
+    pub fn new(rules: Vec<Rule>, files: Vec<PathBuf>, hash: String) -> RuleSet {
+        RuleSet {
+            index: Index::new(&rules),
+            rules,
+            files,
+            hash,
+        }
+    }
+
+    /// The enabled rules fired by `trigger`, in order.
+    pub fn for_trigger(&self, trigger: Trigger) -> impl Iterator<Item = &Rule> {
+        self.index
+            .by_trigger
+            .get(&trigger)
+            .map(|index| index.all.as_slice())
+            .unwrap_or_default()
             .iter()
-            .filter(move |rule| rule.trigger.as_str() == trigger)
+            .map(|&position| &self.rules[position])
+    }
+
+    /// The rules fired by `event`'s trigger that can match it, in order:
+    /// those that require a field's value the event does not have are left
+    /// out unseen. How many rules the trigger has in all is the second.
+    pub fn candidates(&self, event: &Event) -> (Vec<&Rule>, usize) {
+        let Some(trigger) = Trigger::of(event) else {
+            return (Vec::new(), 0);
+        };
+        let Some(index) = self.index.by_trigger.get(&trigger) else {
+            return (Vec::new(), 0);
+        };
+        let mut positions = index.unindexed.clone();
+        for (field, by_value) in &index.by_value {
+            field.any(event, |value| {
+                if let Some(found) = by_value.get(&value.to_lowercase()) {
+                    positions.extend_from_slice(found);
+                }
+                false
+            });
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        let rules = positions.into_iter().map(|p| &self.rules[p]).collect();
+        (rules, index.all.len())
     }
 }
 
@@ -469,11 +564,11 @@ pub fn load_sources(
         }
     }
     if errors.is_empty() {
-        return Ok(RuleSet {
+        return Ok(RuleSet::new(
             rules,
-            files: sources.iter().map(|(p, _)| p.clone()).collect(),
-            hash: hex::encode(set_hash.finalize())[..16].to_string(),
-        });
+            sources.iter().map(|(p, _)| p.clone()).collect(),
+            hex::encode(set_hash.finalize())[..16].to_string(),
+        ));
     }
     // Files in order, each in reading order.
     errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
@@ -499,6 +594,79 @@ mod tests {
     fn load(text: &str) -> Result<RuleSet, Vec<String>> {
         load_sources(&[(PathBuf::from("r.yaml"), text.to_string())], &Catalog)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    }
+
+    /// A mail from `from` to `to`, with `subject`.
+    fn addressed(to: &str, subject: &str) -> Event {
+        Event::MailReceived(Mail {
+            account: "catchmail".into(),
+            subject: subject.into(),
+            to: vec![relais_sdk::Address {
+                name: None,
+                email: to.into(),
+            }],
+            ..Mail::default()
+        })
+    }
+
+    #[test]
+    fn the_index_leaves_out_only_rules_that_cannot_match() {
+        // 300 rules each for one desk's address (some in any case, some in
+        // a list, some inside `all`), and rules on the subject only.
+        let mut text = String::from("rules:\n");
+        for n in 0..300 {
+            let when = match n % 4 {
+                0 => format!("{{ recipient: desk{n}@acme.example }}"),
+                1 => format!("{{ to: {{ equals: Desk{n}@Acme.Example, case: insensitive }} }}"),
+                2 => format!(
+                    "{{ recipient: {{ any-of: [desk{n}@acme.example, other{n}@acme.example] }} }}"
+                ),
+                _ => format!(
+                    "{{ all: [ {{ recipient: desk{n}@acme.example }}, {{ subject: {{ contains: urgent }} }} ] }}"
+                ),
+            };
+            text.push_str(&format!(
+                "  - {{ id: r{n}, on: mail-received, when: {when}, run: {{ plugin: catchmail }} }}\n"
+            ));
+            if n % 50 == 0 {
+                text.push_str(&format!(
+                    "  - {{ id: s{n}, on: mail-received, when: {{ subject: {{ contains: urgent }} }}, run: {{ plugin: catchmail }} }}\n"
+                ));
+            }
+        }
+        let set = load(&text).expect("valid");
+        for event in [
+            addressed("desk0@acme.example", "urgent"),
+            addressed("DESK1@acme.example", "hello"),
+            addressed("other2@acme.example", "hello"),
+            addressed("desk3@acme.example", "urgent: printer"),
+            addressed("desk3@acme.example", "hello"),
+            addressed("nobody@acme.example", "urgent"),
+        ] {
+            let (candidates, all) = set.candidates(&event);
+            assert_eq!(all, set.rules.len());
+            assert!(candidates.len() < 12, "{} candidates", candidates.len());
+            // What matches among the candidates is what matches among all.
+            let among = |rules: Vec<&Rule>| -> Vec<String> {
+                rules
+                    .into_iter()
+                    .filter(|r| r.condition.as_ref().is_none_or(|c| c.holds(&event)))
+                    .map(|r| r.id.clone())
+                    .collect()
+            };
+            let every: Vec<&Rule> = set.for_trigger(Trigger::MailReceived).collect();
+            assert_eq!(among(candidates), among(every));
+            // And the fast evaluation agrees with the one that says why.
+            for rule in &set.rules {
+                let condition = rule.condition.as_ref().expect("a condition");
+                assert_eq!(
+                    condition.holds(&event),
+                    condition.check(&event).is_ok(),
+                    "{}",
+                    rule.id
+                );
+            }
+        }
     }
 
     fn mail(subject: &str) -> Event {

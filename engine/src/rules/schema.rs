@@ -128,6 +128,17 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The trigger `event` fires.
+    pub fn of(event: &relais_sdk::Event) -> Option<Trigger> {
+        use relais_sdk::Event;
+        match event {
+            Event::MailReceived(_) => Some(Trigger::MailReceived),
+            Event::RequestSaved(_) => Some(Trigger::RequestSaved),
+            Event::ContractEvent(_) => Some(Trigger::ContractEvent),
+            Event::Schedule(_) => Some(Trigger::Schedule),
+        }
+    }
+
     /// The name used in rule files.
     pub fn as_str(self) -> &'static str {
         match self {
