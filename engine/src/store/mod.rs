@@ -119,7 +119,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.set_prepared_statement_cache_capacity(64);
+        // Every statement of the store prepared once per connection: the
+        // store has about 130, and one evicted is compiled again on the
+        // write path.
+        conn.set_prepared_statement_cache_capacity(256);
         let mut store = Store {
             conn: Arc::new(Mutex::new(conn)),
         };
