@@ -410,3 +410,94 @@ fn a_long_ingest_commits_in_batches_and_each_mail_sees_the_one_before() {
     assert!(store.runs(10).expect("runs").is_empty());
     assert!(!store.mail_exists("t0@dupont.example").expect("query"));
 }
+
+/// A mail from Jeanne with these attachment bodies (name, already encoded
+/// body, Content-Transfer-Encoding).
+fn with_attachments(id: &str, parts: &[(&str, &str, &str)]) -> String {
+    let mut mail = format!(
+        "From: jeanne@dupont.example\r\nTo: support@acme.example\r\nSubject: Journaux\r\n\
+         Message-ID: <{id}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
+         --sep\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nVoici les journaux.\r\n"
+    );
+    for (name, body, encoding) in parts {
+        mail.push_str(&format!(
+            "--sep\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: {encoding}\r\n\r\n{body}\r\n"
+        ));
+    }
+    mail.push_str("--sep--\r\n");
+    mail
+}
+
+/// `text` in lines of `width`, CRLF between them.
+fn lines_of(text: &str, width: usize) -> String {
+    text.as_bytes()
+        .chunks(width)
+        .map(|c| std::str::from_utf8(c).expect("ascii"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+#[test]
+fn attachments_are_stored_once_apart_and_the_raw_mail_comes_back_byte_for_byte() {
+    use base64::Engine;
+    let setup = Setup::with_directory();
+    let pdf: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&pdf);
+    let log = "ligne de journal\r\n".repeat(2_000);
+    let first = with_attachments(
+        "apart-1@dupont.example",
+        &[
+            ("rapport.pdf", &lines_of(&encoded, 76), "base64"),
+            ("journal.txt", &log, "8bit"),
+        ],
+    );
+    // The same report again, and a body in lines of uneven length, which
+    // cannot be written again exactly: it stays in the raw message.
+    let uneven = format!("{}\r\n{}", &encoded[..70], lines_of(&encoded[70..], 76));
+    let second = with_attachments(
+        "apart-2@dupont.example",
+        &[
+            ("rapport.pdf", &lines_of(&encoded, 76), "base64"),
+            ("copie.pdf", &uneven, "base64"),
+        ],
+    );
+    let dir = setup.dir.path();
+    let paths = [dir.join("first.eml"), dir.join("second.eml")];
+    std::fs::write(&paths[0], &first).expect("write");
+    std::fs::write(&paths[1], &second).expect("write");
+    let blob_bytes = || -> i64 {
+        let conn = rusqlite::Connection::open(setup.db()).expect("open");
+        conn.query_row("SELECT coalesce(sum(size), 0) FROM blobs", [], |r| r.get(0))
+            .expect("sum")
+    };
+    let (run, _) = setup.ingest_json(&[], &[&paths[0]]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let after_first = blob_bytes();
+    // Stored once: the decoded report (200,000 bytes) and the log apart,
+    // the rest of the mail; not the encoded report (270,000 more) as well.
+    assert!(
+        after_first < first.len() as i64,
+        "{after_first} bytes of blobs for a mail of {}",
+        first.len()
+    );
+    let (run, _) = setup.ingest_json(&[], &[&paths[1]]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let added = blob_bytes() - after_first;
+    // The shared report is not stored again; the uneven copy stays in the
+    // second mail's raw message.
+    assert!(
+        added < uneven.len() as i64 + 4_000,
+        "{added} bytes added for the second mail"
+    );
+    let store = setup.store();
+    for (id, text) in [
+        ("apart-1@dupont.example", &first),
+        ("apart-2@dupont.example", &second),
+    ] {
+        let raw = store.raw_mail(id).expect("query").expect("stored");
+        assert!(raw == text.as_bytes(), "{id} comes back byte for byte");
+    }
+}

@@ -266,6 +266,8 @@ fn a_store_from_before_exchanges_counts_linked_mail_as_received() {
              ALTER TABLE mails DROP COLUMN automatic;
              ALTER TABLE mails DROP COLUMN fingerprint;
              ALTER TABLE schedule_state DROP COLUMN schedule;
+             ALTER TABLE mail_attachments DROP COLUMN raw_at;
+             ALTER TABLE mail_attachments DROP COLUMN layout;
              PRAGMA user_version = 5;",
         )
         .expect("downgrade");

@@ -50,6 +50,10 @@ pub fn derived_message_id(raw: &[u8]) -> String {
     format!("{}@content.relais.invalid", &sha256_hex(raw)[..32])
 }
 
+/// Attachments smaller than this stay in the raw message: a few bytes
+/// saved are not worth a row.
+const MIN_APART: usize = 1024;
+
 /// Parses `raw`, received on `account`.
 pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
@@ -140,6 +144,20 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
             PartType::Message(inner) => inner.raw_message.to_vec(),
             _ => part.contents().to_vec(),
         };
+        // Its body leaves the raw message when it can be written again,
+        // exactly, from its content.
+        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+        let cut = raw
+            .get(start..end)
+            .filter(|_| content.len() >= MIN_APART)
+            .and_then(|encoded| {
+                let base64 = part.encoding == mail_parser::Encoding::Base64;
+                let plain = part.encoding == mail_parser::Encoding::None;
+                (base64 || plain)
+                    .then(|| crate::store::apart::Layout::of(encoded, &content, base64))
+                    .flatten()
+            })
+            .map(|layout| crate::store::apart::Cut { start, end, layout });
         let content_type = part
             .content_type()
             .map(|ct| match ct.subtype() {
@@ -158,6 +176,7 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
             filename,
             content_type,
             content,
+            cut,
         });
     }
 

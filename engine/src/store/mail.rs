@@ -40,6 +40,10 @@ pub struct NewAttachment {
     pub content_type: String,
     /// Decoded content.
     pub content: Vec<u8>,
+    /// Where its body lies in the raw message and how it is written, when
+    /// it can be written again exactly: then the body is stored once, as
+    /// this content, and cut out of the raw message.
+    pub cut: Option<super::apart::Cut>,
 }
 
 /// A mail to store.
@@ -178,16 +182,47 @@ impl Store {
         .transpose()
     }
 
-    /// The raw message of a stored mail.
+    /// The raw message of a stored mail, byte for byte: what was stored of
+    /// it with the bodies of its attachments written back.
     pub fn raw_mail(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn()
+        let conn = self.conn();
+        let Some((id, kept)) = conn
             .one(
-                "SELECT b.content FROM mails m JOIN blobs b ON b.sha256 = m.raw WHERE m.message_id = ?1",
+                "SELECT m.id, b.content FROM mails m JOIN blobs b ON b.sha256 = m.raw WHERE m.message_id = ?1",
                 [message_id],
-                |r| r.get(0),
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )
-            .optional()?)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let bodies = conn
+            .prepare_cached(
+                "SELECT a.raw_at, a.layout, b.content FROM mail_attachments a
+                   JOIN blobs b ON b.sha256 = a.sha256
+                  WHERE a.mail = ?1 AND a.raw_at IS NOT NULL ORDER BY a.raw_at, a.position",
+            )?
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        if bodies.is_empty() {
+            return Ok(Some(kept));
+        }
+        let mut placed = Vec::with_capacity(bodies.len());
+        for (at, layout, content) in bodies {
+            let layout = super::apart::Layout::parse(&layout).ok_or_else(|| {
+                StoreError::Refused(format!(
+                    "mail <{message_id}>: unknown attachment layout `{layout}`"
+                ))
+            })?;
+            placed.push((at as usize, layout, content));
+        }
+        Ok(Some(super::apart::rebuild(&kept, &placed)))
     }
 
     /// How many blobs (raw messages and attachment contents) are stored.
@@ -211,7 +246,33 @@ impl Tx<'_> {
     /// Stores a mail with its raw message and attachments. A mail whose
     /// Message-ID is already stored is refused: each mail is stored once.
     pub fn insert_mail(&self, mail: &NewMail<'_>) -> Result<i64, StoreError> {
-        let raw = self.put_blob(mail.raw)?;
+        // Each byte once: the bodies of attachments stored apart leave the
+        // raw message, which must still come back whole.
+        let cuts: Vec<(usize, super::apart::Cut)> = mail
+            .attachments
+            .iter()
+            .enumerate()
+            .filter_map(|(position, a)| a.cut.map(|cut| (position, cut)))
+            .collect();
+        let apart = if cuts.is_empty() {
+            None
+        } else {
+            let only: Vec<super::apart::Cut> = cuts.iter().map(|(_, cut)| *cut).collect();
+            super::apart::cut(mail.raw, &only).filter(|(kept, at)| {
+                let bodies: Vec<_> = cuts
+                    .iter()
+                    .zip(at)
+                    .map(|((position, cut), at)| {
+                        (*at, cut.layout, mail.attachments[*position].content.clone())
+                    })
+                    .collect();
+                super::apart::rebuild(kept, &bodies) == mail.raw
+            })
+        };
+        let raw = match &apart {
+            Some((kept, _)) => self.put_blob(kept)?,
+            None => self.put_blob(mail.raw)?,
+        };
         let inserted = self.conn.run(
             "INSERT INTO mails (message_id, account, subject, sender, sent_at, in_reply_to, refs, raw,
                                 size, status, error, received_at, report, automatic, fingerprint)
@@ -248,16 +309,24 @@ impl Tx<'_> {
         )?;
         for (position, attachment) in mail.attachments.iter().enumerate() {
             let key = self.put_blob(&attachment.content)?;
+            // Where its body goes back in the raw message, when it left it.
+            let place = apart.as_ref().and_then(|(_, at)| {
+                cuts.iter()
+                    .position(|(p, _)| *p == position)
+                    .map(|index| (at[index] as i64, cuts[index].1.layout.as_text()))
+            });
             self.conn.run(
-                "INSERT INTO mail_attachments (mail, position, filename, content_type, size, sha256)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO mail_attachments (mail, position, filename, content_type, size, sha256, raw_at, layout)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     id,
                     position as i64,
                     attachment.filename,
                     attachment.content_type,
                     attachment.content.len() as i64,
-                    key
+                    key,
+                    place.as_ref().map(|(at, _)| *at),
+                    place.as_ref().map(|(_, layout)| layout.as_str()),
                 ],
             )?;
         }
@@ -295,6 +364,7 @@ mod tests {
             filename: Some("a.pdf".into()),
             content_type: "application/pdf".into(),
             content: b"%PDF".to_vec(),
+            cut: None,
         }];
         let tx = store.begin().expect("tx");
         tx.insert_mail(&mail("a@x", b"raw a", &pdf)).expect("first");

@@ -3,6 +3,7 @@
 //! engine speaks to it through the narrow API below, so that a server
 //! database can stand in later.
 
+pub mod apart;
 mod directory;
 mod exchanges;
 mod imap;
@@ -72,6 +73,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema5.sql"),
     include_str!("schema6.sql"),
     include_str!("schema7.sql"),
+    include_str!("schema8.sql"),
 ];
 
 /// Handle on the store. Clones share one connection (plugins' queries read
