@@ -98,7 +98,7 @@ fn main() {
         jobs,
         None,
         state.clone(),
-        64 << 20,
+        32 << 20,
         shutdown,
     ));
     let started = Instant::now();

@@ -420,7 +420,7 @@ pub struct EngineLimits {
     /// (`text-truncated` tells them it was cut); the whole mail is stored.
     /// A plugin's memory is bounded; a 20 MB text mail must not exhaust it.
     pub max_text_kib: usize,
-    /// `max-in-flight-mib: 64`: a source reads no more mail while this
+    /// `max-in-flight-mib: 32`: a source reads no more mail while this
     /// much of what it read waits to be committed (one mail at least,
     /// whatever its size), so memory is bounded by bytes, not by a count of
     /// mails.
@@ -433,7 +433,7 @@ impl Default for EngineLimits {
             max_mail_mib: 25,
             batch: 256,
             max_text_kib: 1024,
-            max_in_flight_mib: 64,
+            max_in_flight_mib: 32,
         }
     }
 }

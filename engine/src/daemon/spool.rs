@@ -36,7 +36,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             keep_done: false,
-            max_in_flight_bytes: 64 << 20,
+            max_in_flight_bytes: 32 << 20,
         }
     }
 }

@@ -95,6 +95,10 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
         };
     let mut in_reply_to = thread_ids(raw_header("In-Reply-To"), &message_id);
     let mut references = thread_ids(raw_header("References"), &message_id);
+    let auth_headers: Vec<String> = raw_header("Authentication-Results")
+        .take(MAX_AUTH_HEADERS)
+        .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     if references.len() > MAX_REFERENCES {
         warnings.push(format!(
             "References names {} ids: kept the first and the newest {}",
@@ -139,11 +143,21 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
 
     let mut attachments = Vec::new();
     let mut metadata = Vec::new();
-    for part in message.attachments() {
-        let content: Vec<u8> = match &part.body {
-            PartType::Message(inner) => inner.raw_message.to_vec(),
-            _ => part.contents().to_vec(),
+    let mut message = message;
+    for id in message.attachments.clone() {
+        let Some(part) = message.parts.get_mut(id as usize) else {
+            continue;
         };
+        // The decoded content is taken, not copied: a big attachment is
+        // in memory once.
+        let body = std::mem::replace(&mut part.body, PartType::Binary(Default::default()));
+        let content: Vec<u8> = match body {
+            PartType::Message(inner) => inner.raw_message.into_owned(),
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes) => bytes.into_owned(),
+            PartType::Text(text) | PartType::Html(text) => text.into_owned().into_bytes(),
+            PartType::Multipart(_) => Vec::new(),
+        };
+        let part = &message.parts[id as usize];
         // Its body leaves the raw message when it can be written again,
         // exactly, from its content.
         let (start, end) = (part.offset_body as usize, part.offset_end as usize);
@@ -222,10 +236,6 @@ pub fn parse(raw: &[u8], account: &str) -> Result<ParsedMail, MailError> {
         // Decided by the dispatcher, which knows the servers it trusts.
         authentication: relais_sdk::SenderAuthentication::default(),
     };
-    let auth_headers = raw_header("Authentication-Results")
-        .take(MAX_AUTH_HEADERS)
-        .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
     Ok(ParsedMail {
         own_results: None,
         fingerprint: fingerprint(&mail),

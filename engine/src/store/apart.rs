@@ -50,6 +50,7 @@ impl Layout {
     }
 
     /// The layout that writes `content` as exactly `encoded`, if one does.
+    /// Compared line by line: nothing the size of the body is allocated.
     pub fn of(encoded: &[u8], content: &[u8], base64: bool) -> Option<Layout> {
         if !base64 {
             return (encoded == content).then_some(Layout::Plain);
@@ -60,13 +61,28 @@ impl Layout {
             .windows(eol.len())
             .position(|w| w == eol)
             .unwrap_or(encoded.len());
-        if line == 0 {
+        // A line of whole base64 groups, so that each encodes on its own.
+        if line == 0 || line % 4 != 0 {
             return None;
         }
-        [false, true]
-            .into_iter()
-            .map(|end| Layout::Base64 { line, crlf, end })
-            .find(|layout| layout.write(content) == encoded)
+        let per_line = line / 4 * 3;
+        let mut rest = encoded;
+        let mut buffer = String::with_capacity(line);
+        let lines = content.len().div_ceil(per_line).max(1);
+        for (index, chunk) in content.chunks(per_line).enumerate() {
+            buffer.clear();
+            STANDARD.encode_string(chunk, &mut buffer);
+            rest = rest.strip_prefix(buffer.as_bytes())?;
+            if index + 1 < lines {
+                rest = rest.strip_prefix(eol)?;
+            }
+        }
+        let end = match rest {
+            [] => false,
+            _ if rest == eol => true,
+            _ => return None,
+        };
+        Some(Layout::Base64 { line, crlf, end })
     }
 
     /// As stored: `plain` or `base64:LINE:crlf|lf:end|open`.
