@@ -50,8 +50,9 @@ case $PASSWORD in *[[:space:]]*|'') die "RELAIS_TEST_MAIL_PASSWORD must be one w
 install_if_missing() {
     command -v dovecot >/dev/null && command -v doveadm >/dev/null &&
         command -v postfix >/dev/null && [ -x /usr/lib/dovecot/lmtp ] &&
-        command -v dnsmasq >/dev/null && command -v promtool >/dev/null && return 0
-    echo "mail-servers: installing dovecot, postfix, dnsmasq and promtool..." >&2
+        command -v dnsmasq >/dev/null && command -v promtool >/dev/null &&
+        command -v sieve-filter >/dev/null && return 0
+    echo "mail-servers: installing dovecot (with sieve-filter, for a bench), postfix, dnsmasq and promtool..." >&2
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     local made_policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then       # "do not start services"
@@ -61,7 +62,7 @@ install_if_missing() {
     # dnsmasq serves the DNS records (DKIM keys, DMARC policies) of the
     # sender-verification tests; each test starts its own. promtool (from
     # prometheus) checks the metrics a scrape gets; its server never runs.
-    local pkgs=(dovecot-imapd dovecot-lmtpd postfix dnsmasq-base prometheus) status=0
+    local pkgs=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix dnsmasq-base prometheus) status=0
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 ||
         { apt-get update >&2 && apt-get install -y --no-install-recommends "${pkgs[@]}" >&2; } ||
