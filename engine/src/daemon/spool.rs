@@ -187,32 +187,7 @@ async fn settle(dir: &Path, file: &Path, outcome: Settled, settings: Settings) -
 /// Mail files ready in the spool: `*.eml` in the folder itself, and the
 /// files of a Maildir's `new/` and `cur/`, by name.
 pub fn list(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let visible = |path: &Path| {
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| !n.starts_with('.'))
-    };
-    let mut add = |folder: &Path, eml_only: bool| {
-        let Ok(entries) = std::fs::read_dir(folder) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            let eml = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
-            if is_file && visible(&path) && (eml || !eml_only) {
-                files.push(path);
-            }
-        }
-    };
-    add(dir, true);
-    add(&dir.join("new"), false);
-    add(&dir.join("cur"), false);
-    files.sort();
-    files
+    crate::sources::files::in_spool(dir)
 }
 
 /// Moves a processed file into `done/` or `failed/`, keeping its name

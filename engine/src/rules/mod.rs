@@ -518,6 +518,26 @@ pub fn load_sources(
                     ));
                 }
             }
+            // Events of the other triggers run one at a time, in arrival
+            // order: as `queued` says, with no bound. What `single`,
+            // `parallel` or `max` would ask of them cannot be done.
+            if spec.on != Trigger::Schedule {
+                if spec.mode != Mode::Queued {
+                    errors.push(doc.diagnostic(
+                        &at("mode"),
+                        format!(
+                            "`mode: {}` applies only to `on: schedule` rules: the events of other rules run one at a time, in arrival order (`queued`)",
+                            spec.mode.as_str()
+                        ),
+                    ));
+                }
+                if spec.max.is_some() && spec.mode != Mode::Single {
+                    errors.push(doc.key_diagnostic(
+                        &at("max"),
+                        "`max` applies only to `on: schedule` rules: the events of other rules all wait their turn",
+                    ));
+                }
+            }
             let max = match (spec.mode, spec.max) {
                 (Mode::Single, Some(_)) => {
                     errors.push(

@@ -178,6 +178,17 @@ pub enum Mode {
     Parallel,
 }
 
+impl Mode {
+    /// The name used in rule files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Single => "single",
+            Mode::Queued => "queued",
+            Mode::Parallel => "parallel",
+        }
+    }
+}
+
 /// Conditions on the event; every one given must hold.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -416,7 +427,7 @@ const WHEN_FIELDS: [(&str, &[&str]); 4] = [
 
 /// Makes the derived schema as strict as `relais check` where a schema can
 /// say it: the fields each trigger's `when` takes, `cron` for schedules
-/// and only for them, no `max` with `mode: single`, `max` at least 1, and
+/// and only for them, `mode` other than `queued` and `max` only for them, no `max` with `mode: single`, `max` at least 1, and
 /// exactly one test in a matcher, and each bundled plugin's `config:` as
 /// its own schema says. (Plugins from the plugins folder, regexes, cron
 /// expressions, time zones and duplicate ids stay `relais check`'s.)
@@ -427,9 +438,13 @@ fn tighten(schema: &mut serde_json::Value) {
         json!({
             "if": { "properties": { "on": { "const": "schedule" } }, "required": ["on"] },
             "then": { "required": ["cron"] },
-            "else": { "not": { "anyOf": [
-                { "required": ["cron"] }, { "required": ["timezone"] }, { "required": ["missed"] }
-            ] } }
+            "else": {
+                "not": { "anyOf": [
+                    { "required": ["cron"] }, { "required": ["timezone"] }, { "required": ["missed"] },
+                    { "required": ["max"] }
+                ] },
+                "properties": { "mode": { "const": "queued" } }
+            }
         }),
         json!({
             "if": { "properties": { "mode": { "const": "single" } }, "required": ["mode"] },

@@ -51,6 +51,27 @@ pub fn list(paths: &[PathBuf]) -> Vec<MailFile> {
     out
 }
 
+/// The mail files of a spool folder, by path: its own `*.eml` files and
+/// the files of its `new/` and `cur/` (a Maildir); hidden files and
+/// folders that cannot be read give none. The daemon's spool source and
+/// `relais ingest` list mail alike, here.
+pub fn in_spool(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    list_dir(dir, true, &mut out);
+    for sub in ["new", "cur"] {
+        list_dir(&dir.join(sub), false, &mut out);
+    }
+    // A folder in the spool is not a mail (`relais ingest` says so of one
+    // it is given; the spool leaves it be).
+    let mut files: Vec<PathBuf> = out
+        .into_iter()
+        .filter(|file| file.error.is_none() && file.path.is_file())
+        .map(|file| file.path)
+        .collect();
+    files.sort();
+    files
+}
+
 fn list_dir(dir: &Path, only_eml: bool, out: &mut Vec<MailFile>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
