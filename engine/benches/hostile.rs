@@ -17,8 +17,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use relais::plugins::{Limits, Runtime};
-use relais::{Dispatcher, Options, Outcome, Store};
+use relais::{Dispatcher, Outcome};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -51,21 +50,8 @@ fn line(what: &str, floor: Duration, hostile: Duration) {
 fn main() {
     let iterations = common::sized("ITERATIONS", 30, 3);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(&dir.path().join("relais.db")).expect("store");
-    common::import_demo(&mut store);
-    let runtime = Runtime::new(Limits::default()).expect("runtime");
-    let loaded = relais::rules::load_with_plugins(
-        &runtime,
-        &dir.path().join("plugins"),
-        &common::root().join("rules"),
-        &common::root().join("templates"),
-        &[relais::config::DEFAULT_IDENTITY.to_string()],
-    )
-    .expect("the shipped rules load");
-    let options = Options {
-        trusted_authserv_ids: vec!["mx.acme.example".to_string()],
-        ..Options::default()
-    };
+    let (mut store, loaded, options) =
+        common::demo_engine(dir.path(), &common::root().join("rules"));
     let mut dispatcher = Dispatcher {
         store: &mut store,
         rules: &loaded.rules,

@@ -77,13 +77,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = common::root();
     let db = dir.path().join("relais.db");
-    let import = Command::new(env!("CARGO_BIN_EXE_relais"))
-        .current_dir(dir.path())
-        .args(["import"])
-        .arg(root.join("demo/directory.yaml"))
-        .output()
-        .expect("relais import");
-    assert!(import.status.success(), "{import:?}");
+    common::import_demo_in(dir.path());
     let spool = dir.path().join("spool");
     std::fs::create_dir_all(&spool).expect("spool");
 

@@ -13,32 +13,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use relais::plugins::{Limits, Runtime};
-use relais::{Dispatcher, Options, Outcome, Store};
+use relais::{Dispatcher, Outcome};
 
 /// Median and mean dispatcher time per mail for `mails` CatchMail mails
 /// through the rules of `rules_dir`; every mail posts one message.
 fn per_mail(rules_dir: &std::path::Path, mails: usize, tag: &str) -> (Duration, Duration, usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(&dir.path().join("relais.db")).expect("store");
-    common::import_demo(&mut store);
-    let runtime = Runtime::new(Limits::default()).expect("runtime");
-    let loaded = relais::rules::load_with_plugins(
-        &runtime,
-        &dir.path().join("plugins"),
-        rules_dir,
-        &common::root().join("templates"),
-        &[relais::config::DEFAULT_IDENTITY.to_string()],
-    )
-    .expect("the rules load");
+    let (mut store, loaded, options) = common::demo_engine(dir.path(), rules_dir);
     let rule_count = loaded
         .rules
         .for_trigger(relais::rules::Trigger::MailReceived)
         .count();
-    let options = Options {
-        trusted_authserv_ids: vec!["mx.acme.example".to_string()],
-        ..Options::default()
-    };
     let mut dispatcher = Dispatcher {
         store: &mut store,
         rules: &loaded.rules,

@@ -145,13 +145,7 @@ fn main() {
     let root = common::root();
     let rules = root.join("rules");
     let templates = root.join("templates");
-    let import = Command::new(env!("CARGO_BIN_EXE_relais"))
-        .current_dir(dir.path())
-        .args(["import"])
-        .arg(root.join("demo/directory.yaml"))
-        .output()
-        .expect("relais import");
-    assert!(import.status.success(), "{import:?}");
+    common::import_demo_in(dir.path());
     let check_args = [
         "--rules",
         rules.to_str().expect("utf-8"),

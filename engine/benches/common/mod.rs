@@ -20,6 +20,45 @@ pub fn import_demo(store: &mut Store) {
     store.import_directory(&data).expect("import");
 }
 
+/// `relais import` of the demo directory, run in `dir` (its `relais.db`).
+pub fn import_demo_in(dir: &Path) {
+    let import = Command::new(env!("CARGO_BIN_EXE_relais"))
+        .current_dir(dir)
+        .arg("import")
+        .arg(root().join("demo/directory.yaml"))
+        .output()
+        .expect("relais import runs");
+    assert!(
+        import.status.success(),
+        "relais import failed: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+}
+
+/// A store file in `dir` with the demo directory, the rules of `rules`
+/// loaded with the bundled plugins and the shipped templates, and the
+/// dispatcher options the demo mails need (they carry the verdict of
+/// `mx.acme.example`).
+pub fn demo_engine(dir: &Path, rules: &Path) -> (Store, relais::rules::Loaded, relais::Options) {
+    let mut store = Store::open(&dir.join("relais.db")).expect("store");
+    import_demo(&mut store);
+    let runtime =
+        relais::plugins::Runtime::new(relais::plugins::Limits::default()).expect("runtime");
+    let loaded = relais::rules::load_with_plugins(
+        &runtime,
+        &dir.join("plugins"),
+        rules,
+        &root().join("templates"),
+        &[relais::config::DEFAULT_IDENTITY.to_string()],
+    )
+    .expect("the rules load");
+    let options = relais::Options {
+        trusted_authserv_ids: vec!["mx.acme.example".to_string()],
+        ..relais::Options::default()
+    };
+    (store, loaded, options)
+}
+
 /// A demo mail's text.
 pub fn demo_mail(name: &str) -> String {
     std::fs::read_to_string(root().join("demo/mails").join(name)).expect("demo mail")

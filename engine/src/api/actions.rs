@@ -4,7 +4,7 @@
 use relais_sdk::{Author, Contract, ContractEvent, Effect, Event, MessageSource, PartyKind, Side};
 use serde::Deserialize;
 
-use super::answers::{EventAnswer, ImportAnswer, PostedMessage, RecordedExchange, SaveAnswer};
+use super::answers::{EventAnswer, ImportAnswer, PostedMessage, RecordedExchange};
 use crate::config::RequestStates;
 use crate::daemon::dispatcher::CallError;
 use crate::directory::{Kind, RequestSpec};
@@ -65,7 +65,7 @@ pub fn save_request(
     states: &RequestStates,
     metrics: &Metrics,
     dry_run: bool,
-) -> Result<SaveAnswer, CallError> {
+) -> Result<EventAnswer, CallError> {
     crate::requests::check(dispatcher.store, request).map_err(|error| match error {
         SaveError::Field(error) => invalid(&error.field, error.message),
         SaveError::Store(error) => error.into(),
@@ -83,11 +83,11 @@ pub fn save_request(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(SaveAnswer::new(
-        request.number,
-        changes,
-        EventAnswer::from(&report),
-    ))
+    Ok(EventAnswer {
+        request: Some(request.number),
+        changes: Some(changes),
+        ..EventAnswer::from(&report)
+    })
 }
 
 /// Runs a `contract-event`.

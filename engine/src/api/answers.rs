@@ -33,10 +33,18 @@ pub struct Health {
     pub outbox_queued: u64,
 }
 
-/// What an event (a contract event, a fired schedule) did.
+/// What an event did: a request save (with the request and what changed),
+/// a contract event, a fired schedule.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct EventAnswer {
+    /// A request save's request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<u64>,
+    /// What a request save changed: `opened`, `resolved`, `closed`,
+    /// `state-changed`; empty when nothing rules look at did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<String>>,
     /// The recorded run (`relais runs show ID`); none on a dry run.
     pub run: Option<i64>,
     /// How it ended.
@@ -54,65 +62,14 @@ pub struct EventAnswer {
 impl From<&Report> for EventAnswer {
     fn from(report: &Report) -> Self {
         EventAnswer {
+            request: None,
+            changes: None,
             run: report.run,
             outcome: report.outcome,
             summary: report.summary.clone(),
             rules: report.rules.clone(),
             effects: report.effects.clone(),
             error: report.error.clone(),
-        }
-    }
-}
-
-/// `PUT /requests/{number}`: what the save changed and what its
-/// `request-saved` event did: an [`EventAnswer`] with the request and its
-/// changes.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub struct SaveAnswer {
-    /// The request saved.
-    pub request: u64,
-    /// What changed: `opened`, `resolved`, `closed`, `state-changed`;
-    /// empty when nothing rules look at did.
-    pub changes: Vec<String>,
-    /// The recorded run (`relais runs show ID`); none on a dry run.
-    pub run: Option<i64>,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// One line saying what the event was.
-    pub summary: String,
-    /// The rules that matched.
-    pub rules: Vec<String>,
-    /// Every effect, in order (on a dry run, those that would apply).
-    pub effects: Vec<Effect>,
-    /// Why it failed or was rejected.
-    pub error: Option<String>,
-}
-
-impl SaveAnswer {
-    /// The save of `request`, with `changes`, and what its event did.
-    pub fn new(request: u64, changes: Vec<String>, event: EventAnswer) -> SaveAnswer {
-        SaveAnswer {
-            request,
-            changes,
-            run: event.run,
-            outcome: event.outcome,
-            summary: event.summary,
-            rules: event.rules,
-            effects: event.effects,
-            error: event.error,
-        }
-    }
-
-    /// What its event did.
-    pub fn event(&self) -> EventAnswer {
-        EventAnswer {
-            run: self.run,
-            outcome: self.outcome,
-            summary: self.summary.clone(),
-            rules: self.rules.clone(),
-            effects: self.effects.clone(),
-            error: self.error.clone(),
         }
     }
 }

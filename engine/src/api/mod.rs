@@ -35,7 +35,7 @@ use crate::store::Store;
 pub use actions::{ContractEventBody, LinkBody, MessageBody, ReadBody};
 use answers::{
     CandidatesAnswer, ErrorBody, EventAnswer, ExchangesAnswer, Health, ImportAnswer,
-    MessagesAnswer, PostedMessage, RecordedExchange, SaveAnswer, ThreadAnswer,
+    MessagesAnswer, PostedMessage, RecordedExchange, ThreadAnswer,
 };
 
 /// What every handler shares.
@@ -556,8 +556,8 @@ async fn get_request(State(state): State<Arc<ApiState>>, Path(number): Path<u64>
     request_body(content = crate::directory::RequestSpec,
         description = "The request; `number` may be left out (the path gives it)"),
     responses(
-        (status = 201, description = "Created: the request was new", body = SaveAnswer),
-        (status = 200, description = "Saved", body = SaveAnswer),
+        (status = 201, description = "Created: the request was new", body = EventAnswer),
+        (status = 200, description = "Saved", body = EventAnswer),
         (status = 400, description = "A field is wrong; nothing written", body = ErrorBody)))]
 async fn save_request(
     State(state): State<Arc<ApiState>>,
@@ -592,7 +592,12 @@ async fn save_request(
     })
     .await?;
     // A dry run created nothing.
-    let created = !dry.run && answer.changes.iter().any(|c| c == "opened");
+    let created = !dry.run
+        && answer
+            .changes
+            .iter()
+            .flatten()
+            .any(|change| change == "opened");
     created_or_ok(created, answer)
 }
 

@@ -252,7 +252,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
             false,
         )
         .map_err(|e| anyhow::anyhow!("demo request {}: {e}", save.number))?;
-        super::output::print_event_answer(&answer.event());
+        super::output::print_event_answer(&answer);
     }
     println!(
         "\n   a week later, the daily reminder check (rules/reminders.yaml) finds the requests waiting on the customer:\n"

@@ -965,7 +965,7 @@ fn save_requests(
                 if json {
                     println!("{}", serde_json::to_string(&answer)?);
                 } else {
-                    output::print_event_answer(&answer.event());
+                    output::print_event_answer(&answer);
                 }
             }
             Err(error) => {

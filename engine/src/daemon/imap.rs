@@ -37,6 +37,31 @@ const IDLE_RENEW: Duration = Duration::from_secs(10 * 60);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// `UID FETCH` of `uids` for `items`, each answer read by `read` (none
+/// when it lacks what was asked), with its UID.
+async fn fetch_each<T>(
+    session: &mut ImapSession,
+    uids: &[u32],
+    items: &str,
+    read: impl Fn(&async_imap::types::Fetch) -> Option<T>,
+) -> Result<Vec<(u32, T)>, String> {
+    let mut answers = Vec::with_capacity(uids.len());
+    let mut stream = session
+        .uid_fetch(uid_set(uids), items)
+        .await
+        .map_err(|e| format!("UID FETCH: {e}"))?;
+    while let Some(fetch) = stream
+        .try_next()
+        .await
+        .map_err(|e| format!("UID FETCH: {e}"))?
+    {
+        if let (Some(uid), Some(value)) = (fetch.uid, read(&fetch)) {
+            answers.push((uid, value));
+        }
+    }
+    Ok(answers)
+}
+
 /// Mails fetched per round trip.
 const FETCH_CHUNK: u32 = 200;
 
@@ -218,23 +243,10 @@ impl Connection<'_> {
             uids.sort_unstable();
             uids.truncate(FETCH_CHUNK as usize);
             let uids = self.within_bytes(session, &uids).await?;
-            let set = uid_set(&uids);
-            let mut fetched: Vec<(u32, Vec<u8>)> = Vec::with_capacity(uids.len());
-            {
-                let mut stream = session
-                    .uid_fetch(&set, "(UID BODY.PEEK[])")
-                    .await
-                    .map_err(|e| format!("UID FETCH: {e}"))?;
-                while let Some(fetch) = stream
-                    .try_next()
-                    .await
-                    .map_err(|e| format!("UID FETCH: {e}"))?
-                {
-                    if let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) {
-                        fetched.push((uid, body.to_vec()));
-                    }
-                }
-            }
+            let mut fetched = fetch_each(session, &uids, "(UID BODY.PEEK[])", |fetch| {
+                fetch.body().map(<[u8]>::to_vec)
+            })
+            .await?;
             fetched.sort_by_key(|(uid, _)| *uid);
             // Hand the whole chunk over, then await it: the dispatcher
             // commits what arrives together in one batch.
@@ -299,22 +311,13 @@ impl Connection<'_> {
         session: &mut ImapSession,
         uids: &[u32],
     ) -> Result<Vec<u32>, String> {
-        let mut sizes = std::collections::HashMap::with_capacity(uids.len());
-        {
-            let mut stream = session
-                .uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
-                .await
-                .map_err(|e| format!("UID FETCH: {e}"))?;
-            while let Some(fetch) = stream
-                .try_next()
-                .await
-                .map_err(|e| format!("UID FETCH: {e}"))?
-            {
-                if let (Some(uid), Some(size)) = (fetch.uid, fetch.size) {
-                    sizes.insert(uid, size as usize);
-                }
-            }
-        }
+        let sizes: std::collections::HashMap<u32, usize> =
+            fetch_each(session, uids, "(UID RFC822.SIZE)", |fetch| {
+                fetch.size.map(|size| size as usize)
+            })
+            .await?
+            .into_iter()
+            .collect();
         let mut total = 0usize;
         let mut taken = Vec::with_capacity(uids.len());
         for &uid in uids {
