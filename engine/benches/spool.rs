@@ -104,16 +104,29 @@ fn main() {
         "one message per good mail"
     );
     assert_eq!(queued as usize, mails / 2, "one notice per refused mail");
-    let busy: u64 = check
+    // Newest first: the last tenth of the spool against its first tenth,
+    // to see what a growing store costs each event.
+    let durations: Vec<u64> = check
         .runs(mails)
         .expect("runs")
         .iter()
         .map(|r| r.duration_us)
-        .sum();
+        .collect();
+    let busy: u64 = durations.iter().sum();
+    let tenth = (durations.len() / 10).max(1);
+    let mean = |slice: &[u64]| slice.iter().sum::<u64>() as f64 / slice.len().max(1) as f64;
+    let (last, first) = (
+        mean(&durations[..tenth]),
+        mean(&durations[durations.len() - tenth..]),
+    );
     println!("spool of {mails} CatchMail mails (half messages, half failure notices)");
     println!(
         "dispatcher time per event before commit: {:.0} µs",
         busy as f64 / mails as f64
+    );
+    println!(
+        "dispatcher time per event, first tenth of the spool {first:.0} µs, last tenth {last:.0} µs ({:+.0}%)",
+        (last / first - 1.0) * 100.0
     );
     println!(
         "processed in {:.2} s: {:.0} mails/s ({:.0} µs per mail)",
