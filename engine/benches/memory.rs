@@ -16,7 +16,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -105,15 +105,8 @@ fn main() {
         ),
     )
     .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
-        .current_dir(dir.path())
-        .env("RELAIS_LOG", "warn")
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("relais run starts");
+    let mut server = common::Server::start(dir.path(), &config, &[]);
+    let child = server.child.as_mut().expect("relais run");
 
     // The floor: one small mail through the whole path.
     drop_in(
@@ -121,8 +114,8 @@ fn main() {
         "small.eml",
         &big_mail("small@dupont.example", "AAAA"),
     );
-    wait_processed(&db, &["small@dupont.example".to_string()], &mut child);
-    let floor = peak_mib(&child);
+    wait_processed(&db, &["small@dupont.example".to_string()], child);
+    let floor = peak_mib(child);
 
     let content: Vec<u8> = (0..18u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -144,8 +137,8 @@ fn main() {
         drop_in(&spool, &format!("{id}.eml"), &big_mail(id, &attachment));
     }
     let started = Instant::now();
-    wait_processed(&db, &ids, &mut child);
-    let spool_peak = peak_mib(&child);
+    wait_processed(&db, &ids, child);
+    let spool_peak = peak_mib(child);
     let spool_time = started.elapsed();
 
     let imap_peak = imap.as_ref().map(|_| {
@@ -163,8 +156,8 @@ fn main() {
                 &big_mail(id, &attachment),
             );
         }
-        wait_processed(&db, &ids, &mut child);
-        peak_mib(&child)
+        wait_processed(&db, &ids, child);
+        peak_mib(child)
     });
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

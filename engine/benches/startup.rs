@@ -13,7 +13,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Wall time and the CPU the children used, user and system.
@@ -102,16 +102,8 @@ fn first_mail(dir: &Path, cache: &str, tag: &str, mail: &str, runs: usize) -> Co
             .expect("config");
             let cpu = children_cpu();
             let started = Instant::now();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
-                .current_dir(dir)
-                .env("RELAIS_CACHE_DIR", cache)
-                .env("RELAIS_LOG", "warn")
-                .args(["run", "--config"])
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("relais run starts");
+            let mut server = common::Server::start(dir, &config, &[("RELAIS_CACHE_DIR", cache)]);
+            let child = server.child.as_mut().expect("relais run");
             let first = spool.join("first.eml");
             while first.exists() {
                 assert!(
