@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use relais::plugins::{Limits, Runtime};
+use relais::rules::RuleConfig;
 use relais::{Plugins, Store, StoreHost};
 use relais_sdk::Event;
 
@@ -53,7 +54,9 @@ fn main() {
         parsed.mail.from.as_ref().map(|from| from.email.as_str()),
     );
     let event = Event::MailReceived(parsed.mail);
-    let config = serde_json::json!({ "max-body-chars": 4000, "language": "fr", "own-addresses": ["catchmail@acme.example"] });
+    let config = RuleConfig::new(
+        serde_json::json!({ "max-body-chars": 4000, "language": "fr", "own-addresses": ["catchmail@acme.example"] }),
+    );
 
     let runtime = Runtime::new(Limits::default()).expect("runtime");
     let plugins = Plugins::bundled(&runtime, &Default::default()).expect("bundled plugins");
@@ -71,11 +74,29 @@ fn main() {
         .expect("CatchMail decides");
     let kinds: Vec<&str> = effects.iter().map(|e| e.kind()).collect();
     assert_eq!(kinds, ["post-message", "link-mail"], "{effects:?}");
-    let native = relais_plugin_catchmail::decide(&event, &config, host.as_ref()).expect("decides");
+    let native =
+        relais_plugin_catchmail::decide(&event, config.value(), host.as_ref()).expect("decides");
     assert_eq!(native, effects, "the component decides as the native code");
     let wasm = measure(iterations, || {
         let effects = plugin
             .handle(&event, &config, host.clone())
+            .expect("decides");
+        std::hint::black_box(effects);
+        host.take_logs();
+    });
+    // The same without a `config:` block: what reading the config costs
+    // the guest, once per event in its fresh sandbox.
+    let defaults = RuleConfig::default();
+    let kinds_by_default: Vec<&str> = plugin
+        .handle(&event, &defaults, host.clone())
+        .expect("CatchMail decides on its defaults")
+        .iter()
+        .map(|e| e.kind())
+        .collect();
+    assert_eq!(kinds_by_default, kinds, "the defaults decide the same");
+    let unconfigured = measure(iterations, || {
+        let effects = plugin
+            .handle(&event, &defaults, host.clone())
             .expect("decides");
         std::hint::black_box(effects);
         host.take_logs();
@@ -91,7 +112,7 @@ fn main() {
     let (loaded, errors) = Plugins::load(&runtime, plugins_dir.path());
     assert!(errors.is_empty(), "{errors:?}");
     let noop = loaded.get("noop").expect("noop").clone();
-    let empty = serde_json::json!({});
+    let empty = RuleConfig::new(serde_json::json!({}));
     assert!(
         noop.handle(&event, &empty, host.clone())
             .expect("noop")
@@ -103,8 +124,8 @@ fn main() {
         host.take_logs();
     });
     let native = measure(iterations, || {
-        let effects =
-            relais_plugin_catchmail::decide(&event, &config, host.as_ref()).expect("decides");
+        let effects = relais_plugin_catchmail::decide(&event, config.value(), host.as_ref())
+            .expect("decides");
         std::hint::black_box(effects);
         host.take_logs();
     });
@@ -120,6 +141,7 @@ fn main() {
         );
     };
     row("wasm component (fresh store)", wasm);
+    row("  the same, no config block", unconfigured);
     row("floor: a component deciding nothing", floor);
     row("native (same logic, linked)", native);
     println!(

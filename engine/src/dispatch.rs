@@ -963,13 +963,14 @@ mod tests {
         fn handle(
             &self,
             event: &Event,
-            config: &serde_json::Value,
+            config: &crate::rules::RuleConfig,
             host: Arc<dyn Host + Send + Sync>,
         ) -> Result<Vec<Effect>, Failure> {
             host.log(Level::Info, "deciding");
             let Event::RequestSaved(saved) = event else {
                 return Ok(Vec::new());
             };
+            let config = config.value();
             if config.get("fail").is_some() {
                 return Err(Failure::Refused("told to fail".into()));
             }

@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 
 /// A support request (a ticket).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct Request {
     /// The request number, e.g. `23010203`.
     pub number: u64,
@@ -13,6 +18,7 @@ pub struct Request {
     pub customer: String,
     /// Code of the request type.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "host", component(name = "request-type"))]
     pub request_type: String,
     /// Id of the requesting contact, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -22,6 +28,7 @@ pub struct Request {
     /// Whether the request may be shown to the customer.
     pub publishable: bool,
     /// Whether the conversation is locked (messages visible, none accepted).
+    #[cfg_attr(feature = "host", component(name = "conversation-locked"))]
     pub conversation_locked: bool,
     /// Code of the commitment contract, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +49,11 @@ pub struct RequestType {
 
 /// A commitment contract, as carried by contract events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct Contract {
     /// Contract code, e.g. `K-2026-001`.
     pub code: String,

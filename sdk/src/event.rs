@@ -6,15 +6,24 @@ use crate::directory::{Contract, Request};
 
 /// An event as a plugin sees it; `trigger` names the variant in JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(variant)
+)]
 #[serde(tag = "trigger", rename_all = "kebab-case")]
 pub enum Event {
     /// A mail arrived on an account (IMAP, spool folder or `relais ingest`).
+    #[cfg_attr(feature = "host", component(name = "mail-received"))]
     MailReceived(Mail),
     /// A support request was created or updated.
+    #[cfg_attr(feature = "host", component(name = "request-saved"))]
     RequestSaved(RequestSaved),
     /// Something happened to a commitment contract.
+    #[cfg_attr(feature = "host", component(name = "contract-event"))]
     ContractEvent(ContractEvent),
     /// A scheduled rule's cron expression fired.
+    #[cfg_attr(feature = "host", component(name = "schedule"))]
     Schedule(ScheduleFired),
 }
 
@@ -32,6 +41,11 @@ impl Event {
 
 /// A mail address with its optional display name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct Address {
     /// Display name, decoded (`Jeanne Martin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,11 +56,17 @@ pub struct Address {
 
 /// Metadata of one attachment; the content stays in the host's store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct Attachment {
     /// File name as the sender gave it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
     /// MIME type, e.g. `application/pdf`.
+    #[cfg_attr(feature = "host", component(name = "content-type"))]
     pub content_type: String,
     /// Size of the decoded content, in bytes.
     pub size: u64,
@@ -56,11 +76,17 @@ pub struct Attachment {
 
 /// A received mail, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct Mail {
     /// The account it came from (an IMAP account name, `spool` or `cli`).
     pub account: String,
     /// Message-ID without angle brackets; generated from the content when
     /// the mail has none.
+    #[cfg_attr(feature = "host", component(name = "message-id"))]
     pub message_id: String,
     /// Subject, decoded (RFC 2047); empty when absent.
     pub subject: String,
@@ -70,6 +96,7 @@ pub struct Mail {
     /// The envelope sender from `Return-Path`: `None` when the header is
     /// absent, `Some("")` for the null sender `<>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "host", component(name = "return-path"))]
     pub return_path: Option<String>,
     /// `To` addresses.
     #[serde(default)]
@@ -79,27 +106,32 @@ pub struct Mail {
     pub cc: Vec<Address>,
     /// `Reply-To` addresses.
     #[serde(default)]
+    #[cfg_attr(feature = "host", component(name = "reply-to"))]
     pub reply_to: Vec<Address>,
     /// `Date` header as RFC 3339, if present and valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
     /// `In-Reply-To` ids, without angle brackets.
     #[serde(default)]
+    #[cfg_attr(feature = "host", component(name = "in-reply-to"))]
     pub in_reply_to: Vec<String>,
     /// `References` ids, oldest first, without angle brackets.
     #[serde(default)]
     pub references: Vec<String>,
     /// `Auto-Submitted` header value (RFC 3834), if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "host", component(name = "auto-submitted"))]
     pub auto_submitted: Option<String>,
     /// `Precedence` header value, if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precedence: Option<String>,
     /// Names of the `List-*` headers present (`List-Id`, ...).
     #[serde(default)]
+    #[cfg_attr(feature = "host", component(name = "list-headers"))]
     pub list_headers: Vec<String>,
     /// Values of every `X-Loop` header.
     #[serde(default)]
+    #[cfg_attr(feature = "host", component(name = "x-loop"))]
     pub x_loop: Vec<String>,
     /// The text body: the first text part, or the HTML part turned into text
     /// when there is no text part; empty when the mail has neither.
@@ -107,6 +139,7 @@ pub struct Mail {
     /// Whether `text` was cut at the host's limit (`limits.max-text-kib`):
     /// the whole mail stays in the store, a plugin sees its beginning.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "host", component(name = "text-truncated"))]
     pub text_truncated: bool,
     /// Attachments, metadata only.
     #[serde(default)]
@@ -122,16 +155,25 @@ pub struct Mail {
 /// The verdict on a mail's sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(enum)
+)]
+#[repr(u8)]
 pub enum AuthResult {
     /// The `From` domain was authenticated (DMARC, or DKIM or SPF aligned
     /// with it).
+    #[cfg_attr(feature = "host", component(name = "pass"))]
     Pass,
     /// A check of the `From` domain failed: the sender is not who `From`
     /// says.
+    #[cfg_attr(feature = "host", component(name = "fail"))]
     Fail,
     /// No trusted verdict: no `Authentication-Results` of a trusted
     /// server, or it said nothing about the `From` domain.
     #[default]
+    #[cfg_attr(feature = "host", component(name = "none"))]
     None,
 }
 
@@ -148,8 +190,14 @@ impl AuthResult {
 
 /// What is known of a mail's sender: the verdict, and what it rests on.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct SenderAuthentication {
     /// The verdict.
+    #[cfg_attr(feature = "host", component(name = "result"))]
     pub result: AuthResult,
     /// The domain the verdict is about (the `From` domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,14 +282,24 @@ impl Mail {
 /// The kinds of change a request save can carry; one save may carry several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(enum)
+)]
+#[repr(u8)]
 pub enum ChangeKind {
     /// The request was created.
+    #[cfg_attr(feature = "host", component(name = "opened"))]
     Opened,
     /// The request entered a resolved state.
+    #[cfg_attr(feature = "host", component(name = "resolved"))]
     Resolved,
     /// The request entered a closed state.
+    #[cfg_attr(feature = "host", component(name = "closed"))]
     Closed,
     /// The request's state changed.
+    #[cfg_attr(feature = "host", component(name = "state-changed"))]
     StateChanged,
 }
 
@@ -267,6 +325,11 @@ impl ChangeKind {
 
 /// A request save: the request before (absent on creation) and after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct RequestSaved {
     /// The request as it was, `None` when it was just created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +342,11 @@ pub struct RequestSaved {
 
 /// An event on a commitment contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct ContractEvent {
     /// The event kind, e.g. `expiring` or `alert-settings-changed`.
     pub kind: String,
@@ -288,9 +356,15 @@ pub struct ContractEvent {
 
 /// A scheduled rule fired.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "host",
+    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
+    component(record)
+)]
 pub struct ScheduleFired {
     /// The id of the rule whose schedule fired.
     pub rule: String,
     /// When it fired, RFC 3339.
+    #[cfg_attr(feature = "host", component(name = "fired-at"))]
     pub fired_at: String,
 }

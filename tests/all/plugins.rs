@@ -451,3 +451,126 @@ fn compiled_plugins_are_kept_and_what_does_not_read_back_is_compiled_again() {
     let run = setup.relais_env(&[("RELAIS_CACHE_DIR", blocked.as_os_str())], &["check"]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+/// Every event kind, with every optional field filled, as the host sends
+/// it: the guest must read back exactly these values.
+fn every_kind_of_event() -> Vec<relais_sdk::Event> {
+    use relais_sdk::{
+        Address, Attachment, AuthResult, ChangeKind, Contract, ContractEvent, Event, Mail, Request,
+        RequestSaved, ScheduleFired, SenderAuthentication,
+    };
+    let address = |name: Option<&str>, email: &str| Address {
+        name: name.map(str::to_string),
+        email: email.to_string(),
+    };
+    let request = |state: &str| Request {
+        number: 23010203,
+        company: "ACME".into(),
+        customer: "DUPONT".into(),
+        request_type: "INCIDENT".into(),
+        requester: Some("ct-jeanne".into()),
+        state: state.into(),
+        publishable: true,
+        conversation_locked: false,
+        contract: Some("K-2026-001".into()),
+        subject: Some("Écran noir « 2 »".into()),
+    };
+    vec![
+        Event::MailReceived(Mail {
+            account: "catchmail".into(),
+            message_id: "m1@dupont.example".into(),
+            subject: "#23010203 *Merci* ✓".into(),
+            from: Some(address(Some("Jeanne Martin"), "jeanne@dupont.example")),
+            return_path: Some(String::new()),
+            to: vec![address(None, "catchmail@acme.example")],
+            cc: vec![address(Some("Paul"), "paul@acme.example")],
+            reply_to: vec![address(None, "replies@dupont.example")],
+            date: Some("2026-12-01T09:00:00+01:00".into()),
+            in_reply_to: vec!["m0@acme.example".into()],
+            references: vec!["r0@acme.example".into(), "m0@acme.example".into()],
+            auto_submitted: Some("no".into()),
+            precedence: Some("bulk".into()),
+            list_headers: vec!["List-Id".into()],
+            x_loop: vec!["catchmail@acme.example".into()],
+            text: "Bonjour,\n\nle texte\u{0} et \u{1F600}.".into(),
+            text_truncated: true,
+            attachments: vec![Attachment {
+                filename: Some("capture d'écran.png".into()),
+                content_type: "image/png".into(),
+                size: u64::MAX,
+                sha256: "ab".repeat(32),
+            }],
+            size: 12345,
+            authentication: SenderAuthentication {
+                result: AuthResult::Fail,
+                domain: Some("dupont.example".into()),
+                method: Some("dmarc".into()),
+                authority: Some("mx.acme.example".into()),
+                reason: "dmarc=fail".into(),
+            },
+        }),
+        Event::MailReceived(Mail::default()),
+        Event::RequestSaved(RequestSaved {
+            before: Some(request("open")),
+            after: request("resolved"),
+            changes: vec![ChangeKind::StateChanged, ChangeKind::Resolved],
+        }),
+        Event::RequestSaved(RequestSaved {
+            before: None,
+            after: relais_sdk::Request::default(),
+            changes: ChangeKind::ALL.to_vec(),
+        }),
+        Event::ContractEvent(ContractEvent {
+            kind: "expiring".into(),
+            contract: Contract {
+                code: "K-2026-001".into(),
+                customer: "DUPONT".into(),
+            },
+        }),
+        Event::Schedule(ScheduleFired {
+            rule: "reminders".into(),
+            fired_at: "2026-12-01T08:00:00Z".into(),
+        }),
+    ]
+}
+
+#[test]
+fn every_event_and_its_config_reach_the_plugin_whole() {
+    use relais::plugins::{Limits, Runtime};
+    use relais::rules::RuleConfig;
+    use relais::{Plugins, Store, StoreHost, Templates};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().expect("plugins dir");
+    std::fs::copy(test_plugin("echo"), dir.path().join("echo.wasm")).expect("copy");
+    let runtime = Runtime::with_cache(Limits::default(), None).expect("runtime");
+    let (plugins, errors) = Plugins::load(&runtime, dir.path());
+    assert!(errors.is_empty(), "{errors:?}");
+    let echo = plugins.get("echo").expect("echo loads").clone();
+    let host = Arc::new(StoreHost::new(
+        Store::open_in_memory().expect("store"),
+        Arc::new(Templates::new()),
+        "echo",
+    ));
+    let configs = [
+        serde_json::Value::Null,
+        serde_json::json!({ "language": "fr", "own-addresses": ["a@b.example"], "n": 4000, "deep": { "x": [true, null, 1.5] } }),
+    ];
+    for event in every_kind_of_event() {
+        for config in &configs {
+            let effects = echo
+                .handle(&event, &RuleConfig::new(config.clone()), host.clone())
+                .expect("echo answers");
+            let [relais_sdk::Effect::PostMessage { body, .. }] = effects.as_slice() else {
+                panic!("one message expected: {effects:?}");
+            };
+            let seen: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+            assert_eq!(
+                seen["event"],
+                serde_json::to_value(&event).expect("event"),
+                "event"
+            );
+            assert_eq!(&seen["config"], config, "config");
+        }
+    }
+}

@@ -57,6 +57,7 @@ pub fn run(
     };
     let host = Arc::new(StoreHost::new(store, templates, &loaded.info().name));
     let started = std::time::Instant::now();
+    let config = relais::rules::RuleConfig::new(config);
     let result = loaded.handle(&event, &config, host.clone());
     let duration_us = started.elapsed().as_micros() as u64;
     let (effects, error, failure) = match result {

@@ -1,33 +1,24 @@
-//! Conversions between the SDK's types and the WIT bindings' types: events
-//! and query results go to the guest, effects and metadata come back.
+//! Conversions between the SDK's types and the WIT bindings' types: query
+//! results go to the guest, effects and metadata come back. Events need
+//! none: the SDK's event types lower themselves (its `host` feature).
 
 use relais_sdk as sdk;
 
 use super::wasm::bindings::relais::plugin::types as wit;
 
-fn address(a: &sdk::Address) -> wit::Address {
-    wit::Address {
-        name: a.name.clone(),
-        email: a.email.clone(),
-    }
-}
-
-fn addresses(list: &[sdk::Address]) -> Vec<wit::Address> {
-    list.iter().map(address).collect()
-}
-
-fn request(r: &sdk::Request) -> wit::Request {
+/// A query answer: a request.
+pub fn request_out(r: sdk::Request) -> wit::Request {
     wit::Request {
         number: r.number,
-        company: r.company.clone(),
-        customer: r.customer.clone(),
-        request_type: r.request_type.clone(),
-        requester: r.requester.clone(),
-        state: r.state.clone(),
+        company: r.company,
+        customer: r.customer,
+        request_type: r.request_type,
+        requester: r.requester,
+        state: r.state,
         publishable: r.publishable,
         conversation_locked: r.conversation_locked,
-        contract: r.contract.clone(),
-        subject: r.subject.clone(),
+        contract: r.contract,
+        subject: r.subject,
     }
 }
 
@@ -54,74 +45,6 @@ fn party_kind_back(kind: wit::PartyKind) -> sdk::PartyKind {
     }
 }
 
-/// The event, as the guest receives it.
-pub fn event(event: &sdk::Event) -> wit::Event {
-    match event {
-        sdk::Event::MailReceived(m) => wit::Event::MailReceived(wit::Mail {
-            account: m.account.clone(),
-            message_id: m.message_id.clone(),
-            subject: m.subject.clone(),
-            from: m.from.as_ref().map(address),
-            return_path: m.return_path.clone(),
-            to: addresses(&m.to),
-            cc: addresses(&m.cc),
-            reply_to: addresses(&m.reply_to),
-            date: m.date.clone(),
-            in_reply_to: m.in_reply_to.clone(),
-            references: m.references.clone(),
-            auto_submitted: m.auto_submitted.clone(),
-            precedence: m.precedence.clone(),
-            list_headers: m.list_headers.clone(),
-            x_loop: m.x_loop.clone(),
-            text: m.text.clone(),
-            text_truncated: m.text_truncated,
-            attachments: m
-                .attachments
-                .iter()
-                .map(|a| wit::Attachment {
-                    filename: a.filename.clone(),
-                    content_type: a.content_type.clone(),
-                    size: a.size,
-                    sha256: a.sha256.clone(),
-                })
-                .collect(),
-            size: m.size,
-            authentication: wit::SenderAuthentication {
-                result: match m.authentication.result {
-                    sdk::AuthResult::Pass => wit::AuthResult::Pass,
-                    sdk::AuthResult::Fail => wit::AuthResult::Fail,
-                    sdk::AuthResult::None => wit::AuthResult::None,
-                },
-                domain: m.authentication.domain.clone(),
-                method: m.authentication.method.clone(),
-                authority: m.authentication.authority.clone(),
-                reason: m.authentication.reason.clone(),
-            },
-        }),
-        sdk::Event::RequestSaved(s) => wit::Event::RequestSaved(wit::RequestSaved {
-            before: s.before.as_ref().map(request),
-            after: request(&s.after),
-            changes: s.changes.iter().copied().map(change_kind).collect(),
-        }),
-        sdk::Event::ContractEvent(c) => wit::Event::ContractEvent(wit::ContractEvent {
-            kind: c.kind.clone(),
-            contract: wit::Contract {
-                code: c.contract.code.clone(),
-                customer: c.contract.customer.clone(),
-            },
-        }),
-        sdk::Event::Schedule(s) => wit::Event::Schedule(wit::ScheduleFired {
-            rule: s.rule.clone(),
-            fired_at: s.fired_at.clone(),
-        }),
-    }
-}
-
-/// A query answer: a request.
-pub fn request_out(r: sdk::Request) -> wit::Request {
-    request(&r)
-}
-
 /// A query argument: which requests to find.
 pub fn request_query(q: wit::RequestQuery) -> sdk::RequestQuery {
     sdk::RequestQuery {
@@ -134,7 +57,7 @@ pub fn request_query(q: wit::RequestQuery) -> sdk::RequestQuery {
 /// A query answer: a request with its activity.
 pub fn request_activity(a: sdk::RequestActivity) -> wit::RequestActivity {
     wit::RequestActivity {
-        request: request(&a.request),
+        request: request_out(a.request),
         last_activity: a.last_activity,
         exchanges: wit::ExchangeSummary {
             count: a.exchanges.count,

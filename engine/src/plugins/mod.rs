@@ -20,7 +20,7 @@ use relais_sdk::{Effect, Event, Host};
 
 pub use wasm::{Limits, LimitsFile, LimitsSpec, Runtime, WasmPlugin, default_cache_dir};
 
-use crate::rules::PluginCatalog;
+use crate::rules::{PluginCatalog, RuleConfig};
 use crate::yaml::{Diagnostic, Document};
 
 /// Reads `limits.yaml`; a missing file means the defaults.
@@ -169,7 +169,7 @@ pub trait Plugin: Send + Sync {
     fn handle(
         &self,
         event: &Event,
-        config: &serde_json::Value,
+        config: &RuleConfig,
         host: Arc<dyn Host + Send + Sync>,
     ) -> Result<Vec<Effect>, Failure>;
 }

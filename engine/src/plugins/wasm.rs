@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use relais_sdk::{CAPABILITIES, Effect, Event, Host, HostError, Level, Metadata, WIT_VERSION};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{
+    Component, ComponentExportIndex, HasSelf, Instance, Linker, ResourceTable, TypedFunc,
+};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder, Trap,
@@ -27,6 +29,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::convert;
 use super::{Failure, Origin, Plugin, PluginInfo};
+use crate::rules::RuleConfig;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -574,6 +577,22 @@ pub struct WasmPlugin {
     engine: Engine,
     limits: Limits,
     pre: bindings::PluginPre<State>,
+    /// The `handle` export, found once.
+    handle: ComponentExportIndex,
+}
+
+/// The `handle` export, typed with the SDK's own event: the host lowers
+/// the event it holds straight into the guest's memory, one copy, with no
+/// intermediate binding types built for each event.
+type Handle<'a> = TypedFunc<(&'a Event, &'a str), (Result<Vec<wit::Effect>, String>,)>;
+
+/// Finds `handle` in `instance`, checked against the SDK's event type.
+fn handle_func<'a>(
+    store: &mut Store<State>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+) -> wasmtime::Result<Handle<'a>> {
+    instance.get_typed_func(store, index)
 }
 
 impl fmt::Debug for WasmPlugin {
@@ -657,9 +676,19 @@ impl WasmPlugin {
             .map_err(|e| format!("cannot be instantiated: {e:#}"))?;
         let pre = bindings::PluginPre::new(pre)
             .map_err(|e| format!("does not export the `plugin` world: {e:#}"))?;
+        let handle = component
+            .get_export_index(None, "handle")
+            .ok_or("does not export `handle`")?;
         let mut store = new_store(engine, &runtime.limits, Arc::new(NoQueries))?;
-        let metadata = pre
-            .instantiate(&mut store)
+        let instance = pre.instance_pre().instantiate(&mut store).map_err(|e| {
+            format!(
+                "cannot be instantiated: {}",
+                describe(&e, &runtime.limits, "")
+            )
+        })?;
+        handle_func(&mut store, &instance, &handle)
+            .map_err(|e| format!("its `handle` export does not match the contract: {e:#}"))?;
+        let metadata = bindings::Plugin::new(&mut store, &instance)
             .and_then(|plugin| plugin.call_metadata(&mut store))
             .map_err(|e| format!("metadata() failed: {}", describe(&e, &runtime.limits, "")))?;
         let metadata = convert::metadata(metadata);
@@ -728,6 +757,7 @@ impl WasmPlugin {
             engine: engine.clone(),
             limits,
             pre,
+            handle,
         })
     }
 
@@ -841,7 +871,7 @@ impl Plugin for WasmPlugin {
     fn handle(
         &self,
         event: &Event,
-        config: &serde_json::Value,
+        config: &RuleConfig,
         host: Arc<dyn Host + Send + Sync>,
     ) -> Result<Vec<Effect>, Failure> {
         let stdout = MemoryOutputPipe::new(self.limits.output_bytes);
@@ -853,12 +883,13 @@ impl Plugin for WasmPlugin {
             Some((stdout.clone(), stderr.clone())),
         )
         .map_err(Failure::Fault)?;
-        let config = config.to_string();
-        let event = convert::event(event);
         let result = self
             .pre
+            .instance_pre()
             .instantiate(&mut store)
-            .and_then(|plugin| plugin.call_handle(&mut store, &event, &config));
+            .and_then(|instance| handle_func(&mut store, &instance, &self.handle))
+            .and_then(|handle| handle.call(&mut store, (event, config.json())))
+            .map(|(result,)| result);
         drop(store);
         let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
         for (stream, level, text) in [

@@ -10,6 +10,7 @@ mod schema;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use relais_sdk::Event;
 use sha2::{Digest, Sha256};
@@ -25,6 +26,45 @@ pub trait PluginCatalog {
     fn names(&self) -> Vec<String>;
     /// Checks a rule's config against the plugin; `Err` says what is wrong.
     fn check_config(&self, plugin: &str, config: &serde_json::Value) -> Result<(), String>;
+}
+
+/// A rule's `config:` block, read once when its rule set loads: the value
+/// the host checks and walks, and the JSON text a plugin receives, written
+/// once here rather than for every event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleConfig {
+    value: serde_json::Value,
+    json: Arc<str>,
+}
+
+impl RuleConfig {
+    /// The config `value`, with its JSON text.
+    pub fn new(value: serde_json::Value) -> RuleConfig {
+        let json = value.to_string().into();
+        RuleConfig { value, json }
+    }
+
+    /// The config as a value.
+    pub fn value(&self) -> &serde_json::Value {
+        &self.value
+    }
+
+    /// The config as JSON text, the form the plugin contract passes.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+impl Default for RuleConfig {
+    fn default() -> RuleConfig {
+        RuleConfig::new(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for RuleConfig {
+    fn from(value: serde_json::Value) -> RuleConfig {
+        RuleConfig::new(value)
+    }
 }
 
 /// A validated rule, ready to match events.
@@ -45,7 +85,7 @@ pub struct Rule {
     /// The plugin it runs.
     pub plugin: String,
     /// The plugin's config.
-    pub config: serde_json::Value,
+    pub config: RuleConfig,
     /// The identity its mail goes out with (`run.identity`), with where
     /// it is written.
     pub identity: Option<(String, Diagnostic)>,
@@ -270,7 +310,7 @@ fn missing_templates(rules: &RuleSet, templates: &crate::Templates, dir: &Path) 
     let mut diagnostics = Vec::new();
     for rule in &rules.rules {
         let mut names = Vec::new();
-        walk(&rule.config, &mut names);
+        walk(rule.config.value(), &mut names);
         for name in names.into_iter().filter(|name| !templates.exists(name)) {
             let mut parts = rule.source.rsplitn(3, ':');
             let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
@@ -569,7 +609,7 @@ pub fn load_sources(
                     timezone,
                     missed: spec.missed.unwrap_or_default(),
                     plugin: spec.run.plugin.clone(),
-                    config: spec.run.config.clone(),
+                    config: RuleConfig::new(spec.run.config.clone()),
                     identity: spec.run.identity.clone().map(|name| {
                         let mut identity_path = at("run");
                         identity_path.push(Segment::Key("identity".into()));
