@@ -53,8 +53,11 @@ fn main() {
     let runtime = Runtime::new(Limits::default()).expect("runtime");
     let plugins = Plugins::load(&runtime, &dir.path().join("plugins")).0;
     let rules = relais::rules::load_dir(&root.join("rules"), &plugins).expect("shipped rules");
+    // As the daemon runs: plugins decide on a worker beside the writer.
+    let readers = vec![Store::open(&db).expect("reader")];
     let (jobs, _thread) = dispatcher::spawn(dispatcher::Engine {
         store,
+        readers,
         active: Arc::new(relais::reload::Active::new(
             relais::reload::Generation::new(rules, plugins, Arc::new(relais::Templates::new())),
         )),

@@ -653,8 +653,14 @@ fn pauses(
         active.clone(),
         metrics.clone(),
     ));
+    // As the daemon runs: plugins decide on workers beside the writer, and
+    // each takes the rule set in use for each mail.
+    let readers = (0..2)
+        .map(|_| Store::open(&store_dir.path().join("relais.db")).expect("reader"))
+        .collect();
     let (jobs, thread) = dispatcher::spawn(dispatcher::Engine {
         store,
+        readers,
         active: active.clone(),
         metrics,
         options: Options::default(),

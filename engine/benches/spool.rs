@@ -4,25 +4,45 @@
 //! `synchronous=FULL`. Half the mails post a direct message, half (from
 //! unknown senders) get a failure notice queued in the outbox.
 //!
+//! Three runs: plugins deciding on the writer thread (the floor of the
+//! design before plugin workers), on workers beside it (the daemon's
+//! way), and on workers with one mail in a hundred held 20 ms by a slow
+//! plugin, against the same on the writer thread.
+//!
 //! Run: `cargo bench -p relais --bench spool` (`MAILS=N` to change the
 //! spool size, 10,000 by default; `RELAIS_BENCH_SHORT=1` runs 40, as CI
 //! does).
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use relais::daemon::{dispatcher, spool};
 use relais::plugins::{Limits, Runtime};
 use relais::{Options, Plugins, Store};
 use tokio::sync::{Notify, watch};
 
-fn main() {
-    let mails = common::sized("MAILS", 10_000, 40);
+/// How long the slow plugin holds one mail in a hundred.
+const SLOW_MS: u64 = 20;
+
+/// What one run measured.
+struct Measured {
+    elapsed: Duration,
+    /// Each run's duration (µs), newest first.
+    durations: Vec<u64>,
+}
+
+/// Fills a spool with `mails` mails and runs the dispatcher with
+/// `workers` plugin workers (0: plugins decide on the writer) until every
+/// mail is processed; with `slow`, one mail in a hundred is held
+/// [`SLOW_MS`] by the `sleepy` test plugin.
+fn run(mails: usize, workers: usize, slow: bool) -> Measured {
     let root = common::root();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(&dir.path().join("relais.db")).expect("store");
+    let db = dir.path().join("relais.db");
+    let mut store = Store::open(&db).expect("store");
     common::import_demo(&mut store);
 
     let spool_dir = dir.path().join("spool");
@@ -30,27 +50,58 @@ fn main() {
     let good = common::demo_mail("01-contact-message.eml");
     let unknown = common::demo_mail("04-unknown-sender.eml");
     for n in 0..mails {
-        // Refused mails come from senders of their own: each gets its
-        // notice (the per-sender rate limit holds back repeats).
+        // Refused mails come from senders of their own (each gets its
+        // notice: the per-sender rate limit holds back repeats) and name
+        // requests of their own, so they share no ordering key.
         let text = if n % 2 == 0 {
             good.clone()
         } else {
-            unknown.replace("someone@", &format!("someone-{n}@"))
+            let subject = if slow && n % 100 == 1 {
+                format!("Subject: sleep {SLOW_MS} #{:08} *message*", 30_000_000 + n)
+            } else {
+                format!("Subject: #{:08} *message*", 30_000_000 + n)
+            };
+            unknown
+                .replace("someone@", &format!("someone-{n}@"))
+                .replace("Subject: #23010203 *message*", &subject)
         };
         let text = common::with_message_id(&text, &format!("bench-{n}@dupont.example"));
         std::fs::write(spool_dir.join(format!("{n:06}.eml")), text).expect("write mail");
     }
 
     let runtime = Runtime::new(Limits::default()).expect("runtime");
-    let plugins = Plugins::load(&runtime, &dir.path().join("plugins")).0;
-    let rules = relais::rules::load_dir(&root.join("rules"), &plugins).expect("shipped rules");
+    let plugins_dir = dir.path().join("plugins");
+    let rules_dir = dir.path().join("rules");
+    std::fs::create_dir_all(&plugins_dir).expect("plugins dir");
+    std::fs::create_dir_all(&rules_dir).expect("rules dir");
+    for file in ["catchmail.yaml", "ticket-linking.yaml", "alerts.yaml"] {
+        std::fs::copy(root.join("rules").join(file), rules_dir.join(file)).expect("rules");
+    }
+    if slow {
+        std::fs::copy(
+            common::test_plugin("sleepy"),
+            plugins_dir.join("sleepy.wasm"),
+        )
+        .expect("sleepy");
+        std::fs::write(
+            rules_dir.join("slow.yaml"),
+            "rules:\n  - id: slow\n    on: mail-received\n    when: { subject: { matches: '^sleep ' } }\n    run: { plugin: sleepy }\n",
+        )
+        .expect("slow rule");
+    }
+    let plugins = Plugins::load(&runtime, &plugins_dir).0;
+    let rules = relais::rules::load_dir(&rules_dir, &plugins).expect("rules");
     // The demo mails carry the receiving server's verdict.
     let options = Options {
         trusted_authserv_ids: vec!["mx.acme.example".to_string()],
         ..Options::default()
     };
+    let readers = (0..workers)
+        .map(|_| Store::open(&db).expect("reader"))
+        .collect();
     let (jobs, thread) = dispatcher::spawn(dispatcher::Engine {
         store,
+        readers,
         active: Arc::new(relais::reload::Active::new(
             relais::reload::Generation::new(rules, plugins, Arc::new(relais::Templates::new())),
         )),
@@ -76,9 +127,8 @@ fn main() {
         shutdown,
     ));
     // Done when every mail has its run and has left the spool folder; the
-    // store is polled, not the 10,000-entry `done/` folder, which would
-    // cost the machine more than the engine.
-    let progress = Store::open(&dir.path().join("relais.db")).expect("store");
+    // store is polled, not the folder.
+    let progress = Store::open(&db).expect("store");
     loop {
         let runs = progress
             .runs(1)
@@ -88,14 +138,27 @@ fn main() {
         if runs as usize >= mails && spool::list(&spool_dir).is_empty() {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let elapsed = started.elapsed();
     let _ = stop.send(true);
     io.block_on(source).expect("source stops");
     thread.join().expect("dispatcher stops");
 
-    let check = Store::open(&dir.path().join("relais.db")).expect("store");
+    check(&db, mails);
+    let durations = Store::open(&db)
+        .expect("store")
+        .runs(mails)
+        .expect("runs")
+        .iter()
+        .map(|r| r.duration_us)
+        .collect();
+    Measured { elapsed, durations }
+}
+
+/// Each good mail posted its message, each refused one queued its notice.
+fn check(db: &Path, mails: usize) {
+    let check = Store::open(db).expect("store");
     let messages = check.message_count().expect("count");
     let queued = check.outbox_depth().expect("depth");
     assert_eq!(
@@ -104,14 +167,23 @@ fn main() {
         "one message per good mail"
     );
     assert_eq!(queued as usize, mails / 2, "one notice per refused mail");
+}
+
+fn rate(mails: usize, measured: &Measured) -> f64 {
+    mails as f64 / measured.elapsed.as_secs_f64()
+}
+
+fn main() {
+    let mails = common::sized("MAILS", 10_000, 40);
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let writer = run(mails, 0, false);
+    let beside = run(mails, workers, false);
+    let slow_writer = run(mails, 0, true);
+    let slow_beside = run(mails, workers, true);
+
     // Newest first: the last tenth of the spool against its first tenth,
     // to see what a growing store costs each event.
-    let durations: Vec<u64> = check
-        .runs(mails)
-        .expect("runs")
-        .iter()
-        .map(|r| r.duration_us)
-        .collect();
+    let durations = &writer.durations;
     let busy: u64 = durations.iter().sum();
     let tenth = (durations.len() / 10).max(1);
     let mean = |slice: &[u64]| slice.iter().sum::<u64>() as f64 / slice.len().max(1) as f64;
@@ -121,17 +193,36 @@ fn main() {
     );
     println!("spool of {mails} CatchMail mails (half messages, half failure notices)");
     println!(
-        "dispatcher time per event before commit: {:.0} µs",
+        "dispatcher time per event before commit, plugins on the writer: {:.0} µs",
         busy as f64 / mails as f64
     );
     println!(
-        "dispatcher time per event, first tenth of the spool {first:.0} µs, last tenth {last:.0} µs ({:+.0}%)",
+        "  first tenth of the spool {first:.0} µs, last tenth {last:.0} µs ({:+.0}%)",
         (last / first - 1.0) * 100.0
     );
+    println!("{:<52} {:>8} {:>10}", "", "seconds", "mails/s");
+    let row = |name: &str, measured: &Measured| {
+        println!(
+            "{name:<52} {:>8.2} {:>10.0}",
+            measured.elapsed.as_secs_f64(),
+            rate(mails, measured)
+        );
+    };
+    row("floor: plugins decide on the writer thread", &writer);
+    row(
+        &format!("plugins decide on {workers} workers (the daemon)"),
+        &beside,
+    );
+    row(
+        &format!("1 mail in 100 held {SLOW_MS} ms, plugins on the writer"),
+        &slow_writer,
+    );
+    row(
+        &format!("1 mail in 100 held {SLOW_MS} ms, {workers} workers"),
+        &slow_beside,
+    );
     println!(
-        "processed in {:.2} s: {:.0} mails/s ({:.0} µs per mail)",
-        elapsed.as_secs_f64(),
-        mails as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64() * 1e6 / mails as f64
+        "throughput with a slow plugin among fast ones: {:.2}x on workers against the writer",
+        rate(mails, &slow_beside) / rate(mails, &slow_writer)
     );
 }

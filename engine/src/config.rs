@@ -425,6 +425,11 @@ pub struct EngineLimits {
     /// whatever its size), so memory is bounded by bytes, not by a count of
     /// mails.
     pub max_in_flight_mib: u64,
+    /// `plugin-workers: 0`: threads on which plugins decide about mail
+    /// while the store is written on another; 0 means one per core. Mails
+    /// that share a thread, a sender or a request are still decided and
+    /// committed in arrival order.
+    pub plugin_workers: usize,
 }
 
 impl Default for EngineLimits {
@@ -434,11 +439,20 @@ impl Default for EngineLimits {
             batch: 256,
             max_text_kib: 1024,
             max_in_flight_mib: 32,
+            plugin_workers: 0,
         }
     }
 }
 
 impl EngineLimits {
+    /// How many plugin workers to start: `plugin-workers`, or one per core.
+    pub fn plugin_workers(&self) -> usize {
+        match self.plugin_workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
     /// `max-in-flight-mib` in bytes.
     pub fn max_in_flight_bytes(&self) -> usize {
         usize::try_from(self.max_in_flight_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)

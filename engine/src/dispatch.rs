@@ -200,11 +200,12 @@ impl Report {
     }
 }
 
-/// Runs events against a rule set and a store.
-#[derive(Debug)]
-pub struct Dispatcher<'a> {
-    /// Where effects and traces go.
-    pub store: &'a mut Store,
+/// The deciding half of a [`Dispatcher`]: matches rules and runs plugins,
+/// reading the store and never writing it.
+#[derive(Debug, Clone, Copy)]
+pub struct Decider<'a> {
+    /// What plugins and duplicate checks read.
+    pub store: &'a Store,
     /// The active rule set.
     pub rules: &'a RuleSet,
     /// The plugins rules can run.
@@ -215,32 +216,34 @@ pub struct Dispatcher<'a> {
     pub options: &'a Options,
 }
 
-impl Dispatcher<'_> {
-    /// Processes one raw mail received on `account`. `source` names where it
-    /// came from (a file), for the report.
-    pub fn handle_mail(
-        &mut self,
-        raw: &[u8],
-        account: &str,
-        source: Option<&str>,
-        dry_run: bool,
-    ) -> Result<Report, StoreError> {
-        let parsed = crate::sources::mail::parse(raw, account);
-        self.handle_received(raw, parsed, source, None, dry_run)
-    }
+/// A mail decided, waiting for its commit.
+#[derive(Debug)]
+pub struct DecidedMail {
+    report: Report,
+    parsed: Option<ParsedMail>,
+    status: MailStatus,
+    started: Instant,
+    started_at: String,
+}
 
-    /// Processes one raw mail already parsed (sources parse on their own
-    /// thread, off the dispatcher's). `receipt`, for a mail fetched from an
-    /// IMAP server, is recorded in the same transaction, so the account's
-    /// last UID moves only with what committed.
-    pub fn handle_received(
-        &mut self,
+impl DecidedMail {
+    /// What was decided, before anything is written.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+}
+
+impl Decider<'_> {
+    /// Decides what to do about one raw mail already parsed: everything
+    /// but the writes, which [`Dispatcher::commit_mail`] makes. It only
+    /// reads the store, so it may run on any thread, beside other
+    /// decisions; it sees what was committed before it started.
+    pub fn decide_mail(
+        &self,
         raw: &[u8],
         parsed: Result<ParsedMail, MailError>,
         source: Option<&str>,
-        receipt: Option<&ImapReceipt>,
-        dry_run: bool,
-    ) -> Result<Report, StoreError> {
+    ) -> Result<DecidedMail, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
         let mut report = Report::new("mail-received", String::new(), Outcome::Rejected);
@@ -262,16 +265,13 @@ impl Dispatcher<'_> {
                         report.error = None;
                     }
                 }
-                return self.finish(
+                return Ok(DecidedMail {
                     report,
-                    None,
-                    raw,
-                    MailStatus::Malformed,
+                    parsed: None,
+                    status: MailStatus::Malformed,
                     started,
                     started_at,
-                    receipt,
-                    dry_run,
-                );
+                });
             }
         };
         let mut parsed = parsed;
@@ -302,16 +302,13 @@ impl Dispatcher<'_> {
         report.summary = summarize_mail(mail);
         if duplicate {
             report.outcome = Outcome::Duplicate;
-            return self.finish(
+            return Ok(DecidedMail {
                 report,
-                Some(&parsed),
-                raw,
-                MailStatus::Processed,
+                parsed: Some(parsed),
+                status: MailStatus::Processed,
                 started,
                 started_at,
-                receipt,
-                dry_run,
-            );
+            });
         }
         if raw.len() as u64 > self.options.max_mail_bytes {
             report.error = Some(format!(
@@ -325,16 +322,13 @@ impl Dispatcher<'_> {
                 self.options.max_mail_bytes,
                 &mut report.warnings,
             ));
-            return self.finish(
+            return Ok(DecidedMail {
                 report,
-                Some(&parsed),
-                raw,
-                MailStatus::TooLarge,
+                parsed: Some(parsed),
+                status: MailStatus::TooLarge,
                 started,
                 started_at,
-                receipt,
-                dry_run,
-            );
+            });
         }
         let event = Event::MailReceived(parsed.mail.clone());
         self.run_rules(&event, &mut report)?;
@@ -343,16 +337,13 @@ impl Dispatcher<'_> {
         } else {
             MailStatus::Processed
         };
-        self.finish(
+        Ok(DecidedMail {
             report,
-            Some(&parsed),
-            raw,
+            parsed: Some(parsed),
             status,
             started,
             started_at,
-            receipt,
-            dry_run,
-        )
+        })
     }
 
     /// Whether `parsed` was already stored: its Message-ID with the same
@@ -360,7 +351,7 @@ impl Dispatcher<'_> {
     /// its own ([`collision_id`](crate::sources::mail::collision_id)),
     /// with a warning naming the collision.
     fn is_duplicate(
-        &mut self,
+        &self,
         parsed: &mut ParsedMail,
         report: &mut Report,
     ) -> Result<bool, StoreError> {
@@ -383,93 +374,9 @@ impl Dispatcher<'_> {
         Ok(taken.is_some())
     }
 
-    /// Records that an input could not even be read (an unreadable file):
-    /// a rejected run with the reason, so the trace shows it.
-    pub fn reject_input(
-        &mut self,
-        source: &str,
-        error: String,
-        dry_run: bool,
-    ) -> Result<Report, StoreError> {
-        let started = Instant::now();
-        let started_at = crate::store::now();
-        let mut report = Report::new(
-            "mail-received",
-            format!("unreadable input {source}"),
-            Outcome::Rejected,
-        );
-        report.source = Some(source.to_string());
-        report.error = Some(error);
-        // Nothing was read, so there is no mail to keep: only the run.
-        self.finish(
-            report,
-            None,
-            &[],
-            MailStatus::Processed,
-            started,
-            started_at,
-            None,
-            dry_run,
-        )
-    }
-
-    /// Processes an event that carries no mail (request saved, contract
-    /// event, schedule).
-    pub fn handle_event(&mut self, event: &Event, dry_run: bool) -> Result<Report, StoreError> {
-        self.run_event(event, None, dry_run)
-    }
-
-    /// Processes a request save from the support system: the request is
-    /// written, and the `request-saved` event (before, after, change kinds)
-    /// runs, in one transaction. A failing plugin does not undo the save
-    /// (the support system already saved it): the run is traced as failed,
-    /// with the event, so it can be run again. `request` must have passed
-    /// [`crate::requests::check`].
-    pub fn handle_request_save(
-        &mut self,
-        request: &RequestSpec,
-        states: &RequestStates,
-        dry_run: bool,
-    ) -> Result<Report, StoreError> {
-        let before = self.store.request(request.number)?;
-        let after = crate::requests::to_request(request);
-        let changes = crate::requests::changes(before.as_ref(), &after, states);
-        let event = Event::RequestSaved(RequestSaved {
-            before,
-            after,
-            changes,
-        });
-        self.run_event(&event, Some(request), dry_run)
-    }
-
-    fn run_event(
-        &mut self,
-        event: &Event,
-        save: Option<&RequestSpec>,
-        dry_run: bool,
-    ) -> Result<Report, StoreError> {
-        let started = Instant::now();
-        let started_at = crate::store::now();
-        let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
-        report.event = serde_json::to_value(event).ok();
-        self.run_rules(event, &mut report)?;
-        // No raw mail: only the request, the run and the effects are written.
-        self.commit(
-            &mut report,
-            None,
-            started,
-            started_at,
-            None,
-            None,
-            save,
-            dry_run,
-        )?;
-        Ok(report)
-    }
-
     /// Matches rules and runs plugins; sets `outcome` to `applied`,
     /// `no-match` or `failed` and fills the trace.
-    fn run_rules(&mut self, event: &Event, report: &mut Report) -> Result<(), StoreError> {
+    fn run_rules(&self, event: &Event, report: &mut Report) -> Result<(), StoreError> {
         let mut failed = None;
         // A schedule fires one rule: the one whose time came.
         let only = match event {
@@ -563,6 +470,176 @@ impl Dispatcher<'_> {
             report.outcome = Outcome::Applied;
         }
         Ok(())
+    }
+}
+
+/// Runs events against a rule set and a store.
+#[derive(Debug)]
+pub struct Dispatcher<'a> {
+    /// Where effects and traces go.
+    pub store: &'a mut Store,
+    /// The active rule set.
+    pub rules: &'a RuleSet,
+    /// The plugins rules can run.
+    pub plugins: &'a Plugins,
+    /// The mail templates plugins render.
+    pub templates: &'a Arc<Templates>,
+    /// Limits and identity.
+    pub options: &'a Options,
+}
+
+impl Dispatcher<'_> {
+    /// Processes one raw mail received on `account`. `source` names where it
+    /// came from (a file), for the report.
+    pub fn handle_mail(
+        &mut self,
+        raw: &[u8],
+        account: &str,
+        source: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        let parsed = crate::sources::mail::parse(raw, account);
+        self.handle_received(raw, parsed, source, None, dry_run)
+    }
+
+    /// Processes one raw mail already parsed (sources parse on their own
+    /// thread, off the dispatcher's): decided, then committed. `receipt`,
+    /// for a mail fetched from an IMAP server, is recorded in the same
+    /// transaction, so the account's last UID moves only with what
+    /// committed.
+    pub fn handle_received(
+        &mut self,
+        raw: &[u8],
+        parsed: Result<ParsedMail, MailError>,
+        source: Option<&str>,
+        receipt: Option<&ImapReceipt>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        let decided = self.decider().decide_mail(raw, parsed, source)?;
+        self.commit_mail(decided, raw, receipt, dry_run)
+    }
+
+    /// Writes what [`Decider::decide_mail`] decided about `raw`: the mail,
+    /// its receipt, the run and the effects, in one transaction.
+    pub fn commit_mail(
+        &mut self,
+        decided: DecidedMail,
+        raw: &[u8],
+        receipt: Option<&ImapReceipt>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        let DecidedMail {
+            report,
+            parsed,
+            status,
+            started,
+            started_at,
+        } = decided;
+        self.finish(
+            report,
+            parsed.as_ref(),
+            raw,
+            status,
+            started,
+            started_at,
+            receipt,
+            dry_run,
+        )
+    }
+
+    /// The deciding half of this dispatcher, which only reads.
+    pub fn decider(&self) -> Decider<'_> {
+        Decider {
+            store: self.store,
+            rules: self.rules,
+            plugins: self.plugins,
+            templates: self.templates,
+            options: self.options,
+        }
+    }
+
+    /// Records that an input could not even be read (an unreadable file):
+    /// a rejected run with the reason, so the trace shows it.
+    pub fn reject_input(
+        &mut self,
+        source: &str,
+        error: String,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        let started = Instant::now();
+        let started_at = crate::store::now();
+        let mut report = Report::new(
+            "mail-received",
+            format!("unreadable input {source}"),
+            Outcome::Rejected,
+        );
+        report.source = Some(source.to_string());
+        report.error = Some(error);
+        // Nothing was read, so there is no mail to keep: only the run.
+        self.finish(
+            report,
+            None,
+            &[],
+            MailStatus::Processed,
+            started,
+            started_at,
+            None,
+            dry_run,
+        )
+    }
+
+    /// Processes an event that carries no mail (request saved, contract
+    /// event, schedule).
+    pub fn handle_event(&mut self, event: &Event, dry_run: bool) -> Result<Report, StoreError> {
+        self.run_event(event, None, dry_run)
+    }
+
+    /// Processes a request save from the support system: the request is
+    /// written, and the `request-saved` event (before, after, change kinds)
+    /// runs, in one transaction. A failing plugin does not undo the save
+    /// (the support system already saved it): the run is traced as failed,
+    /// with the event, so it can be run again. `request` must have passed
+    /// [`crate::requests::check`].
+    pub fn handle_request_save(
+        &mut self,
+        request: &RequestSpec,
+        states: &RequestStates,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        let before = self.store.request(request.number)?;
+        let after = crate::requests::to_request(request);
+        let changes = crate::requests::changes(before.as_ref(), &after, states);
+        let event = Event::RequestSaved(RequestSaved {
+            before,
+            after,
+            changes,
+        });
+        self.run_event(&event, Some(request), dry_run)
+    }
+
+    fn run_event(
+        &mut self,
+        event: &Event,
+        save: Option<&RequestSpec>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        let started = Instant::now();
+        let started_at = crate::store::now();
+        let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
+        report.event = serde_json::to_value(event).ok();
+        self.decider().run_rules(event, &mut report)?;
+        // No raw mail: only the request, the run and the effects are written.
+        self.commit(
+            &mut report,
+            None,
+            started,
+            started_at,
+            None,
+            None,
+            save,
+            dry_run,
+        )?;
+        Ok(report)
     }
 
     #[allow(clippy::too_many_arguments)]

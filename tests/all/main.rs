@@ -20,3 +20,4 @@ mod safety;
 mod schedule;
 mod support;
 mod threads;
+mod workers;

@@ -8,6 +8,7 @@
 pub mod dispatcher;
 pub mod imap;
 pub mod lock;
+pub mod order;
 pub mod retention;
 pub mod schedule;
 pub mod sender;
@@ -84,8 +85,14 @@ async fn serve(config: Config) -> Result<()> {
     let transport = sender::Transport::from_config(&config).map_err(|e| anyhow!(e))?;
     let wake = Arc::new(Notify::new());
     let options = config.options();
+    // Plugins decide about mail on workers, each reading through a
+    // connection of its own; the dispatcher thread only commits.
+    let readers = (0..config.limits.plugin_workers())
+        .map(|_| Store::open(&config.database))
+        .collect::<Result<Vec<_>, _>>()?;
     let (jobs, dispatcher) = dispatcher::spawn(dispatcher::Engine {
         store,
+        readers,
         active: active.clone(),
         metrics: metrics.clone(),
         options,

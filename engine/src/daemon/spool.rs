@@ -9,12 +9,12 @@
 //! and every few seconds for file systems that report none.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dispatcher::{Job, Task};
-use crate::dispatch::Outcome;
 
 /// How often the folder is rescanned without a change notice.
 const RESCAN: Duration = Duration::from_secs(2);
@@ -61,110 +61,163 @@ pub async fn run(
     let (hint_tx, mut hints) = mpsc::unbounded_channel::<()>();
     let _watcher = watch_dir(&dir, hint_tx);
     tracing::info!(dir = %dir.display(), "spool source started");
+    let mut intake = Intake::default();
+    let mut rescan = tokio::time::interval(RESCAN);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if *shutdown.borrow() {
+        let stopping = *shutdown.borrow();
+        if stopping && intake.pending.is_empty() {
             break;
         }
-        let files = list(&dir);
-        if files.is_empty() {
-            tokio::select! {
-                _ = hints.recv() => {}
-                _ = tokio::time::sleep(RESCAN) => {}
-                _ = shutdown.changed() => {}
+        if !stopping {
+            // Changes seen so far are covered by the listing about to be
+            // made; one seen after it wakes the loop again.
+            while hints.try_recv().is_ok() {
+                intake.relist = true;
             }
-            continue;
+            intake
+                .hand_out(&dir, &jobs, verifier.as_ref(), settings)
+                .await;
         }
-        if !process(&dir, &files, &jobs, verifier.as_ref(), settings, &shutdown).await {
-            // The dispatcher is gone or the store failed: wait, retry.
-            tokio::select! {
-                _ = tokio::time::sleep(RESCAN) => {}
-                _ = shutdown.changed() => {}
+        tokio::select! {
+            Some((file, bytes, outcome)) = intake.pending.next(), if !intake.pending.is_empty() => {
+                intake.settled(&dir, &file, bytes, outcome, settings);
             }
+            _ = hints.recv() => intake.relist = true,
+            _ = rescan.tick() => intake.relist = true,
+            _ = shutdown.changed(), if !stopping => {}
         }
-        // Changes seen while processing are covered by the next scan.
-        while hints.try_recv().is_ok() {}
     }
     tracing::info!("spool source stopped");
 }
 
-/// Processes `files`, keeping up to [`IN_FLIGHT`] mails, and at most
-/// `max_in_flight_bytes` of them, handed to the dispatcher while the
-/// outcomes of the oldest come back, so that reading files and moving them
-/// never leaves the dispatcher idle and memory stays bounded whatever the
-/// mails' size. False when the store could not commit some of them (they
-/// stay in place).
-async fn process(
-    dir: &Path,
-    files: &[PathBuf],
-    jobs: &mpsc::Sender<Task>,
-    verifier: Option<&crate::sources::verify::Verifier>,
-    settings: Settings,
-    shutdown: &watch::Receiver<bool>,
-) -> bool {
-    let mut waiting: std::collections::VecDeque<(PathBuf, usize, Settled)> =
-        std::collections::VecDeque::with_capacity(IN_FLIGHT);
-    let mut in_flight = 0usize;
-    let mut all_committed = true;
-    for file in files {
-        if *shutdown.borrow() {
-            break;
-        }
-        // Room for this one first: a file is read only when what waits
-        // leaves space for it, or nothing waits.
-        let size = std::fs::metadata(file).map_or(0, |m| m.len() as usize);
-        while !waiting.is_empty()
-            && (waiting.len() >= IN_FLIGHT
-                || in_flight.saturating_add(size) > settings.max_in_flight_bytes)
-        {
-            let Some((file, bytes, outcome)) = waiting.pop_front() else {
-                break;
-            };
-            in_flight -= bytes;
-            all_committed &= settle(dir, &file, outcome, settings).await;
-        }
-        // Spool files are local and small next to the limit: a plain read
-        // is cheaper than a hop to a blocking thread for each.
-        let raw = match std::fs::read(file) {
-            Ok(raw) => raw,
-            // Gone meanwhile (taken by another process, or renamed).
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => {
-                tracing::warn!(file = %file.display(), error = %error, "cannot read a spool file; moved to failed/");
-                move_to(dir, file, "failed");
-                continue;
-            }
-        };
-        let (done, outcome) = oneshot::channel();
-        let bytes = raw.len();
-        let job = Job {
-            parsed: crate::sources::verify::parse_checked(&raw, ACCOUNT, verifier).await,
-            raw,
-            source: file.display().to_string(),
-            receipt: None,
-            done,
-        };
-        if jobs.send(Task::Mail(Box::new(job))).await.is_err() {
-            return false;
-        }
-        in_flight += bytes;
-        waiting.push_back((file.clone(), bytes, outcome));
-    }
-    while let Some((file, _, outcome)) = waiting.pop_front() {
-        all_committed &= settle(dir, &file, outcome, settings).await;
-    }
-    all_committed
+/// A mail handed to the dispatcher: its file, its size, and where its
+/// outcome comes back.
+type InFlight =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (PathBuf, usize, Outcome)> + Send>>;
+
+/// What comes back for a mail: the report once committed, or why not.
+type Outcome = Result<Result<crate::dispatch::Report, String>, oneshot::error::RecvError>;
+
+/// The files of the spool on their way: listed, handed to the dispatcher,
+/// settled as each outcome comes back, in whatever order it comes. A mail
+/// whose plugin is slow holds up only itself: the source goes on reading
+/// and handing out the others.
+#[derive(Default)]
+struct Intake {
+    /// Listed and not yet read.
+    queue: std::collections::VecDeque<PathBuf>,
+    /// Read, handed out and not yet settled: not listed again.
+    taken: std::collections::HashSet<PathBuf>,
+    /// Their outcomes, as they come.
+    pending: futures::stream::FuturesUnordered<InFlight>,
+    /// Bytes of the mails handed out and not yet settled.
+    in_flight: usize,
+    /// Whether the folder may hold files not listed yet.
+    relist: bool,
+    /// After a mail that could not be committed, when to look again (its
+    /// file stays in place).
+    retry_at: Option<Instant>,
 }
 
-/// Where a mail's outcome comes back once committed.
-type Settled = oneshot::Receiver<Result<crate::dispatch::Report, String>>;
+impl Intake {
+    /// Lists the folder when needed, and hands out mails while at most
+    /// [`IN_FLIGHT`] of them and `max_in_flight_bytes` wait (one at
+    /// least), so memory stays bounded by bytes whatever the mails' size.
+    async fn hand_out(
+        &mut self,
+        dir: &Path,
+        jobs: &mpsc::Sender<Task>,
+        verifier: Option<&crate::sources::verify::Verifier>,
+        settings: Settings,
+    ) {
+        let now = Instant::now();
+        if self.retry_at.is_some_and(|at| now < at) {
+            return;
+        }
+        self.retry_at = None;
+        if self.queue.is_empty() && (self.relist || self.pending.is_empty()) {
+            self.relist = false;
+            let taken = &self.taken;
+            self.queue = list(dir)
+                .into_iter()
+                .filter(|file| !taken.contains(file))
+                .collect();
+        }
+        while let Some(file) = self.queue.pop_front() {
+            // Room for this one first: a file is read only when what waits
+            // leaves space for it, or nothing waits.
+            let size = std::fs::metadata(&file).map_or(0, |m| m.len() as usize);
+            if !self.pending.is_empty()
+                && (self.pending.len() >= IN_FLIGHT
+                    || self.in_flight.saturating_add(size) > settings.max_in_flight_bytes)
+            {
+                self.queue.push_front(file);
+                return;
+            }
+            // Spool files are local and small next to the limit: a plain
+            // read is cheaper than a hop to a blocking thread for each.
+            let raw = match std::fs::read(&file) {
+                Ok(raw) => raw,
+                // Gone meanwhile (taken by another process, or renamed).
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    tracing::warn!(file = %file.display(), error = %error, "cannot read a spool file; moved to failed/");
+                    move_to(dir, &file, "failed");
+                    continue;
+                }
+            };
+            let (done, outcome) = oneshot::channel();
+            let bytes = raw.len();
+            let job = Job {
+                parsed: crate::sources::verify::parse_checked(&raw, ACCOUNT, verifier).await,
+                raw,
+                source: file.display().to_string(),
+                receipt: None,
+                done,
+            };
+            if jobs.send(Task::Mail(Box::new(job))).await.is_err() {
+                // The dispatcher is gone: the file stays, for later.
+                self.queue.clear();
+                self.retry_at = Some(Instant::now() + RESCAN);
+                return;
+            }
+            self.in_flight += bytes;
+            self.taken.insert(file.clone());
+            self.pending
+                .push(Box::pin(async move { (file, bytes, outcome.await) }));
+        }
+    }
 
-/// Waits for one file's outcome and removes or moves it; false if not
-/// committed.
-async fn settle(dir: &Path, file: &Path, outcome: Settled, settings: Settings) -> bool {
-    match outcome.await {
+    /// One mail's outcome came back: its file is removed or moved, or left
+    /// in place when nothing was committed (then looked at again later).
+    fn settled(
+        &mut self,
+        dir: &Path,
+        file: &Path,
+        bytes: usize,
+        outcome: Outcome,
+        settings: Settings,
+    ) {
+        self.in_flight -= bytes;
+        self.taken.remove(file);
+        if !settle(dir, file, outcome, settings) {
+            self.queue.clear();
+            self.retry_at = Some(Instant::now() + RESCAN);
+            self.relist = true;
+        }
+    }
+}
+
+/// Removes or moves a file once its mail's outcome came back; false if
+/// nothing was committed.
+fn settle(dir: &Path, file: &Path, outcome: Outcome, settings: Settings) -> bool {
+    match outcome {
         Ok(Ok(report)) => {
             match report.outcome {
-                Outcome::Failed | Outcome::Rejected => move_to(dir, file, "failed"),
+                crate::dispatch::Outcome::Failed | crate::dispatch::Outcome::Rejected => {
+                    move_to(dir, file, "failed")
+                }
                 _ if settings.keep_done => move_to(dir, file, "done"),
                 _ => {
                     if let Err(error) = std::fs::remove_file(file)

@@ -1,0 +1,313 @@
+//! The order mail keeps while plugins decide about it side by side.
+//!
+//! Each mail carries ordering keys (its thread, its sender, the requests its
+//! subject names). A mail is handed out to be decided only when no earlier
+//! mail sharing one of its keys is still undecided or uncommitted, so it
+//! sees what they wrote: two mails of one thread are decided and committed
+//! in arrival order, and ticket linking finds the ticket the first one
+//! made. Mails that share no key are decided at the same time.
+//!
+//! A mail may also have a turn: the source whose bookkeeping must move in
+//! arrival order (an IMAP account's last UID). A decided mail is committed
+//! only once every earlier mail of its turn was, whatever order the
+//! decisions finished in.
+//!
+//! Progress: the earliest mail not yet committed is never parked (whatever
+//! it waits for came before it, and is committed), and it is first in its
+//! turn, so it is decided and committed; then the next one is the earliest.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// What travels with a mail from its admission to its commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    seq: u64,
+    keys: Vec<String>,
+    turn: Option<String>,
+}
+
+/// The order of mails in flight: `T` is a mail waiting to be decided, `R`
+/// a decision waiting to be committed.
+#[derive(Debug)]
+pub struct Order<T, R> {
+    next: u64,
+    /// Keys of the mails handed out and not yet committed.
+    busy: HashMap<String, usize>,
+    /// Mails waiting for a key, in arrival order.
+    parked: VecDeque<(Ticket, T)>,
+    /// Per turn, the mails admitted and not yet committed, in arrival order.
+    turns: HashMap<String, VecDeque<u64>>,
+    /// Decisions waiting for their turn.
+    held: HashMap<u64, (Ticket, R)>,
+    in_flight: usize,
+}
+
+impl<T, R> Default for Order<T, R> {
+    fn default() -> Self {
+        Order {
+            next: 0,
+            busy: HashMap::new(),
+            parked: VecDeque::new(),
+            turns: HashMap::new(),
+            held: HashMap::new(),
+            in_flight: 0,
+        }
+    }
+}
+
+impl<T, R> Order<T, R> {
+    /// Takes a mail in. Returns it with its ticket when it may be decided
+    /// now; otherwise keeps it until the mails it waits for are committed.
+    pub fn admit(
+        &mut self,
+        mut keys: Vec<String>,
+        turn: Option<String>,
+        item: T,
+    ) -> Option<(Ticket, T)> {
+        keys.sort();
+        keys.dedup();
+        let ticket = Ticket {
+            seq: self.next,
+            keys,
+            turn,
+        };
+        self.next += 1;
+        self.in_flight += 1;
+        if let Some(turn) = &ticket.turn {
+            self.turns
+                .entry(turn.clone())
+                .or_default()
+                .push_back(ticket.seq);
+        }
+        let waits = ticket.keys.iter().any(|key| self.busy.contains_key(key))
+            || self
+                .parked
+                .iter()
+                .any(|(parked, _)| shares_a_key(parked, &ticket));
+        if waits {
+            self.parked.push_back((ticket, item));
+            return None;
+        }
+        self.take_keys(&ticket);
+        Some((ticket, item))
+    }
+
+    /// A mail was decided. Returns the decisions that may be committed now:
+    /// this one, unless an earlier mail of its turn is still uncommitted.
+    pub fn decided(&mut self, ticket: Ticket, result: R) -> Option<(Ticket, R)> {
+        if self.is_its_turn(&ticket) {
+            Some((ticket, result))
+        } else {
+            self.held.insert(ticket.seq, (ticket, result));
+            None
+        }
+    }
+
+    /// A mail was committed (or given up). Returns the mails that may now
+    /// be decided and the held decisions whose turn came.
+    pub fn committed(&mut self, ticket: &Ticket) -> Released<T, R> {
+        self.in_flight -= 1;
+        for key in &ticket.keys {
+            if let Some(count) = self.busy.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    self.busy.remove(key);
+                }
+            }
+        }
+        let mut released = Released {
+            to_decide: Vec::new(),
+            to_commit: Vec::new(),
+        };
+        if let Some(turn) = &ticket.turn
+            && let Some(queue) = self.turns.get_mut(turn)
+        {
+            queue.retain(|seq| *seq != ticket.seq);
+            match queue.front() {
+                None => {
+                    self.turns.remove(turn);
+                }
+                Some(front) => {
+                    if let Some(held) = self.held.remove(front) {
+                        released.to_commit.push(held);
+                    }
+                }
+            }
+        }
+        // Parked mails in arrival order: one goes when no mail handed out
+        // and no earlier parked mail shares a key with it.
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut still = VecDeque::new();
+        while let Some((parked, item)) = self.parked.pop_front() {
+            let waits = parked
+                .keys
+                .iter()
+                .any(|key| self.busy.contains_key(key) || blocked.contains(key));
+            if waits {
+                blocked.extend(parked.keys.iter().cloned());
+                still.push_back((parked, item));
+            } else {
+                self.take_keys(&parked);
+                released.to_decide.push((parked, item));
+            }
+        }
+        self.parked = still;
+        released
+    }
+
+    /// Whether no mail is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight == 0
+    }
+
+    fn take_keys(&mut self, ticket: &Ticket) {
+        for key in &ticket.keys {
+            *self.busy.entry(key.clone()).or_default() += 1;
+        }
+    }
+
+    fn is_its_turn(&self, ticket: &Ticket) -> bool {
+        match &ticket.turn {
+            None => true,
+            Some(turn) => self
+                .turns
+                .get(turn)
+                .and_then(|queue| queue.front())
+                .is_none_or(|front| *front == ticket.seq),
+        }
+    }
+}
+
+/// What a commit set free.
+#[derive(Debug)]
+pub struct Released<T, R> {
+    /// Mails that may now be decided.
+    pub to_decide: Vec<(Ticket, T)>,
+    /// Decisions that may now be committed.
+    pub to_commit: Vec<(Ticket, R)>,
+}
+
+fn shares_a_key(a: &Ticket, b: &Ticket) -> bool {
+    a.keys.iter().any(|key| b.keys.contains(key))
+}
+
+/// The ordering keys of a mail: every Message-ID of its thread it names
+/// (its own, `In-Reply-To`, `References`), its sender's address, and each
+/// number of six digits or more in its subject (the requests it may name,
+/// whatever the desk's tag format).
+pub fn mail_keys(mail: &relais_sdk::Mail) -> Vec<String> {
+    let mut keys = Vec::new();
+    let ids = std::iter::once(&mail.message_id)
+        .chain(&mail.in_reply_to)
+        .chain(&mail.references);
+    keys.extend(ids.map(|id| format!("id:{}", id.to_lowercase())));
+    if let Some(from) = &mail.from {
+        keys.push(format!("from:{}", from.email.to_lowercase()));
+    }
+    for number in mail
+        .subject
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|digits| digits.len() >= 6)
+    {
+        keys.push(format!("request:{}", number.trim_start_matches('0')));
+    }
+    keys
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn mails_sharing_no_key_are_handed_out_together() {
+        let mut order: Order<&str, ()> = Order::default();
+        assert!(order.admit(keys(&["a"]), None, "one").is_some());
+        assert!(order.admit(keys(&["b"]), None, "two").is_some());
+    }
+
+    #[test]
+    fn a_mail_sharing_a_key_waits_for_the_commit_of_the_earlier_one() {
+        let mut order: Order<&str, ()> = Order::default();
+        let (first, _) = order.admit(keys(&["thread", "x"]), None, "one").unwrap();
+        assert!(order.admit(keys(&["thread"]), None, "two").is_none());
+        // Decided is not enough: it must be committed.
+        let (first, ()) = order.decided(first, ()).unwrap();
+        let released = order.committed(&first);
+        let names: Vec<&str> = released.to_decide.iter().map(|(_, m)| *m).collect();
+        assert_eq!(names, ["two"]);
+    }
+
+    #[test]
+    fn parked_mails_keep_their_arrival_order_per_key() {
+        let mut order: Order<&str, ()> = Order::default();
+        let (first, _) = order.admit(keys(&["a"]), None, "one").unwrap();
+        assert!(order.admit(keys(&["a", "b"]), None, "two").is_none());
+        // "three" shares `b` with "two", parked before it: it waits too,
+        // although `b` itself is free.
+        assert!(order.admit(keys(&["b"]), None, "three").is_none());
+        // Unrelated mail still goes.
+        assert!(order.admit(keys(&["c"]), None, "four").is_some());
+        let released = order.committed(&first);
+        let names: Vec<&str> = released.to_decide.iter().map(|(_, m)| *m).collect();
+        assert_eq!(names, ["two"]);
+        let (two, _) = released.to_decide.into_iter().next().unwrap();
+        let released = order.committed(&two);
+        let names: Vec<&str> = released.to_decide.iter().map(|(_, m)| *m).collect();
+        assert_eq!(names, ["three"]);
+    }
+
+    #[test]
+    fn decisions_of_one_turn_are_committed_in_arrival_order() {
+        let mut order: Order<u32, &str> = Order::default();
+        let (one, _) = order
+            .admit(keys(&["a"]), Some("imap:desk".into()), 1)
+            .unwrap();
+        let (two, _) = order
+            .admit(keys(&["b"]), Some("imap:desk".into()), 2)
+            .unwrap();
+        let (other, _) = order
+            .admit(keys(&["c"]), Some("imap:other".into()), 3)
+            .unwrap();
+        // The second finishes first: held until the first is committed.
+        assert!(order.decided(two, "second").is_none());
+        assert!(order.decided(other, "other account").is_some());
+        let (one, _) = order.decided(one, "first").unwrap();
+        let released = order.committed(&one);
+        let ready: Vec<&str> = released.to_commit.iter().map(|(_, r)| *r).collect();
+        assert_eq!(ready, ["second"]);
+    }
+
+    #[test]
+    fn idle_once_everything_admitted_is_committed() {
+        let mut order: Order<(), ()> = Order::default();
+        assert!(order.is_idle());
+        let (ticket, ()) = order.admit(keys(&["a"]), None, ()).unwrap();
+        assert!(!order.is_idle());
+        order.committed(&ticket);
+        assert!(order.is_idle());
+    }
+
+    #[test]
+    fn a_reply_shares_a_key_with_the_mail_it_answers() {
+        let first = relais_sdk::Mail {
+            message_id: "M1@Example".into(),
+            subject: "Écran noir".into(),
+            ..Default::default()
+        };
+        let reply = relais_sdk::Mail {
+            message_id: "m2@example".into(),
+            in_reply_to: vec!["m1@example".into()],
+            subject: "Re: Écran noir [#023010203]".into(),
+            ..Default::default()
+        };
+        let first_keys = mail_keys(&first);
+        let reply_keys = mail_keys(&reply);
+        assert!(reply_keys.iter().any(|key| first_keys.contains(key)));
+        assert!(reply_keys.contains(&"request:23010203".to_string()));
+    }
+}

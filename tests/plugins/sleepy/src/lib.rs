@@ -1,0 +1,35 @@
+//! A slow plugin: on a mail whose subject is `sleep MS ...`, it sleeps MS
+//! milliseconds (in a host clock wait, as a plugin waiting on anything
+//! would), then decides nothing.
+
+use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError};
+use serde_json::Value;
+
+struct Sleepy;
+
+impl Plugin for Sleepy {
+    fn metadata() -> Metadata {
+        Metadata::new("sleepy", env!("CARGO_PKG_VERSION"), &[])
+    }
+
+    fn handle(
+        event: &Event,
+        _config: &Value,
+        host: &(impl Host + ?Sized),
+    ) -> Result<Vec<Effect>, PluginError> {
+        let Event::MailReceived(mail) = event else {
+            return Ok(Vec::new());
+        };
+        let ms = mail
+            .subject
+            .strip_prefix("sleep ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .unwrap_or(0);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        host.log(Level::Info, &format!("slept {ms} ms"));
+        Ok(Vec::new())
+    }
+}
+
+relais_sdk::export_plugin!(Sleepy);
