@@ -10,8 +10,8 @@
 //! plugin, against the same on the writer thread.
 //!
 //! Run: `cargo bench -p relais --bench spool` (`MAILS=N` to change the
-//! spool size, 10,000 by default; `RELAIS_BENCH_SHORT=1` runs 40, as CI
-//! does).
+//! spool size, 10,000 by default; `WORKERS=N` the plugin workers, one per
+//! core by default; `RELAIS_BENCH_SHORT=1` runs 40, as CI does).
 
 mod common;
 
@@ -175,7 +175,11 @@ fn rate(mails: usize, measured: &Measured) -> f64 {
 
 fn main() {
     let mails = common::sized("MAILS", 10_000, 40);
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    // The daemon's default, one per core; `WORKERS=N` to compare.
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let writer = run(mails, 0, false);
     let beside = run(mails, workers, false);
     let slow_writer = run(mails, 0, true);

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -166,7 +167,7 @@ fn run(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
                 Err(_) => break,
             }
         }
-        let results = process(&mut engine, &mut batch);
+        let results = process(&mut engine, &mut batch, None);
         engine.wake.notify_one();
         for (item, result) in batch.into_iter().zip(results) {
             // A caller that gave up waiting will ask again.
@@ -193,16 +194,27 @@ enum Outcome {
 impl Outcome {
     fn failed(item: &Item, error: &str) -> Outcome {
         match item {
-            Item::Job(_) | Item::Decided(_) => Outcome::Mail(Err(error.to_string())),
+            Item::Job(_) | Item::Decided(_) | Item::Inline(..) => {
+                Outcome::Mail(Err(error.to_string()))
+            }
             Item::Call(_) => Outcome::Call(Err(CallError::Internal(error.to_string()))),
         }
     }
 }
 
+/// A decision quicker than this lets the mails that wait for it be decided
+/// by the writer in the same batch ([`Order::follower`]).
+const QUICK: Duration = Duration::from_millis(10);
+
 /// Runs a batch in one transaction: each mail decided here (or by a
-/// worker) and committed, each call run.
-fn process(engine: &mut Engine, batch: &mut [Item]) -> Vec<Outcome> {
-    let batched = batch.len() > 1;
+/// worker) and committed, each call run. With `order`, the mails parked
+/// behind quick ones of the batch join it, decided here.
+fn process(
+    engine: &mut Engine,
+    batch: &mut Vec<Item>,
+    mut order: Option<&mut Order<Box<Job>, Decided>>,
+) -> Vec<Outcome> {
+    let batched = batch.len() > 1 || order.is_some();
     if batched && let Err(error) = engine.store.begin_batch() {
         let error = format!("cannot start a transaction: {error}");
         return batch.iter().map(|t| Outcome::failed(t, &error)).collect();
@@ -217,46 +229,65 @@ fn process(engine: &mut Engine, batch: &mut [Item]) -> Vec<Outcome> {
         templates: &generation.templates,
         options: &engine.options,
     };
-    let mut results: Vec<Outcome> = batch
-        .iter_mut()
-        .map(|item| {
-            let result = match item {
-                Item::Call(call) => {
-                    let work = std::mem::replace(
-                        &mut call.work,
-                        Box::new(|_| Ok(serde_json::Value::Null)),
-                    );
-                    return Outcome::Call(work(&mut dispatcher));
-                }
-                Item::Job(job) => {
-                    let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
-                    dispatcher
-                        .handle_received(
-                            &job.raw,
-                            parsed,
-                            Some(&job.source),
-                            job.receipt.as_ref(),
-                            false,
-                        )
-                        .map_err(|e| e.to_string())
-                }
-                Item::Decided(decided) => {
-                    let decision = std::mem::replace(&mut decided.decision, Err(String::new()));
-                    let job = &decided.job;
-                    decision.and_then(|decision| {
-                        dispatcher
-                            .commit_mail(decision, &job.raw, job.receipt.as_ref(), false)
-                            .map_err(|e| e.to_string())
-                    })
-                }
-            };
-            if let Ok(report) = &result {
-                log_report(report);
-                engine.metrics.record(report);
+    let mut results = Vec::with_capacity(batch.len());
+    let mut index = 0;
+    while index < batch.len() {
+        let started = Instant::now();
+        let result = match &mut batch[index] {
+            Item::Call(call) => {
+                let work =
+                    std::mem::replace(&mut call.work, Box::new(|_| Ok(serde_json::Value::Null)));
+                results.push(Outcome::Call(work(&mut dispatcher)));
+                index += 1;
+                continue;
             }
-            Outcome::Mail(result)
-        })
-        .collect();
+            Item::Job(job) | Item::Inline(_, job) => {
+                let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
+                dispatcher
+                    .handle_received(
+                        &job.raw,
+                        parsed,
+                        Some(&job.source),
+                        job.receipt.as_ref(),
+                        false,
+                    )
+                    .map_err(|e| e.to_string())
+            }
+            Item::Decided(decided) => {
+                let decision = std::mem::replace(&mut decided.decision, Err(String::new()));
+                let job = &decided.job;
+                decision.and_then(|decision| {
+                    dispatcher
+                        .commit_mail(decision, &job.raw, job.receipt.as_ref(), false)
+                        .map_err(|e| e.to_string())
+                })
+            }
+        };
+        if let Ok(report) = &result {
+            log_report(report);
+            engine.metrics.record(report);
+        }
+        if let Some(order) = order.as_deref_mut()
+            && result.is_ok()
+        {
+            let written = match &batch[index] {
+                Item::Decided(decided) => Some((decided.ticket.clone(), decided.took < QUICK)),
+                Item::Inline(ticket, _) => Some((ticket.clone(), started.elapsed() < QUICK)),
+                Item::Job(_) | Item::Call(_) => None,
+            };
+            if let Some((ticket, quick)) = written {
+                order.in_batch(&ticket, quick);
+                while batch.len() < engine.batch {
+                    let Some((ticket, job)) = order.follower() else {
+                        break;
+                    };
+                    batch.push(Item::Inline(ticket, job));
+                }
+            }
+        }
+        results.push(Outcome::Mail(result));
+        index += 1;
+    }
     if batched && let Err(error) = engine.store.commit_batch() {
         engine.store.rollback_batch();
         tracing::error!(error = %error, events = batch.len(), "batch commit failed; nothing of it was written");
@@ -288,6 +319,8 @@ struct Decided {
     ticket: Ticket,
     job: Box<Job>,
     decision: Result<DecidedMail, String>,
+    /// How long the decision took.
+    took: Duration,
 }
 
 /// What the writer commits in one batch.
@@ -298,6 +331,9 @@ enum Item {
     Job(Box<Job>),
     /// A mail a worker decided, committed.
     Decided(Box<Decided>),
+    /// A mail that waited for quick ones of the batch, decided on the
+    /// writer after them.
+    Inline(Ticket, Box<Job>),
 }
 
 /// The writer with workers beside it: it admits mail in arrival order
@@ -384,28 +420,34 @@ fn run_beside_deciders(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
             continue;
         }
         let mut batch = std::mem::take(&mut ready);
-        let results = process(&mut engine, &mut batch);
+        let results = process(&mut engine, &mut batch, Some(&mut order));
+        order.end_batch();
         engine.wake.notify_one();
         for (item, result) in batch.into_iter().zip(results) {
-            match (item, result) {
-                (Item::Call(call), Outcome::Call(result)) => {
-                    let _ = call.done.send(result);
-                }
-                (Item::Decided(decided), Outcome::Mail(result)) => {
-                    let released = order.committed(&decided.ticket);
-                    let _ = decided.job.done.send(result);
-                    for (ticket, job) in released.to_decide {
-                        send_to_workers(&work, ticket, job, &mut order, &mut ready);
+            let (ticket, job) = match item {
+                Item::Call(call) => {
+                    if let Outcome::Call(result) = result {
+                        let _ = call.done.send(result);
                     }
-                    ready.extend(
-                        released
-                            .to_commit
-                            .into_iter()
-                            .map(|(_, decided)| Item::Decided(Box::new(decided))),
-                    );
+                    continue;
                 }
-                _ => unreachable!("each task gets an outcome of its own kind"),
+                Item::Decided(decided) => (decided.ticket, decided.job),
+                Item::Inline(ticket, job) => (ticket, job),
+                Item::Job(_) => unreachable!("mail is decided by workers or inline here"),
+            };
+            let released = order.committed(&ticket);
+            if let Outcome::Mail(result) = result {
+                let _ = job.done.send(result);
             }
+            for (ticket, job) in released.to_decide {
+                send_to_workers(&work, ticket, job, &mut order, &mut ready);
+            }
+            ready.extend(
+                released
+                    .to_commit
+                    .into_iter()
+                    .map(|(_, decided)| Item::Decided(Box::new(decided))),
+            );
         }
     }
     drop(work);
@@ -434,6 +476,7 @@ fn decide_on(
             options,
         };
         let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
+        let started = Instant::now();
         let decision = decider
             .decide_mail(&job.raw, parsed, Some(&job.source))
             .map_err(|e| e.to_string());
@@ -442,6 +485,7 @@ fn decide_on(
                 ticket,
                 job,
                 decision,
+                took: started.elapsed(),
             })
             .is_err()
         {
@@ -496,6 +540,7 @@ fn send_to_workers(
                 ticket,
                 job,
                 decision: Err("no plugin worker is running".into()),
+                took: Duration::ZERO,
             },
             ready,
         );

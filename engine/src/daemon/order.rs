@@ -15,6 +15,14 @@
 //! Progress: the earliest mail not yet committed is never parked (whatever
 //! it waits for came before it, and is committed), and it is first in its
 //! turn, so it is decided and committed; then the next one is the earliest.
+//!
+//! A burst of mails sharing a key (a mail loop, one sender's bulk) would
+//! cost a commit, and its disk sync, per mail. So while a batch is being
+//! written, a parked mail that waits only for mails of that batch, each of
+//! which was decided quickly, is decided by the writer right after them,
+//! in the same transaction, where their writes are visible
+//! ([`Order::follower`]). A mail behind a slow decision still waits for
+//! the commit and goes to a worker.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -40,6 +48,12 @@ pub struct Order<T, R> {
     /// Decisions waiting for their turn.
     held: HashMap<u64, (Ticket, R)>,
     in_flight: usize,
+    /// The mails of the batch being written, by sequence.
+    batch: HashSet<u64>,
+    /// Per key, how many mails of the batch, each decided quickly, hold it.
+    batch_quick: HashMap<String, usize>,
+    /// Keys held by a mail of the batch whose decision was slow.
+    batch_slow: HashSet<String>,
 }
 
 impl<T, R> Default for Order<T, R> {
@@ -51,6 +65,9 @@ impl<T, R> Default for Order<T, R> {
             turns: HashMap::new(),
             held: HashMap::new(),
             in_flight: 0,
+            batch: HashSet::new(),
+            batch_quick: HashMap::new(),
+            batch_slow: HashSet::new(),
         }
     }
 }
@@ -153,6 +170,66 @@ impl<T, R> Order<T, R> {
         }
         self.parked = still;
         released
+    }
+
+    /// A mail was written in the batch being written (not committed yet);
+    /// `quick` when its decision was.
+    pub fn in_batch(&mut self, ticket: &Ticket, quick: bool) {
+        self.batch.insert(ticket.seq);
+        for key in &ticket.keys {
+            if quick {
+                *self.batch_quick.entry(key.clone()).or_default() += 1;
+            } else {
+                self.batch_slow.insert(key.clone());
+            }
+        }
+    }
+
+    /// The first parked mail that waits only for mails written in this
+    /// batch, each decided quickly, and whose turn has come within it: the
+    /// writer may decide it now, in the batch's transaction. It takes its
+    /// keys, as a mail handed out does.
+    pub fn follower(&mut self) -> Option<(Ticket, T)> {
+        let mut blocked: HashSet<&String> = HashSet::new();
+        let mut found = None;
+        for (index, (parked, _)) in self.parked.iter().enumerate() {
+            let waits = parked.keys.iter().any(|key| {
+                blocked.contains(key)
+                    || self.busy.get(key).is_some_and(|holders| {
+                        self.batch_slow.contains(key) || self.batch_quick.get(key) != Some(holders)
+                    })
+            });
+            if waits || !self.turn_within_batch(parked) {
+                blocked.extend(parked.keys.iter());
+                continue;
+            }
+            found = Some(index);
+            break;
+        }
+        let (ticket, item) = self.parked.remove(found?)?;
+        self.take_keys(&ticket);
+        Some((ticket, item))
+    }
+
+    /// The batch was committed or given up: what it held is forgotten
+    /// (each of its mails is then [`committed`](Order::committed)).
+    pub fn end_batch(&mut self) {
+        self.batch.clear();
+        self.batch_quick.clear();
+        self.batch_slow.clear();
+    }
+
+    /// Whether every earlier mail of `ticket`'s turn is in the batch.
+    fn turn_within_batch(&self, ticket: &Ticket) -> bool {
+        let Some(turn) = &ticket.turn else {
+            return true;
+        };
+        self.turns.get(turn).is_none_or(|queue| {
+            queue
+                .iter()
+                .take_while(|seq| **seq != ticket.seq)
+                .all(|seq| self.batch.contains(seq))
+        })
     }
 
     /// Whether no mail is in flight.
@@ -280,6 +357,62 @@ mod tests {
         let released = order.committed(&one);
         let ready: Vec<&str> = released.to_commit.iter().map(|(_, r)| *r).collect();
         assert_eq!(ready, ["second"]);
+    }
+
+    #[test]
+    fn a_follower_of_quick_mails_of_the_batch_is_decided_in_it() {
+        let mut order: Order<&str, ()> = Order::default();
+        let (one, _) = order.admit(keys(&["jeanne"]), None, "one").unwrap();
+        assert!(order.admit(keys(&["jeanne"]), None, "two").is_none());
+        assert!(order.admit(keys(&["jeanne", "x"]), None, "three").is_none());
+        // Before "one" is in the batch, nobody follows.
+        assert!(order.follower().is_none());
+        order.in_batch(&one, true);
+        let (two, name) = order.follower().unwrap();
+        assert_eq!(name, "two");
+        // "three" waits for "two", which is not written yet.
+        assert!(order.follower().is_none());
+        order.in_batch(&two, true);
+        let (three, name) = order.follower().unwrap();
+        assert_eq!(name, "three");
+        order.in_batch(&three, true);
+        order.end_batch();
+        for ticket in [one, two, three] {
+            let released = order.committed(&ticket);
+            assert!(released.to_decide.is_empty());
+        }
+        assert!(order.is_idle());
+    }
+
+    #[test]
+    fn a_follower_of_a_slow_mail_or_of_one_not_in_the_batch_waits() {
+        let mut order: Order<&str, ()> = Order::default();
+        let (slow, _) = order.admit(keys(&["a"]), None, "slow").unwrap();
+        let (deciding, _) = order.admit(keys(&["b"]), None, "deciding").unwrap();
+        assert!(order.admit(keys(&["a"]), None, "after slow").is_none());
+        assert!(order.admit(keys(&["b"]), None, "after deciding").is_none());
+        order.in_batch(&slow, false);
+        // `b` is held by a mail still being decided elsewhere.
+        assert!(order.follower().is_none());
+        order.end_batch();
+        let released = order.committed(&slow);
+        let names: Vec<&str> = released.to_decide.iter().map(|(_, m)| *m).collect();
+        assert_eq!(names, ["after slow"]);
+        let released = order.committed(&deciding);
+        let names: Vec<&str> = released.to_decide.iter().map(|(_, m)| *m).collect();
+        assert_eq!(names, ["after deciding"]);
+    }
+
+    #[test]
+    fn a_follower_keeps_its_turn() {
+        let mut order: Order<&str, ()> = Order::default();
+        let turn = || Some("imap:desk".to_string());
+        let (one, _) = order.admit(keys(&["a"]), turn(), "one").unwrap();
+        let (_two, _) = order.admit(keys(&["b"]), turn(), "two").unwrap();
+        assert!(order.admit(keys(&["a"]), turn(), "three").is_none());
+        // "three" follows "one" but comes after "two", still deciding.
+        order.in_batch(&one, true);
+        assert!(order.follower().is_none());
     }
 
     #[test]
