@@ -789,16 +789,6 @@ impl Config {
         }
     }
 
-    /// The dispatcher's limits and identities.
-    pub fn options(&self) -> crate::dispatch::Options {
-        crate::dispatch::Options {
-            max_mail_bytes: self.limits.max_mail_mib.saturating_mul(1 << 20),
-            max_text_bytes: self.limits.max_text_kib.saturating_mul(1024),
-            identity: self.mail_identity(),
-            trusted_authserv_ids: self.authentication.trusted_authserv_ids.clone(),
-        }
-    }
-
     /// Relais's own sender check, when `authentication.verify` asks for it.
     pub fn verifier(&self) -> Result<Option<crate::sources::verify::Verifier>, String> {
         if !self.authentication.verify {
@@ -847,32 +837,9 @@ pub fn json_schema() -> serde_json::Value {
     schema
 }
 
-/// The name of the top-level `identity:`.
-pub const DEFAULT_IDENTITY: &str = "default";
-
-/// Why `address` is not a plain mail address (`local@domain`, no spaces,
-/// no line breaks, no display name), or `None` when it is one.
-pub fn address_problem(address: &str) -> Option<&'static str> {
-    if address.trim().is_empty() {
-        return Some("is empty");
-    }
-    if address.contains(['\r', '\n']) {
-        return Some("holds a line break");
-    }
-    if address.trim().contains(char::is_whitespace) {
-        return Some("holds a space");
-    }
-    let Some((local, domain)) = address.trim().rsplit_once('@') else {
-        return Some("has no `@`");
-    };
-    if local.is_empty() || domain.is_empty() || domain.contains('@') && !local.starts_with('"') {
-        return Some("is not `local-part@domain`");
-    }
-    if address.contains(['<', '>', ',', ';']) {
-        return Some("holds `<`, `>`, `,` or `;` (give the address alone)");
-    }
-    None
-}
+/// The name of the top-level `identity:`, and the address check identities
+/// share with the effects that send mail.
+pub use crate::effects::{DEFAULT_IDENTITY, address_problem};
 
 /// Whether `host` is a loopback name or address.
 pub fn is_loopback(host: &str) -> bool {

@@ -9,6 +9,33 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{NewMessage, OutgoingMail, StoreError, Tx};
 
+/// The name of the top-level `identity:`.
+pub const DEFAULT_IDENTITY: &str = "default";
+
+/// Why `address` is not a plain mail address (`local@domain`, no spaces,
+/// no line breaks, no display name), or `None` when it is one.
+pub fn address_problem(address: &str) -> Option<&'static str> {
+    if address.trim().is_empty() {
+        return Some("is empty");
+    }
+    if address.contains(['\r', '\n']) {
+        return Some("holds a line break");
+    }
+    if address.trim().contains(char::is_whitespace) {
+        return Some("holds a space");
+    }
+    let Some((local, domain)) = address.trim().rsplit_once('@') else {
+        return Some("has no `@`");
+    };
+    if local.is_empty() || domain.is_empty() || domain.contains('@') && !local.starts_with('"') {
+        return Some("is not `local-part@domain`");
+    }
+    if address.contains(['<', '>', ',', ';']) {
+        return Some("holds `<`, `>`, `,` or `;` (give the address alone)");
+    }
+    None
+}
+
 /// One identity outbound mail goes out with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {
@@ -27,7 +54,7 @@ pub struct Sender {
 impl Default for Sender {
     fn default() -> Self {
         Sender {
-            identity: crate::config::DEFAULT_IDENTITY.to_string(),
+            identity: DEFAULT_IDENTITY.to_string(),
             address: "relais@localhost".to_string(),
             name: None,
             reply_to: None,
@@ -280,7 +307,7 @@ fn check_recipients(
     grant: &Grant,
 ) -> Result<(), StoreError> {
     for address in to {
-        if let Some(problem) = crate::config::address_problem(address) {
+        if let Some(problem) = address_problem(address) {
             return Err(refused(format!(
                 "`{address}` is not a mail address: it {problem}"
             )));
@@ -418,7 +445,7 @@ fn apply_one(
             if to.trim().is_empty() {
                 return Err(refused("a failure reply needs a recipient".to_string()));
             }
-            if let Some(problem) = crate::config::address_problem(to) {
+            if let Some(problem) = address_problem(to) {
                 return Err(refused(format!(
                     "`{to}` is not a mail address: it {problem}"
                 )));

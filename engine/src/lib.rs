@@ -19,7 +19,9 @@ pub mod reload;
 pub mod requests;
 pub mod rules;
 pub mod sources;
+pub mod status;
 pub mod store;
+pub mod tasks;
 pub mod templates;
 pub mod yaml;
 

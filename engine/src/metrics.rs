@@ -279,9 +279,8 @@ impl Metrics {
 
     /// Makes the counters of a rule set in force exist at zero: the
     /// failures of its plugins, the skipped times of its scheduled rules.
-    pub fn know(&self, generation: &crate::reload::Generation) {
-        for rule in generation
-            .rules
+    pub fn know(&self, rules: &crate::rules::RuleSet, plugins: &crate::plugins::Plugins) {
+        for rule in rules
             .rules
             .iter()
             .filter(|r| r.trigger == crate::rules::Trigger::Schedule)
@@ -290,7 +289,7 @@ impl Metrics {
                 rule: rule.id.clone(),
             });
         }
-        self.know_plugins(generation.plugins.infos().iter().map(|i| i.name.as_str()));
+        self.know_plugins(plugins.infos().iter().map(|i| i.name.as_str()));
     }
 
     fn know_plugins<'a>(&self, plugins: impl IntoIterator<Item = &'a str>) {

@@ -181,7 +181,7 @@ pub fn load(
     version: u64,
 ) -> Result<Generation, Vec<crate::yaml::Diagnostic>> {
     let fingerprint = sources.fingerprint();
-    let loaded = crate::rules::load_with_plugins(
+    let loaded = load_set(
         runtime,
         &sources.plugins,
         &sources.rules,
@@ -191,11 +191,51 @@ pub fn load(
     Ok(Generation {
         version,
         fingerprint,
-        rules: Arc::new(loaded.rules),
-        plugins: Arc::new(loaded.plugins),
-        templates: loaded.templates,
-        loaded_at: crate::store::now(),
+        ..loaded
     })
+}
+
+/// Loads the plugins, the templates and the rules, and checks them
+/// together: every problem (a plugin file that cannot load, a template
+/// error, a rule error, a template a rule names that does not exist, an
+/// identity no config defines) is returned, each with its file and
+/// position. What loads is a first generation.
+pub fn load_set(
+    runtime: &Runtime,
+    plugins_dir: &Path,
+    rules_dir: &Path,
+    templates_dir: &Path,
+    identities: &[String],
+) -> Result<Generation, Vec<crate::yaml::Diagnostic>> {
+    let (plugins, mut diagnostics) = Plugins::load(runtime, plugins_dir);
+    let templates = match Templates::load(templates_dir) {
+        Ok(templates) => Some(templates),
+        Err(errors) => {
+            diagnostics.extend(errors);
+            None
+        }
+    };
+    let rules = match crate::rules::load_dir(rules_dir, &plugins) {
+        Ok(rules) => rules,
+        Err(rule_errors) => {
+            diagnostics.extend(rule_errors);
+            return Err(diagnostics);
+        }
+    };
+    if let Some(templates) = &templates {
+        diagnostics.extend(crate::rules::missing_templates(
+            &rules,
+            templates,
+            templates_dir,
+        ));
+    }
+    diagnostics.extend(crate::rules::unknown_identities(&rules, identities));
+    match templates {
+        Some(templates) if diagnostics.is_empty() => {
+            Ok(Generation::new(rules, plugins, Arc::new(templates)))
+        }
+        _ => Err(diagnostics),
+    }
 }
 
 /// Reloads `active` from `sources` when their files changed.
@@ -257,7 +297,7 @@ impl Reloader {
             Ok(generation) => {
                 let hash = generation.rules.hash.clone();
                 let rules = generation.rules.rules.len();
-                self.metrics.know(&generation);
+                self.metrics.know(&generation.rules, &generation.plugins);
                 self.active.replace(generation);
                 self.metrics.loaded(Some(&hash));
                 tracing::info!(version, set = %hash, rules, "rule set reloaded");

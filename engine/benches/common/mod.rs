@@ -39,12 +39,15 @@ pub fn import_demo_in(dir: &Path) {
 /// loaded with the bundled plugins and the shipped templates, and the
 /// dispatcher options the demo mails need (they carry the verdict of
 /// `mx.acme.example`).
-pub fn demo_engine(dir: &Path, rules: &Path) -> (Store, relais::rules::Loaded, relais::Options) {
+pub fn demo_engine(
+    dir: &Path,
+    rules: &Path,
+) -> (Store, relais::reload::Generation, relais::Options) {
     let mut store = Store::open(&dir.join("relais.db")).expect("store");
     import_demo(&mut store);
     let runtime =
         relais::plugins::Runtime::new(relais::plugins::Limits::default()).expect("runtime");
-    let loaded = relais::rules::load_with_plugins(
+    let loaded = relais::reload::load_set(
         &runtime,
         &dir.join("plugins"),
         rules,

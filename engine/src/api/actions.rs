@@ -6,12 +6,12 @@ use serde::Deserialize;
 
 use super::answers::{EventAnswer, ImportAnswer, PostedMessage, RecordedExchange};
 use crate::config::RequestStates;
-use crate::daemon::dispatcher::CallError;
 use crate::directory::{Kind, RequestSpec};
 use crate::dispatch::Dispatcher;
 use crate::effects::EffectContext;
 use crate::metrics::Metrics;
 use crate::requests::SaveError;
+use crate::tasks::CallError;
 
 /// `POST /requests/{number}/messages`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

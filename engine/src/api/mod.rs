@@ -27,10 +27,10 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::config::{RequestStates, SecretValue};
-use crate::daemon::dispatcher::{Call, CallError, Task};
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::tasks::{Call, CallError, Task};
 
 pub use actions::{ContractEventBody, LinkBody, MessageBody, ReadBody};
 use answers::{
@@ -52,7 +52,7 @@ pub struct ApiState {
     /// Which states count as resolved and closed.
     pub states: RequestStates,
     /// The engine's status (`GET /status`), when a daemon serves the API.
-    pub status: Option<Arc<crate::daemon::status::Status>>,
+    pub status: Option<Arc<crate::status::Status>>,
 }
 
 /// The document's frame; the paths and schemas come from the handlers.
@@ -498,7 +498,7 @@ async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Answ
 /// The engine's status: the rule set in use (version, hash, rules),
 /// plugins, templates, the last reload and its errors, each source's state.
 #[utoipa::path(get, path = "/status", tag = "operations", responses(
-    (status = 200, description = "The engine's status", body = crate::daemon::status::StatusView),
+    (status = 200, description = "The engine's status", body = crate::status::StatusView),
     (status = 404, description = "No engine serves this API (a test harness)", body = ErrorBody)))]
 async fn status(State(state): State<Arc<ApiState>>) -> Answer {
     match &state.status {

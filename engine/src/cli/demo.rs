@@ -188,7 +188,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
 
     let runtime = super::runtime()?;
-    let loaded = relais::rules::load_with_plugins(
+    let loaded = relais::reload::load_set(
         &runtime,
         &dir.join("plugins"),
         &dir.join("rules"),
@@ -209,7 +209,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         dir.join("spool").display()
     );
     let files = relais::sources::files::list(&[dir.join("spool")]);
-    let options = config.options();
+    let options = relais::Options::of(&config);
     let reports = super::process_files(
         &mut store, &loaded, &options, &files, "spool", None, false, false,
     )?;

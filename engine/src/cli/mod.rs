@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use relais::plugins::{Limits, Runtime};
-use relais::rules::Loaded;
+use relais::reload::Generation;
 use relais::yaml::Diagnostic;
 use relais::{Dispatcher, Options, Outcome, Plugins, Store};
 
@@ -115,7 +115,7 @@ impl Paths {
 
     /// The dispatcher's limits and identities, from the config.
     fn options(&self) -> Options {
-        self.config.options()
+        relais::Options::of(&self.config)
     }
 }
 
@@ -480,7 +480,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check => check(paths),
         Command::Schema { kind } => {
             let schema = match kind {
-                SchemaKind::Rules => relais::rules::json_schema(),
+                SchemaKind::Rules => relais::rules::json_schema(
+                    relais::plugins::bundled()
+                        .iter()
+                        .map(|plugin| (plugin.name, plugin.config_schema)),
+                ),
                 SchemaKind::Config => relais::config::json_schema(),
                 SchemaKind::Import => relais::directory::json_schema(),
                 SchemaKind::Openapi => serde_json::from_str(relais::api::document())?,
@@ -827,8 +831,8 @@ fn runtime() -> Result<Runtime> {
 
 /// Loads plugins, templates and rules; every problem (a plugin file that
 /// cannot load, a template or rule error) as a diagnostic.
-fn load_config(runtime: &Runtime, paths: &Paths) -> Result<Loaded, Vec<Diagnostic>> {
-    relais::rules::load_with_plugins(
+fn load_config(runtime: &Runtime, paths: &Paths) -> Result<Generation, Vec<Diagnostic>> {
+    relais::reload::load_set(
         runtime,
         &paths.plugins,
         &paths.rules,
@@ -838,7 +842,7 @@ fn load_config(runtime: &Runtime, paths: &Paths) -> Result<Loaded, Vec<Diagnosti
 }
 
 /// Loads everything, or prints why not and says nothing was done.
-fn load_or_explain(runtime: &Runtime, paths: &Paths, what: &str) -> Option<Loaded> {
+fn load_or_explain(runtime: &Runtime, paths: &Paths, what: &str) -> Option<Generation> {
     match load_config(runtime, paths) {
         Ok(loaded) => Some(loaded),
         Err(diagnostics) => {
@@ -1065,7 +1069,7 @@ fn answer_event(
 /// A dispatcher on `store` with what was loaded.
 fn dispatcher<'a>(
     store: &'a mut Store,
-    loaded: &'a Loaded,
+    loaded: &'a Generation,
     options: &'a Options,
 ) -> Dispatcher<'a> {
     Dispatcher {
@@ -1124,7 +1128,7 @@ const INGEST_BATCH: usize = 256;
 #[allow(clippy::too_many_arguments)]
 fn process_files(
     store: &mut Store,
-    loaded: &Loaded,
+    loaded: &Generation,
     options: &Options,
     files: &[relais::sources::files::MailFile],
     account: &str,

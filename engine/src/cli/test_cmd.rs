@@ -160,7 +160,11 @@ pub fn run(paths: &Paths, files: &[PathBuf], json: bool) -> Result<ExitCode> {
     })
 }
 
-fn run_file(paths: &Paths, loaded: &relais::rules::Loaded, file: &Path) -> Result<Vec<Verdict>> {
+fn run_file(
+    paths: &Paths,
+    loaded: &relais::reload::Generation,
+    file: &Path,
+) -> Result<Vec<Verdict>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let doc = Document::parse(file, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -195,7 +199,7 @@ fn run_file(paths: &Paths, loaded: &relais::rules::Loaded, file: &Path) -> Resul
             .map_err(|errors| anyhow::anyhow!("{}", errors[0]))?,
         None => paths.config.clone(),
     };
-    let options = config.options();
+    let options = relais::Options::of(&config);
     let metrics = relais::metrics::Metrics::new();
     let mut dispatcher = dispatcher(&mut store, loaded, &options);
     let mut verdicts = Vec::new();

@@ -17,105 +17,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
 use super::order::{Order, Ticket, mail_keys};
 use crate::dispatch::{DecidedMail, Decider, Dispatcher, Options, Report};
 use crate::reload::Active;
-use crate::sources::mail::{MailError, ParsedMail};
-use crate::store::{ImapReceipt, Store};
+use crate::sources::mail::MailError;
+use crate::store::Store;
 
-/// One mail to process.
-#[derive(Debug)]
-pub struct Job {
-    /// The raw message.
-    pub raw: Vec<u8>,
-    /// The message parsed, by the source (so parsing runs beside the
-    /// dispatcher rather than on its thread).
-    pub parsed: Result<ParsedMail, MailError>,
-    /// Where it came from, for the trace (a file, `imap://account/uid`).
-    pub source: String,
-    /// Its IMAP origin, recorded with its processing.
-    pub receipt: Option<ImapReceipt>,
-    /// Where the outcome goes: the report once committed, or why nothing
-    /// was committed (then the source must not acknowledge the mail).
-    pub done: oneshot::Sender<Result<Report, String>>,
-}
-
-/// Why a call was not carried out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallError {
-    /// The input is wrong (`field` names what, when one field is); nothing
-    /// was written.
-    Invalid {
-        /// The field at fault.
-        field: Option<String>,
-        /// What is wrong.
-        message: String,
-    },
-    /// What the call names does not exist.
-    NotFound(String),
-    /// The data does not allow it now (a locked conversation...).
-    Conflict(String),
-    /// The engine failed (the store...); nothing was written.
-    Internal(String),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Invalid {
-                field: Some(field),
-                message,
-            } => write!(f, "{field}: {message}"),
-            CallError::Invalid {
-                field: None,
-                message,
-            }
-            | CallError::NotFound(message)
-            | CallError::Conflict(message)
-            | CallError::Internal(message) => f.write_str(message),
-        }
-    }
-}
-
-impl From<crate::store::StoreError> for CallError {
-    fn from(error: crate::store::StoreError) -> Self {
-        match error {
-            crate::store::StoreError::Refused(message) => CallError::Conflict(message),
-            other => CallError::Internal(other.to_string()),
-        }
-    }
-}
-
-/// What a call answers: a JSON document.
-pub type CallResult = Result<serde_json::Value, CallError>;
-
-/// Work the HTTP API (or another caller) runs on the dispatcher thread.
-pub type Work = Box<dyn FnOnce(&mut Dispatcher<'_>) -> CallResult + Send>;
-
-/// One call: its work and where its answer goes, once committed.
-pub struct Call {
-    /// The work.
-    pub work: Work,
-    /// The answer.
-    pub done: oneshot::Sender<CallResult>,
-}
-
-impl std::fmt::Debug for Call {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Call")
-    }
-}
-
-/// A task for the dispatcher.
-#[derive(Debug)]
-pub enum Task {
-    /// A mail from a source.
-    Mail(Box<Job>),
-    /// A call.
-    Call(Call),
-}
+pub use crate::tasks::{Call, CallError, CallResult, Job, Task, Work};
 
 /// What the dispatcher runs with.
 #[derive(Debug)]

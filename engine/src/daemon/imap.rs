@@ -68,16 +68,7 @@ const FETCH_CHUNK: u32 = 200;
 /// How often expired mail is looked for, when the account deletes it.
 const EXPIRY_CHECK: Duration = Duration::from_secs(3600);
 
-/// State of an account, for `relais status` and the logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceState {
-    /// Connecting or reconnecting.
-    Connecting,
-    /// Connected and waiting for mail.
-    Connected,
-    /// The last attempt failed; retrying.
-    Failing(String),
-}
+pub use crate::status::SourceState;
 
 /// Watches `account` until `shutdown` turns true.
 pub async fn run(

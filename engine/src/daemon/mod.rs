@@ -13,7 +13,6 @@ pub mod retention;
 pub mod schedule;
 pub mod sender;
 pub mod spool;
-pub mod status;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +23,7 @@ use tokio::sync::{Notify, watch};
 use crate::Store;
 use crate::config::Config;
 use crate::plugins::{Limits, Runtime};
+use crate::status;
 
 /// How long sources get to finish their in-flight mail at shutdown.
 const GRACE: Duration = Duration::from_secs(20);
@@ -70,7 +70,7 @@ async fn serve(config: Config) -> Result<()> {
     );
     let metrics = Arc::new(crate::metrics::Metrics::new());
     metrics.loaded(Some(&generation.rules.hash));
-    metrics.know(&generation);
+    metrics.know(&generation.rules, &generation.plugins);
     let store = Store::open(&config.database)?;
     for problem in crate::templates::unknown_alert_templates(&store, &generation.templates)? {
         tracing::warn!("{problem}");
@@ -84,7 +84,7 @@ async fn serve(config: Config) -> Result<()> {
     ));
     let transport = sender::Transport::from_config(&config).map_err(|e| anyhow!(e))?;
     let wake = Arc::new(Notify::new());
-    let options = config.options();
+    let options = crate::dispatch::Options::of(&config);
     // Plugins decide about mail on workers, each reading through a
     // connection of its own; the dispatcher thread only commits.
     let readers = (0..config.limits.plugin_workers())

@@ -52,6 +52,18 @@ pub struct Options {
     pub trusted_authserv_ids: Vec<String>,
 }
 
+impl Options {
+    /// The limits and identities `config` sets.
+    pub fn of(config: &crate::config::Config) -> Options {
+        Options {
+            max_mail_bytes: config.limits.max_mail_mib.saturating_mul(1 << 20),
+            max_text_bytes: config.limits.max_text_kib.saturating_mul(1024),
+            identity: config.mail_identity(),
+            trusted_authserv_ids: config.authentication.trusted_authserv_ids.clone(),
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {

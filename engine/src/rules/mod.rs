@@ -236,61 +236,13 @@ impl RuleSet {
 /// Default `max` for queued and parallel rules.
 pub const DEFAULT_MAX: u32 = 10;
 
-/// Everything a rule set runs with, loaded and checked together.
-#[derive(Debug)]
-pub struct Loaded {
-    /// The plugins: bundled ones and those of the plugins directory.
-    pub plugins: crate::Plugins,
-    /// The rules.
-    pub rules: RuleSet,
-    /// The mail templates.
-    pub templates: std::sync::Arc<crate::Templates>,
-}
-
-/// Loads the plugins, the templates and the rules, and checks them
-/// together: every problem (a plugin file that cannot load, a template
-/// error, a rule error, a template a rule names that does not exist) is
-/// returned, each with its file and position.
-pub fn load_with_plugins(
-    runtime: &crate::plugins::Runtime,
-    plugins_dir: &Path,
-    rules_dir: &Path,
-    templates_dir: &Path,
-    identities: &[String],
-) -> Result<Loaded, Vec<Diagnostic>> {
-    let (plugins, mut diagnostics) = crate::Plugins::load(runtime, plugins_dir);
-    let templates = match crate::Templates::load(templates_dir) {
-        Ok(templates) => Some(templates),
-        Err(errors) => {
-            diagnostics.extend(errors);
-            None
-        }
-    };
-    match load_dir(rules_dir, &plugins) {
-        Ok(rules) => {
-            if let Some(templates) = &templates {
-                diagnostics.extend(missing_templates(&rules, templates, templates_dir));
-            }
-            diagnostics.extend(unknown_identities(&rules, identities));
-            match templates {
-                Some(templates) if diagnostics.is_empty() => Ok(Loaded {
-                    plugins,
-                    rules,
-                    templates: std::sync::Arc::new(templates),
-                }),
-                _ => Err(diagnostics),
-            }
-        }
-        Err(rule_errors) => {
-            diagnostics.extend(rule_errors);
-            Err(diagnostics)
-        }
-    }
-}
-
 /// Rule configs name templates under keys called `template`, at any depth:
 /// each must exist.
-fn missing_templates(rules: &RuleSet, templates: &crate::Templates, dir: &Path) -> Vec<Diagnostic> {
+pub fn missing_templates(
+    rules: &RuleSet,
+    templates: &crate::Templates,
+    dir: &Path,
+) -> Vec<Diagnostic> {
     fn walk(value: &serde_json::Value, found: &mut Vec<String>) {
         match value {
             serde_json::Value::Object(map) => {

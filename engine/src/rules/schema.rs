@@ -372,11 +372,14 @@ impl JsonSchema for Changes {
     }
 }
 
-/// The JSON Schema of rule files.
-pub fn json_schema() -> serde_json::Value {
+/// The JSON Schema of rule files; `plugin_configs` gives, for each plugin
+/// it knows by name (the bundled ones), the JSON Schema of its `config:`.
+pub fn json_schema<'a>(
+    plugin_configs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> serde_json::Value {
     let schema = schemars::schema_for!(RuleFile);
     let mut schema = serde_json::to_value(schema).unwrap_or_default();
-    tighten(&mut schema);
+    tighten(&mut schema, plugin_configs);
     schema
 }
 
@@ -431,7 +434,10 @@ const WHEN_FIELDS: [(&str, &[&str]); 4] = [
 /// exactly one test in a matcher, and each bundled plugin's `config:` as
 /// its own schema says. (Plugins from the plugins folder, regexes, cron
 /// expressions, time zones and duplicate ids stay `relais check`'s.)
-fn tighten(schema: &mut serde_json::Value) {
+fn tighten<'a>(
+    schema: &mut serde_json::Value,
+    plugin_configs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
     use serde_json::json;
     let defs = &mut schema["$defs"];
     let mut conditions = vec![
@@ -463,9 +469,8 @@ fn tighten(schema: &mut serde_json::Value) {
     // Each bundled plugin's config, when the rule runs it; the config
     // schema's own definitions join the rule schema's, named after it.
     let mut configs = Vec::new();
-    for plugin in crate::plugins::bundled() {
-        let Ok(serde_json::Value::Object(mut config)) = serde_json::from_str(plugin.config_schema)
-        else {
+    for (plugin, config_schema) in plugin_configs {
+        let Ok(serde_json::Value::Object(mut config)) = serde_json::from_str(config_schema) else {
             continue;
         };
         config.remove("$schema");
@@ -473,13 +478,13 @@ fn tighten(schema: &mut serde_json::Value) {
         let mut config = serde_json::Value::Object(config);
         if let Some(serde_json::Value::Object(own)) = own {
             for (name, mut definition) in own {
-                rename_refs(&mut definition, plugin.name);
-                defs[format!("{}-{name}", plugin.name)] = definition;
+                rename_refs(&mut definition, plugin);
+                defs[format!("{}-{name}", plugin)] = definition;
             }
         }
-        rename_refs(&mut config, plugin.name);
+        rename_refs(&mut config, plugin);
         configs.push(json!({
-            "if": { "properties": { "plugin": { "const": plugin.name } }, "required": ["plugin"] },
+            "if": { "properties": { "plugin": { "const": plugin } }, "required": ["plugin"] },
             "then": { "properties": { "config": config } }
         }));
     }

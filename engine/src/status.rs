@@ -11,9 +11,19 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dispatcher::{Call, Task};
-use super::imap::SourceState;
 use crate::reload::Active;
+use crate::tasks::{Call, Task};
+
+/// State of an account, for `relais status` and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// Connecting or reconnecting.
+    Connecting,
+    /// Connected and waiting for mail.
+    Connected,
+    /// The last attempt failed; retrying.
+    Failing(String),
+}
 
 /// How often the status is written even when it did not change: readers
 /// tell a stopped engine from a quiet one by it.
