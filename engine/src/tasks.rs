@@ -5,7 +5,9 @@
 
 use tokio::sync::oneshot;
 
-use crate::dispatch::{Dispatcher, Report};
+use crate::config::RequestStates;
+use crate::directory::RequestSpec;
+use crate::dispatch::{DecidedEvent, Decider, Dispatcher, Report};
 use crate::sources::mail::{MailError, ParsedMail};
 use crate::store::ImapReceipt;
 
@@ -63,6 +65,18 @@ impl std::fmt::Display for CallError {
     }
 }
 
+impl From<crate::requests::SaveError> for CallError {
+    fn from(error: crate::requests::SaveError) -> Self {
+        match error {
+            crate::requests::SaveError::Field(error) => CallError::Invalid {
+                field: Some(error.field),
+                message: error.message,
+            },
+            crate::requests::SaveError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for CallError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {
@@ -92,11 +106,79 @@ impl std::fmt::Debug for Call {
     }
 }
 
+/// A write as data, carried out in two steps: decided where plugins may
+/// run (beside the writer, reading only), then committed by the writer.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Check and save a request, running `request-saved`.
+    SaveRequest {
+        /// The request as the support system saved it.
+        request: RequestSpec,
+        /// Which states count as resolved and closed.
+        states: RequestStates,
+        /// Write nothing, say what would be done.
+        dry_run: bool,
+    },
+}
+
+impl Command {
+    /// Its ordering keys: what it shares with other events, which must not
+    /// be decided before it is committed (see `daemon::order`).
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Command::SaveRequest { request, .. } => vec![format!("request:{}", request.number)],
+        }
+    }
+
+    /// Decides: checks it against the directory, then runs its rules. It
+    /// only reads.
+    pub fn decide(&self, decider: &Decider<'_>) -> Result<DecidedEvent, CallError> {
+        match self {
+            Command::SaveRequest {
+                request, states, ..
+            } => {
+                crate::requests::check(decider.store, request)?;
+                Ok(decider.decide_save(request, states)?)
+            }
+        }
+    }
+
+    /// Writes what [`Command::decide`] decided.
+    pub fn commit(
+        &self,
+        dispatcher: &mut Dispatcher<'_>,
+        decided: DecidedEvent,
+    ) -> Result<Report, CallError> {
+        match self {
+            Command::SaveRequest {
+                request, dry_run, ..
+            } => Ok(dispatcher.commit_event(decided, Some(request), *dry_run)?),
+        }
+    }
+
+    /// Decides and commits, on the writer.
+    pub fn run(&self, dispatcher: &mut Dispatcher<'_>) -> Result<Report, CallError> {
+        let decided = self.decide(&dispatcher.decider())?;
+        self.commit(dispatcher, decided)
+    }
+}
+
+/// A command and where its answer goes once committed.
+#[derive(Debug)]
+pub struct CommandTask {
+    /// What to do.
+    pub command: Command,
+    /// The run's report, or why nothing was done.
+    pub done: oneshot::Sender<Result<Report, CallError>>,
+}
+
 /// A task for the dispatcher.
 #[derive(Debug)]
 pub enum Task {
     /// A mail from a source.
     Mail(Box<Job>),
+    /// A command.
+    Command(Box<CommandTask>),
     /// A call.
     Call(Call),
 }

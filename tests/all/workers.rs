@@ -13,6 +13,9 @@ const SLEEPY_RULE: &str = "rules:
     on: mail-received
     when: { subject: { matches: '^sleep ' } }
     run: { plugin: sleepy }
+  - id: slow-save
+    on: request-saved
+    run: { plugin: sleepy }
 ";
 
 /// A daemon on the demo directory, the shipped rules and a `sleepy` rule,
@@ -204,4 +207,53 @@ fn a_slow_plugin_delays_neither_other_mail_nor_the_api_and_a_thread_keeps_its_or
         .expect("run")
         .expect("slow run");
     assert_ne!(slow.outcome, "failed", "{slow:?}");
+}
+
+#[test]
+fn a_slow_plugin_on_one_request_save_delays_neither_other_saves_nor_mail() {
+    let mut setup = Setup::new();
+    let (mut engine, port) = start(&mut setup, 2);
+    let save = move |number: u64, subject: &str| {
+        let mut body = crate::api::request("open");
+        body["subject"] = subject.into();
+        call(
+            port,
+            "PUT",
+            &format!("/requests/{number}"),
+            Some(TOKEN),
+            Some(&body.to_string()),
+        )
+        .expect("an answer")
+    };
+    // A save whose plugin takes 5 s, in a thread of its own: the API
+    // answers it once committed.
+    let slow = std::thread::spawn(move || {
+        let answer = save(23010291, "sleep 5000");
+        (answer.status, answer.body)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let other = save(23010292, "Imprimante en panne");
+    assert_eq!(other.status, 201, "{}", other.body);
+    assert!(
+        setup.store().request(23010291).expect("query").is_none(),
+        "the other save waited for the slow one"
+    );
+    mail(
+        &setup.dir.path().join("spool"),
+        "meanwhile",
+        "Jeanne Martin <jeanne@dupont.example>",
+        "support@acme.example",
+        "Imprimante du 3e étage",
+        &[],
+    );
+    wait_for(&mut engine, Duration::from_secs(30), "the mail", || {
+        run_of(&setup, "meanwhile@test.example").is_some()
+    });
+    assert!(
+        setup.store().request(23010291).expect("query").is_none(),
+        "the mail waited for the slow save"
+    );
+    let (status, body) = slow.join().expect("the slow save answers");
+    assert_eq!(status, 201, "{body}");
+    assert!(setup.store().request(23010291).expect("query").is_some());
 }

@@ -7,11 +7,10 @@ use serde::Deserialize;
 use super::answers::{EventAnswer, ImportAnswer, PostedMessage, RecordedExchange};
 use crate::config::RequestStates;
 use crate::directory::{Kind, RequestSpec};
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, Report};
 use crate::effects::EffectContext;
 use crate::metrics::Metrics;
-use crate::requests::SaveError;
-use crate::tasks::CallError;
+use crate::tasks::{CallError, Command};
 
 /// `POST /requests/{number}/messages`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -58,7 +57,8 @@ fn invalid(field: &str, message: impl Into<String>) -> CallError {
     }
 }
 
-/// Checks and saves a request, running `request-saved`.
+/// Checks and saves a request, running `request-saved`, here and now (the
+/// CLI's way; the daemon hands the same [`Command`] to its dispatcher).
 pub fn save_request(
     dispatcher: &mut Dispatcher<'_>,
     request: &RequestSpec,
@@ -66,12 +66,18 @@ pub fn save_request(
     metrics: &Metrics,
     dry_run: bool,
 ) -> Result<EventAnswer, CallError> {
-    crate::requests::check(dispatcher.store, request).map_err(|error| match error {
-        SaveError::Field(error) => invalid(&error.field, error.message),
-        SaveError::Store(error) => error.into(),
-    })?;
-    let report = dispatcher.handle_request_save(request, states, dry_run)?;
+    let command = Command::SaveRequest {
+        request: request.clone(),
+        states: states.clone(),
+        dry_run,
+    };
+    let report = command.run(dispatcher)?;
     metrics.record(&report);
+    Ok(saved(request.number, &report))
+}
+
+/// What a request save answers: the run, the request and its change kinds.
+pub fn saved(number: u64, report: &Report) -> EventAnswer {
     let changes = report
         .event
         .as_ref()
@@ -83,11 +89,11 @@ pub fn save_request(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(EventAnswer {
-        request: Some(request.number),
+    EventAnswer {
+        request: Some(number),
         changes: Some(changes),
-        ..EventAnswer::from(&report)
-    })
+        ..EventAnswer::from(report)
+    }
 }
 
 /// Runs a `contract-event`.

@@ -30,7 +30,7 @@ use crate::config::{RequestStates, SecretValue};
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::tasks::{Call, CallError, Task};
+use crate::tasks::{Call, CallError, Command, CommandTask, Task};
 
 pub use actions::{ContractEventBody, LinkBody, MessageBody, ReadBody};
 use answers::{
@@ -585,12 +585,21 @@ async fn save_request(
         }
     }
     let spec: crate::directory::RequestSpec = from_value(value)?;
-    let states = state.states.clone();
-    let metrics = state.metrics.clone();
-    let answer = call(&state, move |dispatcher| {
-        actions::save_request(dispatcher, &spec, &states, &metrics, dry.run)
-    })
-    .await?;
+    // A command, as data: decided beside the writer, where a slow plugin
+    // holds up only what shares the request with it.
+    let (done, report) = oneshot::channel();
+    let task = Task::Command(Box::new(CommandTask {
+        command: Command::SaveRequest {
+            request: spec,
+            states: state.states.clone(),
+            dry_run: dry.run,
+        },
+        done,
+    }));
+    let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Relais is stopping");
+    state.tasks.send(task).await.map_err(|_| stopped())?;
+    let report = report.await.map_err(|_| stopped())??;
+    let answer = actions::saved(number, &report);
     // A dry run created nothing.
     let created = !dry.run
         && answer

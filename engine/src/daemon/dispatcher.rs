@@ -7,10 +7,10 @@
 //! disk sync is paid per batch, not per event.
 //!
 //! With reader connections (`Engine::readers`), plugins decide about mail
-//! on worker threads, one per reader, and the writer only commits: a slow
-//! plugin holds up the mails that share a key with its own (its thread, its
-//! sender, its request; see [`super::order`]), not the others nor the
-//! calls.
+//! and commands (a request saved) on worker threads, one per reader, and
+//! the writer only commits: a slow plugin holds up the events that share a
+//! key with its own (a mail's thread, its sender, a request; see
+//! [`super::order`]), not the others nor the calls.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,12 +20,12 @@ use crossbeam_channel::{Receiver, Sender, select};
 use tokio::sync::{Notify, mpsc};
 
 use super::order::{Order, Ticket, mail_keys};
-use crate::dispatch::{DecidedMail, Decider, Dispatcher, Options, Report};
+use crate::dispatch::{DecidedEvent, DecidedMail, Decider, Dispatcher, Options, Report};
 use crate::reload::Active;
 use crate::sources::mail::MailError;
 use crate::store::Store;
 
-pub use crate::tasks::{Call, CallError, CallResult, Job, Task, Work};
+pub use crate::tasks::{Call, CallError, CallResult, Command, CommandTask, Job, Task, Work};
 
 /// What the dispatcher runs with.
 #[derive(Debug)]
@@ -66,7 +66,8 @@ pub fn spawn(engine: Engine) -> std::io::Result<(mpsc::Sender<Task>, JoinHandle<
 
 fn run(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
     let item = |task: Task| match task {
-        Task::Mail(job) => Item::Job(job),
+        Task::Mail(job) => Item::Here(None, Pending::Mail(job)),
+        Task::Command(task) => Item::Here(None, Pending::Command(task)),
         Task::Call(call) => Item::Call(call),
     };
     while let Some(first) = tasks.blocking_recv() {
@@ -81,48 +82,95 @@ fn run(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
         engine.wake.notify_one();
         for (item, result) in batch.into_iter().zip(results) {
             // A caller that gave up waiting will ask again.
-            match (item, result) {
-                (Item::Job(job), Outcome::Mail(result)) => {
-                    let _ = job.done.send(result);
-                }
-                (Item::Call(call), Outcome::Call(result)) => {
-                    let _ = call.done.send(result);
-                }
-                _ => unreachable!("each task gets an outcome of its own kind"),
+            match item {
+                Item::Call(call) => answer_call(call, result),
+                Item::Here(_, pending) => answer(pending, result),
+                Item::Decided(decided) => answer(decided.pending, result),
             }
         }
     }
 }
 
+/// Something to decide: a mail, or a command.
+#[derive(Debug)]
+enum Pending {
+    Mail(Box<Job>),
+    Command(Box<CommandTask>),
+}
+
+/// What a worker decided.
+// One per event, moved once from its worker to the writer: not worth boxing.
+#[allow(clippy::large_enum_variant)]
+enum Decision {
+    Mail(Result<DecidedMail, String>),
+    Command(Result<DecidedEvent, CallError>),
+}
+
+/// What came of one item of a batch.
 // Short-lived, one per task of a batch: not worth boxing.
 #[allow(clippy::large_enum_variant)]
 enum Outcome {
     Mail(Result<Report, String>),
+    Command(Result<Report, CallError>),
     Call(CallResult),
 }
 
 impl Outcome {
     fn failed(item: &Item, error: &str) -> Outcome {
-        match item {
-            Item::Job(_) | Item::Decided(_) | Item::Inline(..) => {
-                Outcome::Mail(Err(error.to_string()))
+        let pending = match item {
+            Item::Call(_) => {
+                return Outcome::Call(Err(CallError::Internal(error.to_string())));
             }
-            Item::Call(_) => Outcome::Call(Err(CallError::Internal(error.to_string()))),
+            Item::Here(_, pending) => pending,
+            Item::Decided(decided) => &decided.pending,
+        };
+        match pending {
+            Pending::Mail(_) => Outcome::Mail(Err(error.to_string())),
+            Pending::Command(_) => Outcome::Command(Err(CallError::Internal(error.to_string()))),
+        }
+    }
+
+    fn report(&self) -> Option<&Report> {
+        match self {
+            Outcome::Mail(Ok(report)) | Outcome::Command(Ok(report)) => Some(report),
+            _ => None,
         }
     }
 }
 
-/// A decision quicker than this lets the mails that wait for it be decided
-/// by the writer in the same batch ([`Order::follower`]).
+/// Sends a mail's or a command's outcome to whoever waits for it.
+fn answer(pending: Pending, outcome: Outcome) {
+    match (pending, outcome) {
+        (Pending::Mail(job), Outcome::Mail(result)) => {
+            let _ = job.done.send(result);
+        }
+        (Pending::Command(task), Outcome::Command(result)) => {
+            let _ = task.done.send(result);
+        }
+        _ => unreachable!("each task gets an outcome of its own kind"),
+    }
+}
+
+fn answer_call(call: Call, outcome: Outcome) {
+    match outcome {
+        Outcome::Call(result) => {
+            let _ = call.done.send(result);
+        }
+        _ => unreachable!("each task gets an outcome of its own kind"),
+    }
+}
+
+/// A decision quicker than this lets the events that wait for it be
+/// decided by the writer in the same batch ([`Order::follower`]).
 const QUICK: Duration = Duration::from_millis(10);
 
-/// Runs a batch in one transaction: each mail decided here (or by a
-/// worker) and committed, each call run. With `order`, the mails parked
-/// behind quick ones of the batch join it, decided here.
+/// Runs a batch in one transaction: each mail or command decided here (or
+/// by a worker) and committed, each call run. With `order`, the events
+/// parked behind quick ones of the batch join it, decided here.
 fn process(
     engine: &mut Engine,
     batch: &mut Vec<Item>,
-    mut order: Option<&mut Order<Box<Job>, Decided>>,
+    mut order: Option<&mut Order<Pending, Decided>>,
 ) -> Vec<Outcome> {
     let batched = batch.len() > 1 || order.is_some();
     if batched && let Err(error) = engine.store.begin_batch() {
@@ -143,7 +191,7 @@ fn process(
     let mut index = 0;
     while index < batch.len() {
         let started = Instant::now();
-        let result = match &mut batch[index] {
+        let outcome = match &mut batch[index] {
             Item::Call(call) => {
                 let work =
                     std::mem::replace(&mut call.work, Box::new(|_| Ok(serde_json::Value::Null)));
@@ -151,51 +199,67 @@ fn process(
                 index += 1;
                 continue;
             }
-            Item::Job(job) | Item::Inline(_, job) => {
+            Item::Here(_, Pending::Mail(job)) => {
                 let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
-                dispatcher
-                    .handle_received(
-                        &job.raw,
-                        parsed,
-                        Some(&job.source),
-                        job.receipt.as_ref(),
-                        false,
-                    )
-                    .map_err(|e| e.to_string())
+                Outcome::Mail(
+                    dispatcher
+                        .handle_received(
+                            &job.raw,
+                            parsed,
+                            Some(&job.source),
+                            job.receipt.as_ref(),
+                            false,
+                        )
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            Item::Here(_, Pending::Command(task)) => {
+                Outcome::Command(task.command.run(&mut dispatcher))
             }
             Item::Decided(decided) => {
-                let decision = std::mem::replace(&mut decided.decision, Err(String::new()));
-                let job = &decided.job;
-                decision.and_then(|decision| {
-                    dispatcher
-                        .commit_mail(decision, &job.raw, job.receipt.as_ref(), false)
-                        .map_err(|e| e.to_string())
-                })
+                let decision = std::mem::replace(
+                    &mut decided.decision,
+                    Decision::Mail(Err("already committed".into())),
+                );
+                match (&decided.pending, decision) {
+                    (Pending::Mail(job), Decision::Mail(decision)) => {
+                        Outcome::Mail(decision.and_then(|decision| {
+                            dispatcher
+                                .commit_mail(decision, &job.raw, job.receipt.as_ref(), false)
+                                .map_err(|e| e.to_string())
+                        }))
+                    }
+                    (Pending::Command(task), Decision::Command(decision)) => Outcome::Command(
+                        decision
+                            .and_then(|decision| task.command.commit(&mut dispatcher, decision)),
+                    ),
+                    _ => unreachable!("a decision is of its task's kind"),
+                }
             }
         };
-        if let Ok(report) = &result {
+        if let Some(report) = outcome.report() {
             log_report(report);
             engine.metrics.record(report);
         }
         if let Some(order) = order.as_deref_mut()
-            && result.is_ok()
+            && outcome.report().is_some()
         {
             let written = match &batch[index] {
                 Item::Decided(decided) => Some((decided.ticket.clone(), decided.took < QUICK)),
-                Item::Inline(ticket, _) => Some((ticket.clone(), started.elapsed() < QUICK)),
-                Item::Job(_) | Item::Call(_) => None,
+                Item::Here(Some(ticket), _) => Some((ticket.clone(), started.elapsed() < QUICK)),
+                Item::Here(None, _) | Item::Call(_) => None,
             };
             if let Some((ticket, quick)) = written {
                 order.in_batch(&ticket, quick);
                 while batch.len() < engine.batch {
-                    let Some((ticket, job)) = order.follower() else {
+                    let Some((ticket, pending)) = order.follower() else {
                         break;
                     };
-                    batch.push(Item::Inline(ticket, job));
+                    batch.push(Item::Here(Some(ticket), pending));
                 }
             }
         }
-        results.push(Outcome::Mail(result));
+        results.push(outcome);
         index += 1;
     }
     if batched && let Err(error) = engine.store.commit_batch() {
@@ -218,17 +282,17 @@ pub fn log_report(report: &Report) {
     );
 }
 
-/// A mail handed to a worker.
+/// An event handed to a worker.
 struct ToDecide {
     ticket: Ticket,
-    job: Box<Job>,
+    pending: Pending,
 }
 
-/// A mail decided by a worker, for the writer to commit.
+/// An event decided by a worker, for the writer to commit.
 struct Decided {
     ticket: Ticket,
-    job: Box<Job>,
-    decision: Result<DecidedMail, String>,
+    pending: Pending,
+    decision: Decision,
     /// How long the decision took.
     took: Duration,
 }
@@ -237,19 +301,18 @@ struct Decided {
 enum Item {
     /// A call, run on the writer.
     Call(Call),
-    /// A mail, decided on the writer then committed.
-    Job(Box<Job>),
-    /// A mail a worker decided, committed.
+    /// A mail or a command decided on the writer, then committed: on the
+    /// writer alone, or (with its ticket) after quick ones of the batch it
+    /// waited for.
+    Here(Option<Ticket>, Pending),
+    /// A mail or a command a worker decided, committed.
     Decided(Box<Decided>),
-    /// A mail that waited for quick ones of the batch, decided on the
-    /// writer after them.
-    Inline(Ticket, Box<Job>),
 }
 
-/// The writer with workers beside it: it admits mail in arrival order
-/// ([`Order`]), hands each mail to a worker when the mails it waits for
-/// are committed, commits what the workers decided and the calls, in
-/// batches, and answers each once committed.
+/// The writer with workers beside it: it admits mail and commands in
+/// arrival order ([`Order`]), hands each to a worker when the events it
+/// waits for are committed, commits what the workers decided and the
+/// calls, in batches, and answers each once committed.
 fn run_beside_deciders(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
     let (input, inputs) = crossbeam_channel::bounded::<Task>(engine.batch.max(1));
     // The sources' channel is tokio's: a thread of its own moves what
@@ -290,7 +353,7 @@ fn run_beside_deciders(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
         return;
     }
 
-    let mut order: Order<Box<Job>, Decided> = Order::default();
+    let mut order: Order<Pending, Decided> = Order::default();
     let mut inputs = Some(inputs);
     let never = crossbeam_channel::never();
     let mut ready: Vec<Item> = Vec::new();
@@ -334,23 +397,19 @@ fn run_beside_deciders(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
         order.end_batch();
         engine.wake.notify_one();
         for (item, result) in batch.into_iter().zip(results) {
-            let (ticket, job) = match item {
+            let (ticket, pending) = match item {
                 Item::Call(call) => {
-                    if let Outcome::Call(result) = result {
-                        let _ = call.done.send(result);
-                    }
+                    answer_call(call, result);
                     continue;
                 }
-                Item::Decided(decided) => (decided.ticket, decided.job),
-                Item::Inline(ticket, job) => (ticket, job),
-                Item::Job(_) => unreachable!("mail is decided by workers or inline here"),
+                Item::Decided(decided) => (decided.ticket, decided.pending),
+                Item::Here(Some(ticket), pending) => (ticket, pending),
+                Item::Here(None, _) => unreachable!("every event here has its ticket"),
             };
             let released = order.committed(&ticket);
-            if let Outcome::Mail(result) = result {
-                let _ = job.done.send(result);
-            }
-            for (ticket, job) in released.to_decide {
-                send_to_workers(&work, ticket, job, &mut order, &mut ready);
+            answer(pending, result);
+            for (ticket, pending) in released.to_decide {
+                send_to_workers(&work, ticket, pending, &mut order, &mut ready);
             }
             ready.extend(
                 released
@@ -367,7 +426,7 @@ fn run_beside_deciders(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
     let _ = forwarder.join();
 }
 
-/// A worker: decides each mail it is handed, on the rule set in use, and
+/// A worker: decides each event it is handed, on the rule set in use, and
 /// hands the decision back.
 fn decide_on(
     reader: &Store,
@@ -376,7 +435,11 @@ fn decide_on(
     works: &Receiver<ToDecide>,
     done: &Sender<Decided>,
 ) {
-    for ToDecide { ticket, mut job } in works.iter() {
+    for ToDecide {
+        ticket,
+        mut pending,
+    } in works.iter()
+    {
         let generation = active.current();
         let decider = Decider {
             store: reader,
@@ -385,35 +448,44 @@ fn decide_on(
             templates: &generation.templates,
             options,
         };
-        let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
         let started = Instant::now();
-        let decision = decider
-            .decide_mail(&job.raw, parsed, Some(&job.source))
-            .map_err(|e| e.to_string());
-        if done
-            .send(Decided {
-                ticket,
-                job,
-                decision,
-                took: started.elapsed(),
-            })
-            .is_err()
-        {
+        let decision = match &mut pending {
+            Pending::Mail(job) => {
+                let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
+                Decision::Mail(
+                    decider
+                        .decide_mail(&job.raw, parsed, Some(&job.source))
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            Pending::Command(task) => Decision::Command(task.command.decide(&decider)),
+        };
+        let decided = Decided {
+            ticket,
+            pending,
+            decision,
+            took: started.elapsed(),
+        };
+        if done.send(decided).is_err() {
             break;
         }
     }
 }
 
-/// Takes a task in: a call is ready to commit; a mail goes to the workers
-/// or waits for the mails it shares a key with.
+/// Takes a task in: a call is ready to commit; a mail or a command goes to
+/// the workers, or waits for the events it shares a key with.
 fn admit(
-    order: &mut Order<Box<Job>, Decided>,
+    order: &mut Order<Pending, Decided>,
     task: Task,
     work: &Sender<ToDecide>,
     ready: &mut Vec<Item>,
 ) {
-    match task {
-        Task::Call(call) => ready.push(Item::Call(call)),
+    let (keys, turn, pending) = match task {
+        Task::Call(call) => {
+            ready.push(Item::Call(call));
+            return;
+        }
+        Task::Command(task) => (task.command.keys(), None, Pending::Command(task)),
         Task::Mail(job) => {
             let keys = match &job.parsed {
                 Ok(parsed) => mail_keys(&parsed.mail),
@@ -426,30 +498,36 @@ fn admit(
                 .receipt
                 .as_ref()
                 .map(|receipt| format!("imap:{}", receipt.account));
-            if let Some((ticket, job)) = order.admit(keys, turn, job) {
-                send_to_workers(work, ticket, job, order, ready);
-            }
+            (keys, turn, Pending::Mail(job))
         }
+    };
+    if let Some((ticket, pending)) = order.admit(keys, turn, pending) {
+        send_to_workers(work, ticket, pending, order, ready);
     }
 }
 
 fn send_to_workers(
     work: &Sender<ToDecide>,
     ticket: Ticket,
-    job: Box<Job>,
-    order: &mut Order<Box<Job>, Decided>,
+    pending: Pending,
+    order: &mut Order<Pending, Decided>,
     ready: &mut Vec<Item>,
 ) {
-    if let Err(crossbeam_channel::SendError(ToDecide { ticket, job })) =
-        work.send(ToDecide { ticket, job })
+    if let Err(crossbeam_channel::SendError(ToDecide { ticket, pending })) =
+        work.send(ToDecide { ticket, pending })
     {
-        // No worker left: the mail is given up, for its source to retry.
+        // No worker left: given up, for its source to retry.
+        let no_worker = "no plugin worker is running";
+        let decision = match pending {
+            Pending::Mail(_) => Decision::Mail(Err(no_worker.into())),
+            Pending::Command(_) => Decision::Command(Err(CallError::Internal(no_worker.into()))),
+        };
         arrive(
             order,
             Decided {
                 ticket,
-                job,
-                decision: Err("no plugin worker is running".into()),
+                pending,
+                decision,
                 took: Duration::ZERO,
             },
             ready,
@@ -458,7 +536,7 @@ fn send_to_workers(
 }
 
 /// A decision came back: committed when its turn comes.
-fn arrive(order: &mut Order<Box<Job>, Decided>, decided: Decided, ready: &mut Vec<Item>) {
+fn arrive(order: &mut Order<Pending, Decided>, decided: Decided, ready: &mut Vec<Item>) {
     let ticket = decided.ticket.clone();
     if let Some((_, decided)) = order.decided(ticket, decided) {
         ready.push(Item::Decided(Box::new(decided)));

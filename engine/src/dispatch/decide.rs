@@ -5,9 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use relais_sdk::Event;
+use relais_sdk::{Event, RequestSaved};
 
-use super::notices::{human_size, summarize_mail, too_large_notice};
+use crate::config::RequestStates;
+use crate::directory::RequestSpec;
+
+use super::notices::{human_size, summarize_event, summarize_mail, too_large_notice};
 use super::{Options, Outcome, Report, RuleTrace, StoreHost};
 use crate::effects;
 use crate::plugins::Plugins;
@@ -42,6 +45,21 @@ pub struct DecidedMail {
     pub(super) started_at: String,
 }
 
+/// An event other than a mail decided, waiting for its commit.
+#[derive(Debug)]
+pub struct DecidedEvent {
+    pub(super) report: Report,
+    pub(super) started: Instant,
+    pub(super) started_at: String,
+}
+
+impl DecidedEvent {
+    /// What was decided, before anything is written.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+}
+
 impl DecidedMail {
     /// What was decided, before anything is written.
     pub fn report(&self) -> &Report {
@@ -50,6 +68,38 @@ impl DecidedMail {
 }
 
 impl Decider<'_> {
+    /// Decides what to do about an event that carries no mail (a contract
+    /// event, a schedule): the rules and their plugins.
+    pub fn decide_event(&self, event: &Event) -> Result<DecidedEvent, StoreError> {
+        let started = Instant::now();
+        let started_at = crate::store::now();
+        let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
+        report.event = serde_json::to_value(event).ok();
+        self.run_rules(event, &mut report)?;
+        Ok(DecidedEvent {
+            report,
+            started,
+            started_at,
+        })
+    }
+
+    /// Decides what a request save runs: the request before (as stored),
+    /// after, the change kinds between them, and `request-saved`'s rules.
+    /// `request` must have passed [`crate::requests::check`].
+    pub fn decide_save(
+        &self,
+        request: &RequestSpec,
+        states: &RequestStates,
+    ) -> Result<DecidedEvent, StoreError> {
+        let before = self.store.request(request.number)?;
+        let after = crate::requests::to_request(request);
+        let changes = crate::requests::changes(before.as_ref(), &after, states);
+        self.decide_event(&Event::RequestSaved(RequestSaved {
+            before,
+            after,
+            changes,
+        }))
+    }
     /// Decides what to do about one raw mail already parsed: everything
     /// but the writes, which [`Dispatcher::commit_mail`] makes. It only
     /// reads the store, so it may run on any thread, beside other

@@ -20,7 +20,7 @@ mod trace;
 use std::sync::Arc;
 use std::time::Instant;
 
-use relais_sdk::{Event, RequestSaved};
+use relais_sdk::Event;
 
 use crate::config::RequestStates;
 use crate::directory::RequestSpec;
@@ -31,10 +31,9 @@ use crate::sources::mail::{MailError, ParsedMail};
 use crate::store::{ImapReceipt, MailStatus, NewMail, RunRecord, Store, StoreError};
 use crate::templates::Templates;
 
-pub use decide::{DecidedMail, Decider};
+pub use decide::{DecidedEvent, DecidedMail, Decider};
 pub use host::StoreHost;
 pub use notices::MAIL_TOO_LARGE;
-use notices::summarize_event;
 pub use trace::{LogLine, Outcome, Report, RuleTrace};
 
 /// Limits and identity of the engine.
@@ -207,15 +206,8 @@ impl Dispatcher<'_> {
         states: &RequestStates,
         dry_run: bool,
     ) -> Result<Report, StoreError> {
-        let before = self.store.request(request.number)?;
-        let after = crate::requests::to_request(request);
-        let changes = crate::requests::changes(before.as_ref(), &after, states);
-        let event = Event::RequestSaved(RequestSaved {
-            before,
-            after,
-            changes,
-        });
-        self.run_event(&event, Some(request), dry_run)
+        let decided = self.decider().decide_save(request, states)?;
+        self.commit_event(decided, Some(request), dry_run)
     }
 
     fn run_event(
@@ -224,11 +216,24 @@ impl Dispatcher<'_> {
         save: Option<&RequestSpec>,
         dry_run: bool,
     ) -> Result<Report, StoreError> {
-        let started = Instant::now();
-        let started_at = crate::store::now();
-        let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
-        report.event = serde_json::to_value(event).ok();
-        self.decider().run_rules(event, &mut report)?;
+        let decided = self.decider().decide_event(event)?;
+        self.commit_event(decided, save, dry_run)
+    }
+
+    /// Writes what [`Decider::decide_event`] decided: the request `save`
+    /// writes when there is one, the run and the effects, in one
+    /// transaction.
+    pub fn commit_event(
+        &mut self,
+        decided: DecidedEvent,
+        save: Option<&RequestSpec>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
+        let DecidedEvent {
+            mut report,
+            started,
+            started_at,
+        } = decided;
         // No raw mail: only the request, the run and the effects are written.
         self.commit(
             &mut report,

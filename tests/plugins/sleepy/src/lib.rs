@@ -1,6 +1,6 @@
-//! A slow plugin: on a mail whose subject is `sleep MS ...`, it sleeps MS
-//! milliseconds (in a host clock wait, as a plugin waiting on anything
-//! would), then decides nothing.
+//! A slow plugin: on a mail or a request saved whose subject is `sleep MS
+//! ...`, it sleeps MS milliseconds (in a host clock wait, as a plugin
+//! waiting on anything would), then decides nothing.
 
 use relais_sdk::{Effect, Event, Host, Level, Metadata, Plugin, PluginError};
 use serde_json::Value;
@@ -17,11 +17,12 @@ impl Plugin for Sleepy {
         _config: &Value,
         host: &(impl Host + ?Sized),
     ) -> Result<Vec<Effect>, PluginError> {
-        let Event::MailReceived(mail) = event else {
-            return Ok(Vec::new());
+        let subject = match event {
+            Event::MailReceived(mail) => mail.subject.as_str(),
+            Event::RequestSaved(saved) => saved.after.subject.as_deref().unwrap_or_default(),
+            _ => "",
         };
-        let ms = mail
-            .subject
+        let ms = subject
             .strip_prefix("sleep ")
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|ms| ms.parse::<u64>().ok())
