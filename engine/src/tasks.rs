@@ -3,6 +3,7 @@
 //! each with where its answer goes once committed. The sources, the API
 //! and the dispatcher (`daemon::dispatcher`) all speak these.
 
+use relais_sdk::{Contract, ContractEvent, Event};
 use tokio::sync::oneshot;
 
 use crate::config::RequestStates;
@@ -108,6 +109,8 @@ impl std::fmt::Debug for Call {
 
 /// A write as data, carried out in two steps: decided where plugins may
 /// run (beside the writer, reading only), then committed by the writer.
+// Carried in a box (`CommandTask`), one per write: not worth boxing again.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Command {
     /// Check and save a request, running `request-saved`.
@@ -119,6 +122,25 @@ pub enum Command {
         /// Write nothing, say what would be done.
         dry_run: bool,
     },
+    /// Run `contract-event` for a contract.
+    ContractEvent {
+        /// The event's kind (`expiring`...).
+        kind: String,
+        /// The contract's code.
+        contract: String,
+        /// Write nothing, say what would be done.
+        dry_run: bool,
+    },
+    /// A schedule rule fired: its run, and when it last fired recorded with
+    /// it.
+    Fire {
+        /// The event (the rule and the time it fired for).
+        event: Event,
+        /// When it fired, as `schedule_state` keeps it.
+        recorded: String,
+        /// The schedule it fired on.
+        schedule: String,
+    },
 }
 
 impl Command {
@@ -127,6 +149,11 @@ impl Command {
     pub fn keys(&self) -> Vec<String> {
         match self {
             Command::SaveRequest { request, .. } => vec![format!("request:{}", request.number)],
+            Command::ContractEvent { contract, .. } => vec![format!("contract:{contract}")],
+            Command::Fire { event, .. } => match event {
+                Event::Schedule(fired) => vec![format!("rule:{}", fired.rule)],
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -140,6 +167,30 @@ impl Command {
                 crate::requests::check(decider.store, request)?;
                 Ok(decider.decide_save(request, states)?)
             }
+            Command::ContractEvent { kind, contract, .. } => {
+                let invalid = |field: &str, message: String| CallError::Invalid {
+                    field: Some(field.to_string()),
+                    message,
+                };
+                if kind.trim().is_empty() {
+                    return Err(invalid("kind", "must not be empty".into()));
+                }
+                let Some(customer) = decider.store.contract_customer(contract)? else {
+                    return Err(invalid(
+                        "contract",
+                        format!("unknown contract `{contract}`"),
+                    ));
+                };
+                let event = Event::ContractEvent(ContractEvent {
+                    kind: kind.trim().to_string(),
+                    contract: Contract {
+                        code: contract.clone(),
+                        customer,
+                    },
+                });
+                Ok(decider.decide_event(&event)?)
+            }
+            Command::Fire { event, .. } => Ok(decider.decide_event(event)?),
         }
     }
 
@@ -153,6 +204,22 @@ impl Command {
             Command::SaveRequest {
                 request, dry_run, ..
             } => Ok(dispatcher.commit_event(decided, Some(request), *dry_run)?),
+            Command::ContractEvent { dry_run, .. } => {
+                Ok(dispatcher.commit_event(decided, None, *dry_run)?)
+            }
+            Command::Fire {
+                event,
+                recorded,
+                schedule,
+            } => {
+                let report = dispatcher.commit_event(decided, None, false)?;
+                let rule = match event {
+                    Event::Schedule(fired) => fired.rule.as_str(),
+                    _ => "",
+                };
+                dispatcher.store.set_last_fired(rule, recorded, schedule)?;
+                Ok(report)
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! What the API's writes do, on the dispatcher thread (the CLI runs the
 //! same functions on its own store).
 
-use relais_sdk::{Author, Contract, ContractEvent, Effect, Event, MessageSource, PartyKind, Side};
+use relais_sdk::{Author, Effect, Event, MessageSource, PartyKind, Side};
 use serde::Deserialize;
 
 use super::answers::{EventAnswer, ImportAnswer, PostedMessage, RecordedExchange};
@@ -50,6 +50,17 @@ pub struct ContractEventBody {
     pub kind: String,
 }
 
+impl ContractEventBody {
+    /// The command it asks for.
+    pub fn command(&self, dry_run: bool) -> Command {
+        Command::ContractEvent {
+            kind: self.kind.clone(),
+            contract: self.contract.clone(),
+            dry_run,
+        }
+    }
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> CallError {
     CallError::Invalid {
         field: Some(field.to_string()),
@@ -96,30 +107,15 @@ pub fn saved(number: u64, report: &Report) -> EventAnswer {
     }
 }
 
-/// Runs a `contract-event`.
+/// Runs a `contract-event`, here and now (the CLI's way; the daemon hands
+/// the same [`Command`] to its dispatcher).
 pub fn contract_event(
     dispatcher: &mut Dispatcher<'_>,
     body: &ContractEventBody,
     metrics: &Metrics,
     dry_run: bool,
 ) -> Result<EventAnswer, CallError> {
-    if body.kind.trim().is_empty() {
-        return Err(invalid("kind", "must not be empty"));
-    }
-    let Some(customer) = dispatcher.store.contract_customer(&body.contract)? else {
-        return Err(invalid(
-            "contract",
-            format!("unknown contract `{}`", body.contract),
-        ));
-    };
-    let event = Event::ContractEvent(ContractEvent {
-        kind: body.kind.trim().to_string(),
-        contract: Contract {
-            code: body.contract.clone(),
-            customer,
-        },
-    });
-    let report = dispatcher.handle_event(&event, dry_run)?;
+    let report = body.command(dry_run).run(dispatcher)?;
     metrics.record(&report);
     Ok(EventAnswer::from(&report))
 }

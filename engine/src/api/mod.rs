@@ -421,6 +421,20 @@ async fn call<T: Send + 'static>(
     result.await.map_err(|_| stopped())
 }
 
+/// Hands `command` to the dispatcher, which decides it beside the writer
+/// (where a slow plugin holds up only what shares a key with it) and
+/// commits it; its run's report, once committed.
+async fn command_report(
+    state: &ApiState,
+    command: Command,
+) -> Result<crate::dispatch::Report, ApiError> {
+    let (done, report) = oneshot::channel();
+    let task = Task::Command(Box::new(CommandTask { command, done }));
+    let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Relais is stopping");
+    state.tasks.send(task).await.map_err(|_| stopped())?;
+    Ok(report.await.map_err(|_| stopped())??)
+}
+
 /// Parses a JSON body; a bad one is a 400 naming the field at fault.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
@@ -585,20 +599,12 @@ async fn save_request(
         }
     }
     let spec: crate::directory::RequestSpec = from_value(value)?;
-    // A command, as data: decided beside the writer, where a slow plugin
-    // holds up only what shares the request with it.
-    let (done, report) = oneshot::channel();
-    let task = Task::Command(Box::new(CommandTask {
-        command: Command::SaveRequest {
-            request: spec,
-            states: state.states.clone(),
-            dry_run: dry.run,
-        },
-        done,
-    }));
-    let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Relais is stopping");
-    state.tasks.send(task).await.map_err(|_| stopped())?;
-    let report = report.await.map_err(|_| stopped())??;
+    let command = Command::SaveRequest {
+        request: spec,
+        states: state.states.clone(),
+        dry_run: dry.run,
+    };
+    let report = command_report(&state, command).await?;
     let answer = actions::saved(number, &report);
     // A dry run created nothing.
     let created = !dry.run
@@ -795,12 +801,8 @@ async fn contract_event(
     body: Bytes,
 ) -> Answer {
     let event: ContractEventBody = parse(&body)?;
-    let metrics = state.metrics.clone();
-    let answer = call(&state, move |dispatcher| {
-        actions::contract_event(dispatcher, &event, &metrics, dry.run)
-    })
-    .await?;
-    ok(StatusCode::OK, answer)
+    let report = command_report(&state, event.command(dry.run)).await?;
+    ok(StatusCode::OK, EventAnswer::from(&report))
 }
 
 /// Imports directory data (the `relais import` format, YAML or JSON; its

@@ -18,7 +18,7 @@ use relais_sdk::{Event, ScheduleFired};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dispatcher::{Call, CallError, Task};
+use super::dispatcher::{Call, Command, CommandTask, Task};
 use crate::metrics::Metrics;
 use crate::reload::Active;
 use crate::rules::Missed;
@@ -244,9 +244,8 @@ pub async fn run(
                 counter.fetch_add(1, Ordering::SeqCst);
             }
             let tasks = tasks.clone();
-            let metrics = metrics.clone();
             tokio::spawn(async move {
-                fire.send(&tasks, metrics).await;
+                fire.send(&tasks).await;
                 if let Some(counter) = counter {
                     counter.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -266,34 +265,45 @@ struct Fire {
 impl Fire {
     /// Runs the event (when there is one) and records when the rule fired,
     /// in the dispatcher's transaction, and waits for it to be done.
-    async fn send(self, tasks: &mpsc::Sender<Task>, metrics: Arc<Metrics>) {
+    async fn send(self, tasks: &mpsc::Sender<Task>) {
         let Fire {
             rule,
             event,
             recorded,
             schedule,
         } = self;
-        let (done, answer) = oneshot::channel();
-        let call = Call {
-            work: Box::new(move |dispatcher| {
-                if let Some(event) = &event {
-                    let report = dispatcher
-                        .handle_event(event, false)
-                        .map_err(|e| CallError::Internal(e.to_string()))?;
-                    super::dispatcher::log_report(&report);
-                    metrics.record(&report);
-                }
-                dispatcher
-                    .store
-                    .set_last_fired(&rule, &recorded, &schedule)?;
-                Ok(Value::Null)
-            }),
-            done,
+        // A run is a command: decided beside the writer, so that a slow
+        // plugin holds up only this rule's next firing. A time that runs
+        // nothing (a missed one skipped) is only recorded.
+        let failed = if let Some(event) = event {
+            let (done, answer) = oneshot::channel();
+            let command = Command::Fire {
+                event,
+                recorded,
+                schedule,
+            };
+            let task = Task::Command(Box::new(CommandTask { command, done }));
+            if tasks.send(task).await.is_err() {
+                return;
+            }
+            answer.await.ok().and_then(Result::err)
+        } else {
+            let (done, answer) = oneshot::channel();
+            let call = Call {
+                work: Box::new(move |dispatcher| {
+                    dispatcher
+                        .store
+                        .set_last_fired(&rule, &recorded, &schedule)?;
+                    Ok(Value::Null)
+                }),
+                done,
+            };
+            if tasks.send(Task::Call(call)).await.is_err() {
+                return;
+            }
+            answer.await.ok().and_then(Result::err)
         };
-        if tasks.send(Task::Call(call)).await.is_err() {
-            return;
-        }
-        if let Ok(Err(error)) = answer.await {
+        if let Some(error) = failed {
             tracing::warn!(error = %error, "a scheduled run failed to record");
         }
     }
