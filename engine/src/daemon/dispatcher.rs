@@ -314,22 +314,6 @@ enum Item {
 /// waits for are committed, commits what the workers decided and the
 /// calls, in batches, and answers each once committed.
 fn run_beside_deciders(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
-    let (input, inputs) = crossbeam_channel::bounded::<Task>(engine.batch.max(1));
-    // The sources' channel is tokio's: a thread of its own moves what
-    // arrives to where the writer can wait for it and for decisions alike.
-    let forwarder = std::thread::Builder::new()
-        .name("relais-intake".into())
-        .spawn(move || {
-            while let Some(task) = tasks.blocking_recv() {
-                if input.send(task).is_err() {
-                    break;
-                }
-            }
-        });
-    let Ok(forwarder) = forwarder else {
-        tracing::error!("cannot start the intake thread");
-        return;
-    };
     let (work, works) = crossbeam_channel::unbounded::<ToDecide>();
     let (done, decisions) = crossbeam_channel::unbounded::<Decided>();
     let mut workers = Vec::new();
@@ -349,9 +333,25 @@ fn run_beside_deciders(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
     drop(done);
     drop(works);
     if workers.is_empty() {
-        tracing::error!("no plugin worker could start");
-        return;
+        tracing::error!("no plugin worker could start: plugins decide on the writer");
+        return run(engine, tasks);
     }
+    let (input, inputs) = crossbeam_channel::bounded::<Task>(engine.batch.max(1));
+    // The sources' channel is tokio's: a thread of its own moves what
+    // arrives to where the writer can wait for it and for decisions alike.
+    let forwarder = std::thread::Builder::new()
+        .name("relais-intake".into())
+        .spawn(move || {
+            while let Some(task) = tasks.blocking_recv() {
+                if input.send(task).is_err() {
+                    break;
+                }
+            }
+        });
+    let Ok(forwarder) = forwarder else {
+        tracing::error!("cannot start the intake thread");
+        return;
+    };
 
     let mut order: Order<Pending, Decided> = Order::default();
     let mut inputs = Some(inputs);
@@ -449,17 +449,29 @@ fn decide_on(
             options,
         };
         let started = Instant::now();
-        let decision = match &mut pending {
-            Pending::Mail(job) => {
-                let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
-                Decision::Mail(
-                    decider
-                        .decide_mail(&job.raw, parsed, Some(&job.source))
-                        .map_err(|e| e.to_string()),
-                )
+        // A panic here is a fault of the engine, not of a plugin (a trap is
+        // an error): the event fails, for its source to retry, and what
+        // waits behind it goes on.
+        let decided =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &mut pending {
+                Pending::Mail(job) => {
+                    let parsed = std::mem::replace(&mut job.parsed, Err(MailError::Empty));
+                    Decision::Mail(
+                        decider
+                            .decide_mail(&job.raw, parsed, Some(&job.source))
+                            .map_err(|e| e.to_string()),
+                    )
+                }
+                Pending::Command(task) => Decision::Command(task.command.decide(&decider)),
+            }));
+        let decision = decided.unwrap_or_else(|_| {
+            let fault = "the plugin worker failed while deciding";
+            tracing::error!("{fault}");
+            match &pending {
+                Pending::Mail(_) => Decision::Mail(Err(fault.into())),
+                Pending::Command(_) => Decision::Command(Err(CallError::Internal(fault.into()))),
             }
-            Pending::Command(task) => Decision::Command(task.command.decide(&decider)),
-        };
+        });
         let decided = Decided {
             ticket,
             pending,
