@@ -202,7 +202,7 @@ impl Plugins {
             let plugin = runtime
                 .load(bytes, Origin::Bundled, limits)
                 .map_err(|reason| {
-                    Diagnostic::file(Path::new(&format!("(bundled {name})")), reason)
+                    Diagnostic::file(Path::new(&format!("(bundled {name})")), reason.to_string())
                 })?;
             plugins.add(Arc::new(plugin));
         }
@@ -265,7 +265,7 @@ impl Plugins {
                     }
                     plugins.add(Arc::new(plugin));
                 }
-                Err(reason) => errors.push(Diagnostic::file(&path, reason)),
+                Err(reason) => errors.push(Diagnostic::file(&path, reason.to_string())),
             }
         }
         errors.extend(unknown_limits(&dir.join(LIMITS_FILE), &limits, &plugins));

@@ -16,6 +16,7 @@
 //! - [`sandbox`]: one event's store, the linker, the host functions;
 //! - this module: loading a plugin (its checks) and calling it.
 
+mod error;
 mod limits;
 mod runtime;
 mod sandbox;
@@ -31,6 +32,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use super::convert;
 use super::{Failure, Origin, Plugin, PluginInfo};
 use crate::rules::RuleConfig;
+pub use error::{EngineError, LoadError};
 pub use limits::{Limits, LimitsFile, LimitsSpec, MAX_MEMORY_MIB};
 pub use runtime::{Runtime, default_cache_dir};
 use sandbox::{HostFault, NoQueries, State, WallClock, linker, new_store, new_store_with_output};
@@ -101,7 +103,7 @@ impl WasmPlugin {
         bytes: &[u8],
         origin: Origin,
         overrides: &LimitsFile,
-    ) -> Result<WasmPlugin, String> {
+    ) -> Result<WasmPlugin, LoadError> {
         let engine = &runtime.engine;
         let component = runtime.compile(bytes)?;
 
@@ -112,13 +114,11 @@ impl WasmPlugin {
                 if name.starts_with("wasi:") {
                     continue;
                 }
-                return Err(format!("imports `{name}`, which Relais does not provide"));
+                return Err(LoadError::ForeignImport(name.to_string()));
             };
             let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
             if !compatible(version) {
-                return Err(format!(
-                    "built against relais:plugin@{version}; this Relais speaks relais:plugin@{WIT_VERSION}: rebuild it with a matching SDK"
-                ));
+                return Err(LoadError::ImportsAnotherVersion(version.to_string()));
             }
             imported.push(interface.to_string());
         }
@@ -128,31 +128,29 @@ impl WasmPlugin {
         let probe = linker(engine, &all)?;
         let pre = probe
             .instantiate_pre(&component)
-            .map_err(|e| format!("cannot be instantiated: {e:#}"))?;
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let pre = bindings::PluginPre::new(pre)
-            .map_err(|e| format!("does not export the `plugin` world: {e:#}"))?;
+            .map_err(|e| LoadError::NotThePluginWorld(format!("{e:#}")))?;
         let handle = component
             .get_export_index(None, "handle")
-            .ok_or("does not export `handle`")?;
+            .ok_or(LoadError::NoHandle)?;
         let mut store = new_store(engine, &runtime.limits, Arc::new(NoQueries))?;
-        let instance = pre.instance_pre().instantiate(&mut store).map_err(|e| {
-            format!(
-                "cannot be instantiated: {}",
-                describe(&e, &runtime.limits, "")
-            )
-        })?;
+        let instance = pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .map_err(|e| LoadError::Instantiate(describe(&e, &runtime.limits, "")))?;
         handle_func(&mut store, &instance, &handle)
-            .map_err(|e| format!("its `handle` export does not match the contract: {e:#}"))?;
+            .map_err(|e| LoadError::HandleMismatch(format!("{e:#}")))?;
         let metadata = bindings::Plugin::new(&mut store, &instance)
             .and_then(|plugin| plugin.call_metadata(&mut store))
-            .map_err(|e| format!("metadata() failed: {}", describe(&e, &runtime.limits, "")))?;
+            .map_err(|e| LoadError::Metadata(describe(&e, &runtime.limits, "")))?;
         let metadata = convert::metadata(metadata);
 
         if !compatible(&metadata.wit_version) {
-            return Err(format!(
-                "plugin `{}` was built against relais:plugin@{}; this Relais speaks relais:plugin@{WIT_VERSION}: rebuild it with a matching SDK",
-                metadata.name, metadata.wit_version
-            ));
+            return Err(LoadError::BuiltAgainst {
+                name: metadata.name,
+                version: metadata.wit_version,
+            });
         }
         if metadata.name.is_empty()
             || !metadata
@@ -160,32 +158,29 @@ impl WasmPlugin {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(format!(
-                "invalid plugin name `{}`: use letters, digits, `-` and `_`",
-                metadata.name
-            ));
+            return Err(LoadError::InvalidName(metadata.name));
         }
         for capability in &metadata.capabilities {
             if !CAPABILITIES.contains(&capability.as_str()) {
-                return Err(format!(
-                    "plugin `{}` asks for unknown capability `{capability}` (Relais grants: {})",
-                    metadata.name,
-                    CAPABILITIES.join(", ")
-                ));
+                return Err(LoadError::UnknownCapability {
+                    name: metadata.name.clone(),
+                    capability: capability.clone(),
+                    granted: CAPABILITIES.join(", "),
+                });
             }
         }
         for interface in &imported {
             let always = interface == "log" || interface == "types";
             if !always && !metadata.capabilities.contains(interface) {
-                return Err(format!(
-                    "plugin `{}` imports the `{interface}` capability without declaring it (declared: {})",
-                    metadata.name,
-                    if metadata.capabilities.is_empty() {
+                return Err(LoadError::Undeclared {
+                    name: metadata.name.clone(),
+                    interface: interface.clone(),
+                    declared: if metadata.capabilities.is_empty() {
                         "none".to_string()
                     } else {
                         metadata.capabilities.join(", ")
-                    }
-                ));
+                    },
+                });
             }
         }
 
@@ -193,9 +188,9 @@ impl WasmPlugin {
         let granted = linker(engine, &metadata.capabilities)?;
         let pre = granted
             .instantiate_pre(&component)
-            .map_err(|e| format!("cannot be instantiated: {e:#}"))?;
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let pre = bindings::PluginPre::new(pre)
-            .map_err(|e| format!("does not export the `plugin` world: {e:#}"))?;
+            .map_err(|e| LoadError::NotThePluginWorld(format!("{e:#}")))?;
         let info = PluginInfo {
             name: metadata.name.clone(),
             version: metadata.version.clone(),
@@ -294,7 +289,7 @@ impl Plugin for WasmPlugin {
             host.clone(),
             Some((stdout.clone(), stderr.clone())),
         )
-        .map_err(Failure::Fault)?;
+        .map_err(|error| Failure::Fault(error.to_string()))?;
         let result = self
             .pre
             .instance_pre()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::{Limits, LimitsFile, MAX_MEMORY_MIB, WasmPlugin};
+use super::{EngineError, Limits, LimitsFile, LoadError, MAX_MEMORY_MIB, WasmPlugin};
 use crate::plugins::Origin;
 
 /// Bytes of each linear memory and table kept mapped between events.
@@ -84,7 +84,7 @@ pub fn default_cache_dir() -> Option<std::path::PathBuf> {
 impl Runtime {
     /// An engine with these limits, keeping compiled plugins in
     /// [`default_cache_dir`].
-    pub fn new(limits: Limits) -> Result<Runtime, String> {
+    pub fn new(limits: Limits) -> Result<Runtime, EngineError> {
         Self::with_cache(limits, default_cache_dir().as_deref())
     }
 
@@ -94,7 +94,7 @@ impl Runtime {
     /// fresh instance of every event cheap; where the machine cannot
     /// reserve its address space, instances are allocated on demand
     /// instead.
-    pub fn with_cache(limits: Limits, cache: Option<&Path>) -> Result<Runtime, String> {
+    pub fn with_cache(limits: Limits, cache: Option<&Path>) -> Result<Runtime, EngineError> {
         let cache = cache.and_then(|dir| {
             let mut config = wasmtime::CacheConfig::new();
             config.with_directory(dir);
@@ -123,7 +123,7 @@ impl Runtime {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+            .map_err(EngineError::EpochThread)?;
         Ok(Runtime {
             engine,
             limits,
@@ -136,7 +136,7 @@ impl Runtime {
         limits: &Limits,
         pooling: bool,
         cache: Option<wasmtime::Cache>,
-    ) -> Result<Engine, String> {
+    ) -> Result<Engine, EngineError> {
         let mut config = Config::new();
         // Keyed by the component's bytes and this engine's settings: an
         // entry from another version or configuration is never used, and
@@ -163,7 +163,7 @@ impl Runtime {
             }
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        Engine::new(&config).map_err(|e| e.to_string())
+        Engine::new(&config).map_err(|e| EngineError::Config(e.to_string()))
     }
 
     /// The limits every event runs under.
@@ -172,7 +172,7 @@ impl Runtime {
     }
 
     /// The component of `bytes`, compiled once per content.
-    pub(super) fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
+    pub(super) fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
         let key = crate::store::sha256_hex(bytes);
         let mut compiled = self
             .compiled
@@ -181,10 +181,8 @@ impl Runtime {
         if let Some(component) = compiled.get(&key) {
             return Ok(component.clone());
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| {
-            let detail = format!("{e:#}");
-            format!("not a valid WebAssembly component: {detail}")
-        })?;
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
         if compiled.len() >= COMPILED_KEPT {
             compiled.clear();
         }
@@ -199,13 +197,13 @@ impl Runtime {
         bytes: &[u8],
         origin: Origin,
         overrides: &LimitsFile,
-    ) -> Result<WasmPlugin, String> {
+    ) -> Result<WasmPlugin, LoadError> {
         WasmPlugin::load(self, bytes, origin, overrides)
     }
 
     /// Compiles and checks the plugin file at `path`.
-    pub fn load_file(&self, path: &Path, overrides: &LimitsFile) -> Result<WasmPlugin, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    pub fn load_file(&self, path: &Path, overrides: &LimitsFile) -> Result<WasmPlugin, LoadError> {
+        let bytes = std::fs::read(path)?;
         self.load(&bytes, Origin::File(path.to_path_buf()), overrides)
     }
 }

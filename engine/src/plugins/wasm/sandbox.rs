@@ -16,7 +16,7 @@ use super::bindings::relais::plugin::{
     contracts, directory, log, mail, requests, settings, templates, types as wit,
 };
 use super::runtime::TICK;
-use super::{Limits, convert};
+use super::{EngineError, Limits, convert};
 
 /// A fault of the host during a query: the event fails and can be retried.
 #[derive(Debug)]
@@ -259,9 +259,12 @@ fn unavailable() -> HostError {
 
 /// A linker with WASI (nothing granted), `log`, and the given query
 /// interfaces.
-pub(super) fn linker(engine: &Engine, capabilities: &[String]) -> Result<Linker<State>, String> {
+pub(super) fn linker(
+    engine: &Engine,
+    capabilities: &[String],
+) -> Result<Linker<State>, EngineError> {
     let mut linker = Linker::<State>::new(engine);
-    let failed = |e: wasmtime::Error| format!("cannot link: {e}");
+    let failed = |e: wasmtime::Error| EngineError::Link(e.to_string());
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(failed)?;
     log::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(failed)?;
     wit::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(failed)?;
@@ -285,7 +288,7 @@ pub(super) fn new_store(
     engine: &Engine,
     limits: &Limits,
     host: Arc<dyn Host + Send + Sync>,
-) -> Result<Store<State>, String> {
+) -> Result<Store<State>, EngineError> {
     new_store_with_output(engine, limits, host, None)
 }
 
@@ -294,7 +297,7 @@ pub(super) fn new_store_with_output(
     limits: &Limits,
     host: Arc<dyn Host + Send + Sync>,
     output: Option<(MemoryOutputPipe, MemoryOutputPipe)>,
-) -> Result<Store<State>, String> {
+) -> Result<Store<State>, EngineError> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.allow_tcp(false)
         .allow_udp(false)
@@ -317,7 +320,9 @@ pub(super) fn new_store_with_output(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
-    store.set_fuel(limits.fuel).map_err(|e| e.to_string())?;
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| EngineError::Config(e.to_string()))?;
     let ticks = (limits.wall_clock.as_millis() / TICK.as_millis()).max(1) as u64;
     store.set_epoch_deadline(ticks);
     Ok(store)
