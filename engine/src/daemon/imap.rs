@@ -44,17 +44,13 @@ async fn fetch_each<T>(
     uids: &[u32],
     items: &str,
     read: impl Fn(&async_imap::types::Fetch) -> Option<T>,
-) -> Result<Vec<(u32, T)>, String> {
+) -> Result<Vec<(u32, T)>, ImapError> {
     let mut answers = Vec::with_capacity(uids.len());
     let mut stream = session
         .uid_fetch(uid_set(uids), items)
         .await
-        .map_err(|e| format!("UID FETCH: {e}"))?;
-    while let Some(fetch) = stream
-        .try_next()
-        .await
-        .map_err(|e| format!("UID FETCH: {e}"))?
-    {
+        .map_err(failed("UID FETCH"))?;
+    while let Some(fetch) = stream.try_next().await.map_err(failed("UID FETCH"))? {
         if let (Some(uid), Some(value)) = (fetch.uid, read(&fetch)) {
             answers.push((uid, value));
         }
@@ -111,7 +107,7 @@ pub async fn run(
                     backoff = Duration::from_secs(1);
                 }
                 tracing::warn!(account = %account.name, error = %error, retry_in_s = backoff.as_secs(), "IMAP connection lost; reconnecting");
-                set_state(SourceState::Failing(error));
+                set_state(SourceState::Failing(error.to_string()));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => {}
@@ -121,6 +117,81 @@ pub async fn run(
         }
     }
     tracing::info!(account = %account.name, "IMAP source stopped");
+}
+
+/// Why an IMAP connection broke or could not be made: the source says so
+/// in its state and the log, and connects again.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    /// The server did not answer in time.
+    #[error("connecting to {host}:{port} timed out")]
+    Timeout {
+        /// The server.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
+    /// The connection was refused or dropped.
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Connect {
+        /// The server.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// TLS could not be set up.
+    #[error("TLS with {host}: {detail}")]
+    Tls {
+        /// The server.
+        host: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The mailbox's UIDVALIDITY changed under the source.
+    #[error("UIDVALIDITY changed while expiring; reconnecting")]
+    UidValidityChanged,
+    /// The mailbox has no UIDVALIDITY, so its UIDs cannot be trusted.
+    #[error("the server gives no UIDVALIDITY; UIDs cannot be trusted")]
+    NoUidValidity,
+    /// The server closed the connection before its greeting.
+    #[error("the server closed the connection before its greeting")]
+    NoGreeting,
+    /// The account's password could not be read.
+    #[error("{0}")]
+    Password(String),
+    /// The server refused the login.
+    #[error("login as {user} refused: {detail}")]
+    Login {
+        /// The user name.
+        user: String,
+        /// The server's answer.
+        detail: String,
+    },
+    /// A command failed: the server's answer, or the connection broke.
+    #[error("{command}: {detail}")]
+    Command {
+        /// The command, e.g. `UID FETCH`.
+        command: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The dispatcher or the store did not take a mail.
+    #[error("{0}")]
+    NotCommitted(String),
+}
+
+/// The error of `command` failing with what async-imap says.
+fn failed(command: impl Into<String>) -> impl FnOnce(async_imap::error::Error) -> ImapError {
+    let command = command.into();
+    move |error| ImapError::Command {
+        command,
+        detail: error.to_string(),
+    }
 }
 
 struct Connection<'a> {
@@ -138,7 +209,7 @@ struct Connection<'a> {
 
 impl Connection<'_> {
     /// One connection's life: Ok when asked to stop, Err when it broke.
-    async fn serve(&mut self, set_state: &impl Fn(SourceState)) -> Result<(), String> {
+    async fn serve(&mut self, set_state: &impl Fn(SourceState)) -> Result<(), ImapError> {
         let account = self.account;
         let mut session = connect(account).await?;
         if let Some(folder) = &account.move_to {
@@ -148,15 +219,13 @@ impl Connection<'_> {
         let mailbox = session
             .select(&account.mailbox)
             .await
-            .map_err(|e| format!("SELECT {}: {e}", account.mailbox))?;
-        let uidvalidity = mailbox
-            .uid_validity
-            .ok_or("the server gives no UIDVALIDITY; UIDs cannot be trusted")?;
+            .map_err(failed(format!("SELECT {}", account.mailbox)))?;
+        let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
         let idle = account.idle
             && session
                 .capabilities()
                 .await
-                .map_err(|e| format!("CAPABILITY: {e}"))?
+                .map_err(failed("CAPABILITY"))?
                 .has_str("IDLE");
         self.connected = true;
         set_state(SourceState::Connected);
@@ -164,7 +233,7 @@ impl Connection<'_> {
         let last_uid = match self
             .store
             .imap_state(&account.name)
-            .map_err(|e| e.to_string())?
+            .map_err(ImapError::from)?
         {
             Some((stored, last)) if stored == uidvalidity => last,
             Some((stored, _)) => {
@@ -199,16 +268,16 @@ impl Connection<'_> {
                     _ = shutdown.changed() => {}
                 }
                 // NOOP keeps the session and shows a dead connection now.
-                session.noop().await.map_err(|e| format!("NOOP: {e}"))?;
+                session.noop().await.map_err(failed("NOOP"))?;
                 session
             };
         }
     }
 
-    fn reset(&mut self, uidvalidity: u32) -> Result<(), String> {
-        self.store
-            .reset_imap_state(&self.account.name, uidvalidity)
-            .map_err(|e| e.to_string())
+    fn reset(&mut self, uidvalidity: u32) -> Result<(), ImapError> {
+        Ok(self
+            .store
+            .reset_imap_state(&self.account.name, uidvalidity)?)
     }
 
     /// Fetches and processes every mail above `last_uid`; returns the new
@@ -218,12 +287,12 @@ impl Connection<'_> {
         session: &mut ImapSession,
         uidvalidity: u32,
         mut last_uid: u32,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, ImapError> {
         loop {
             let mut uids: Vec<u32> = session
                 .uid_search(format!("UID {}:*", last_uid + 1))
                 .await
-                .map_err(|e| format!("UID SEARCH: {e}"))?
+                .map_err(failed("UID SEARCH"))?
                 .into_iter()
                 // `N:*` always includes the last mail, even below N.
                 .filter(|uid| *uid > last_uid)
@@ -266,7 +335,7 @@ impl Connection<'_> {
                 self.jobs
                     .send(Task::Mail(Box::new(job)))
                     .await
-                    .map_err(|_| "the dispatcher stopped".to_string())?;
+                    .map_err(|_| ImapError::NotCommitted("the dispatcher stopped".into()))?;
                 waiting.push((uid, outcome));
             }
             let mut committed = Vec::new();
@@ -289,7 +358,7 @@ impl Connection<'_> {
             if let Some(error) = failure {
                 // Not committed: not acknowledged either; the next
                 // connection fetches it again.
-                return Err(error);
+                return Err(ImapError::NotCommitted(error));
             }
         }
     }
@@ -301,7 +370,7 @@ impl Connection<'_> {
         &self,
         session: &mut ImapSession,
         uids: &[u32],
-    ) -> Result<Vec<u32>, String> {
+    ) -> Result<Vec<u32>, ImapError> {
         let sizes: std::collections::HashMap<u32, usize> =
             fetch_each(session, uids, "(UID RFC822.SIZE)", |fetch| {
                 fetch.size.map(|size| size as usize)
@@ -328,7 +397,7 @@ impl Connection<'_> {
         session: &mut ImapSession,
         uidvalidity: u32,
         uids: &[u32],
-    ) -> Result<(), String> {
+    ) -> Result<(), ImapError> {
         if uids.is_empty() {
             return Ok(());
         }
@@ -337,21 +406,18 @@ impl Connection<'_> {
             Some(folder) => session
                 .uid_mv(&set, folder)
                 .await
-                .map_err(|e| format!("UID MOVE to {folder}: {e}"))?,
+                .map_err(failed(format!("UID MOVE to {folder}")))?,
             None => {
                 let stream = session
                     .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
                     .await
-                    .map_err(|e| format!("UID STORE: {e}"))?;
-                let _: Vec<_> = stream
-                    .try_collect()
-                    .await
-                    .map_err(|e| format!("UID STORE: {e}"))?;
+                    .map_err(failed("UID STORE"))?;
+                let _: Vec<_> = stream.try_collect().await.map_err(failed("UID STORE"))?;
             }
         }
         self.store
             .imap_acknowledged(&self.account.name, uidvalidity, uids)
-            .map_err(|e| e.to_string())
+            .map_err(ImapError::from)
     }
 
     /// Acknowledges what committed before a crash or a dropped connection.
@@ -359,11 +425,11 @@ impl Connection<'_> {
         &mut self,
         session: &mut ImapSession,
         uidvalidity: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), ImapError> {
         let pending = self
             .store
             .imap_pending(&self.account.name, uidvalidity)
-            .map_err(|e| e.to_string())?;
+            .map_err(ImapError::from)?;
         if !pending.is_empty() {
             tracing::info!(account = %self.account.name, count = pending.len(), "acknowledging mails processed before the last disconnection");
         }
@@ -375,7 +441,11 @@ impl Connection<'_> {
 
     /// Deletes processed mail older than the account's `delete-after-days`
     /// from the server (the store keeps it).
-    async fn expire(&mut self, session: &mut ImapSession, uidvalidity: u32) -> Result<(), String> {
+    async fn expire(
+        &mut self,
+        session: &mut ImapSession,
+        uidvalidity: u32,
+    ) -> Result<(), ImapError> {
         let Some(days) = self.account.delete_after_days else {
             return Ok(());
         };
@@ -392,12 +462,12 @@ impl Connection<'_> {
         let expired = self
             .store
             .imap_expired(&self.account.name, uidvalidity, days)
-            .map_err(|e| e.to_string())?;
+            .map_err(ImapError::from)?;
         for chunk in expired.chunks(FETCH_CHUNK as usize) {
             delete(session, chunk, &self.account.mailbox).await?;
             self.store
                 .imap_deleted(&self.account.name, uidvalidity, chunk)
-                .map_err(|e| e.to_string())?;
+                .map_err(ImapError::from)?;
             tracing::info!(account = %self.account.name, count = chunk.len(), days, "deleted processed mail from the server");
         }
         Ok(())
@@ -413,11 +483,11 @@ impl Connection<'_> {
         folder: &str,
         days: u32,
         uidvalidity: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), ImapError> {
         session
             .select(folder)
             .await
-            .map_err(|e| format!("SELECT {folder}: {e}"))?;
+            .map_err(failed(format!("SELECT {folder}")))?;
         // IMAP's BEFORE compares dates: the day after the cut-off keeps
         // nothing younger than `days` days.
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days))).date_naive()
@@ -426,7 +496,7 @@ impl Connection<'_> {
         let mut expired: Vec<u32> = session
             .uid_search(&query)
             .await
-            .map_err(|e| format!("UID SEARCH {query} in {folder}: {e}"))?
+            .map_err(failed(format!("UID SEARCH {query} in {folder}")))?
             .into_iter()
             .collect();
         expired.sort_unstable();
@@ -437,17 +507,17 @@ impl Connection<'_> {
         let mailbox = session
             .select(&self.account.mailbox)
             .await
-            .map_err(|e| format!("SELECT {}: {e}", self.account.mailbox))?;
+            .map_err(failed(format!("SELECT {}", self.account.mailbox)))?;
         if mailbox.uid_validity != Some(uidvalidity) {
-            return Err("UIDVALIDITY changed while expiring; reconnecting".to_string());
+            return Err(ImapError::UidValidityChanged);
         }
         Ok(())
     }
 
     /// Waits in IDLE for new mail, a renewal, or shutdown.
-    async fn idle(&mut self, session: ImapSession) -> Result<ImapSession, String> {
+    async fn idle(&mut self, session: ImapSession) -> Result<ImapSession, ImapError> {
         let mut handle = session.idle();
-        handle.init().await.map_err(|e| format!("IDLE: {e}"))?;
+        handle.init().await.map_err(failed("IDLE"))?;
         let renew = self
             .account
             .idle_check_ms
@@ -456,7 +526,7 @@ impl Connection<'_> {
         let (wait, stop) = handle.wait_with_timeout(renew);
         let mut shutdown = self.shutdown.clone();
         let response = tokio::select! {
-            response = wait => response.map_err(|e| format!("IDLE: {e}"))?,
+            response = wait => response.map_err(failed("IDLE"))?,
             _ = shutdown.changed() => {
                 drop(stop);
                 IdleResponse::ManualInterrupt
@@ -465,24 +535,30 @@ impl Connection<'_> {
         if let IdleResponse::NewData(data) = &response {
             tracing::debug!(account = %self.account.name, response = ?data.parsed(), "IDLE: server news");
         }
-        handle.done().await.map_err(|e| format!("IDLE DONE: {e}"))
+        handle.done().await.map_err(failed("IDLE DONE"))
     }
 }
 
 /// Deletes these UIDs of the selected `mailbox` from the server: flagged
 /// `\\Deleted`, then expunged (those only, with UIDPLUS's `UID EXPUNGE`).
-async fn delete(session: &mut ImapSession, uids: &[u32], mailbox: &str) -> Result<(), String> {
+async fn delete(session: &mut ImapSession, uids: &[u32], mailbox: &str) -> Result<(), ImapError> {
     let set = uid_set(uids);
     let stream = session
         .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
         .await
-        .map_err(|e| format!("UID STORE \\Deleted in {mailbox}: {e}"))?;
-    let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+        .map_err(failed(format!("UID STORE \\Deleted in {mailbox}")))?;
+    let _: Vec<_> = stream
+        .try_collect()
+        .await
+        .map_err(failed(format!("UID STORE \\Deleted in {mailbox}")))?;
     let stream = session
         .uid_expunge(&set)
         .await
-        .map_err(|e| format!("UID EXPUNGE in {mailbox}: {e}"))?;
-    let _: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
+        .map_err(failed(format!("UID EXPUNGE in {mailbox}")))?;
+    let _: Vec<_> = stream
+        .try_collect()
+        .await
+        .map_err(failed(format!("UID EXPUNGE in {mailbox}")))?;
     Ok(())
 }
 
@@ -508,21 +584,22 @@ fn uid_set(uids: &[u32]) -> String {
 }
 
 /// Connects and logs in.
-async fn connect(account: &Account) -> Result<ImapSession, String> {
+async fn connect(account: &Account) -> Result<ImapSession, ImapError> {
     let address = (account.host.as_str(), account.port());
     let tcp = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::net::TcpStream::connect(address),
     )
     .await
-    .map_err(|_| {
-        format!(
-            "connecting to {}:{} timed out",
-            account.host,
-            account.port()
-        )
+    .map_err(|_| ImapError::Timeout {
+        host: account.host.clone(),
+        port: account.port(),
     })?
-    .map_err(|e| format!("cannot connect to {}:{}: {e}", account.host, account.port()))?;
+    .map_err(|source| ImapError::Connect {
+        host: account.host.clone(),
+        port: account.port(),
+        source,
+    })?;
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Stream> = match account.security {
         Security::Plain => Box::new(tcp),
@@ -532,34 +609,49 @@ async fn connect(account: &Account) -> Result<ImapSession, String> {
     client
         .read_response()
         .await
-        .map_err(|e| format!("no greeting: {e}"))?
-        .ok_or("the server closed the connection before its greeting")?;
-    let password = account.password.resolve()?;
+        .map_err(|e| ImapError::Command {
+            command: "no greeting".into(),
+            detail: e.to_string(),
+        })?
+        .ok_or(ImapError::NoGreeting)?;
+    let password = account.password.resolve().map_err(ImapError::Password)?;
     client
         .login(&account.username, password.expose())
         .await
-        .map_err(|(e, _)| format!("login as {} refused: {e}", account.username))
+        .map_err(|(e, _)| ImapError::Login {
+            user: account.username.clone(),
+            detail: e.to_string(),
+        })
 }
 
 async fn tls(
     host: &str,
     tcp: tokio::net::TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ImapError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
+    .map_err(|e| ImapError::Tls {
+        host: host.to_string(),
+        detail: e.to_string(),
+    })?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| format!("invalid server name {host}: {e}"))?;
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| ImapError::Tls {
+            host: host.to_string(),
+            detail: format!("invalid server name: {e}"),
+        })?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS with {host}: {e}"))
+        .map_err(|e| ImapError::Tls {
+            host: host.to_string(),
+            detail: e.to_string(),
+        })
 }
 
 #[cfg(test)]
