@@ -113,7 +113,11 @@ impl std::fmt::Debug for Call {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Command {
-    /// Check and save a request, running `request-saved`.
+    /// Check and save a request, running `request-saved`: the request, the
+    /// run and the effects are written in one transaction. A failing
+    /// plugin does not undo the save (the support system already saved
+    /// it): the run is traced as failed, with the event, so it can be run
+    /// again.
     SaveRequest {
         /// The request as the support system saved it.
         request: RequestSpec,
@@ -148,7 +152,7 @@ impl Command {
     /// be decided before it is committed (see `daemon::order`).
     pub fn keys(&self) -> Vec<String> {
         match self {
-            Command::SaveRequest { request, .. } => vec![format!("request:{}", request.number)],
+            Command::SaveRequest { request, .. } => vec![request_key(request.number)],
             Command::ContractEvent { contract, .. } => vec![format!("contract:{contract}")],
             Command::Fire { event, .. } => match event {
                 Event::Schedule(fired) => vec![format!("rule:{}", fired.rule)],
@@ -228,6 +232,12 @@ impl Command {
         let decided = self.decide(&dispatcher.decider())?;
         self.commit(dispatcher, decided)
     }
+}
+
+/// The ordering key of everything about request `number`: its saves, and
+/// the mails whose subject may name it.
+pub fn request_key(number: u64) -> String {
+    format!("request:{number}")
 }
 
 /// A command and where its answer goes once committed.

@@ -281,13 +281,12 @@ pub fn mail_keys(mail: &relais_sdk::Mail) -> Vec<String> {
     if let Some(from) = &mail.from {
         keys.push(format!("from:{}", from.email.to_lowercase()));
     }
-    for number in mail
+    let numbers = mail
         .subject
         .split(|c: char| !c.is_ascii_digit())
         .filter(|digits| digits.len() >= 6)
-    {
-        keys.push(format!("request:{}", number.trim_start_matches('0')));
-    }
+        .filter_map(|digits| digits.parse::<u64>().ok());
+    keys.extend(numbers.map(crate::tasks::request_key));
     keys
 }
 

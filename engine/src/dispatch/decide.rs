@@ -53,20 +53,6 @@ pub struct DecidedEvent {
     pub(super) started_at: String,
 }
 
-impl DecidedEvent {
-    /// What was decided, before anything is written.
-    pub fn report(&self) -> &Report {
-        &self.report
-    }
-}
-
-impl DecidedMail {
-    /// What was decided, before anything is written.
-    pub fn report(&self) -> &Report {
-        &self.report
-    }
-}
-
 impl Decider<'_> {
     /// Decides what to do about an event that carries no mail (a contract
     /// event, a schedule): the rules and their plugins.

@@ -22,7 +22,6 @@ use std::time::Instant;
 
 use relais_sdk::Event;
 
-use crate::config::RequestStates;
 use crate::directory::RequestSpec;
 use crate::effects::{self, EffectContext, MailIdentity};
 use crate::plugins::Plugins;
@@ -192,22 +191,6 @@ impl Dispatcher<'_> {
     /// event, schedule).
     pub fn handle_event(&mut self, event: &Event, dry_run: bool) -> Result<Report, StoreError> {
         self.run_event(event, None, dry_run)
-    }
-
-    /// Processes a request save from the support system: the request is
-    /// written, and the `request-saved` event (before, after, change kinds)
-    /// runs, in one transaction. A failing plugin does not undo the save
-    /// (the support system already saved it): the run is traced as failed,
-    /// with the event, so it can be run again. `request` must have passed
-    /// [`crate::requests::check`].
-    pub fn handle_request_save(
-        &mut self,
-        request: &RequestSpec,
-        states: &RequestStates,
-        dry_run: bool,
-    ) -> Result<Report, StoreError> {
-        let decided = self.decider().decide_save(request, states)?;
-        self.commit_event(decided, Some(request), dry_run)
     }
 
     fn run_event(
