@@ -3,11 +3,18 @@
 //! Effects are checked as they are applied: an effect naming a request that
 //! does not exist, or posting on a locked conversation, fails the whole
 //! event (the transaction is dropped) with a reason naming the effect.
+//!
+//! The writes a person asks for ([`ManualEffect`]: a message posted, a
+//! mail linked by hand, an exchange recorded, a message marked read, an
+//! import) are applied here too ([`apply_manual`]), with the same checks,
+//! in a run of their own marked manual.
 
 use relais_sdk::{Author, Effect, Mail, PartyKind, Settings, Side};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::store::{NewMessage, OutgoingMail, StoreError, Tx};
+use crate::directory::DirectoryFile;
+use crate::store::{DirectoryCounts, NewExchange, NewMessage, OutgoingMail, StoreError, Tx};
 
 /// The name of the top-level `identity:`.
 pub const DEFAULT_IDENTITY: &str = "default";
@@ -509,27 +516,15 @@ fn apply_one(
             subject,
             link_mail,
         } => {
-            if subject.contains(['\r', '\n']) {
-                return Err(refused("a subject must not hold a line break".to_string()));
-            }
-            if let Some(requester) = requester {
-                match tx.party(PartyKind::Contact, requester)? {
-                    None => return Err(refused(format!("unknown contact `{requester}`"))),
-                    Some(of) if of.as_deref() != Some(customer.as_str()) => {
-                        return Err(refused(format!(
-                            "contact `{requester}` of customer `{}` cannot request a ticket of customer `{customer}`",
-                            of.unwrap_or_default()
-                        )));
-                    }
-                    Some(_) => {}
-                }
-            }
-            let number = tx.create_request(
-                company,
-                customer,
-                requester.as_deref(),
-                subject,
-                request_type,
+            let number = create_ticket(
+                tx,
+                &NewTicket {
+                    company: company.clone(),
+                    customer: customer.clone(),
+                    request_type: request_type.clone(),
+                    requester: requester.clone(),
+                    subject: subject.clone(),
+                },
             )?;
             if let Some(message_id) = link_mail {
                 tx.link_mail(message_id, number, run)?;
@@ -546,6 +541,230 @@ fn apply_one(
         }
     }
     Ok(())
+}
+
+/// Creates a ticket, once its requester is checked to be a contact of its
+/// customer; its number.
+fn create_ticket(tx: &Tx<'_>, ticket: &NewTicket) -> Result<u64, StoreError> {
+    let NewTicket {
+        company,
+        customer,
+        request_type,
+        requester,
+        subject,
+    } = ticket;
+    if subject.contains(['\r', '\n']) {
+        return Err(refused("a subject must not hold a line break".to_string()));
+    }
+    if let Some(requester) = requester {
+        match tx.party(PartyKind::Contact, requester)? {
+            None => return Err(refused(format!("unknown contact `{requester}`"))),
+            Some(of) if of.as_deref() != Some(customer.as_str()) => {
+                return Err(refused(format!(
+                    "contact `{requester}` of customer `{}` cannot request a ticket of customer `{customer}`",
+                    of.unwrap_or_default()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    tx.create_request(
+        company,
+        customer,
+        requester.as_deref(),
+        subject,
+        request_type,
+    )
+}
+
+/// The fields of a ticket to create.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NewTicket {
+    /// Company code.
+    pub company: String,
+    /// Customer code.
+    pub customer: String,
+    /// Request type code.
+    #[serde(rename = "type")]
+    pub request_type: String,
+    /// Requesting contact, a contact of `customer`.
+    pub requester: Option<String>,
+    /// Its subject.
+    pub subject: String,
+}
+
+/// The ticket a mail linked by hand goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketFor {
+    /// An existing ticket.
+    Existing(u64),
+    /// A ticket created for it.
+    New(NewTicket),
+}
+
+/// A write a person asks for (through the HTTP API or the CLI), applied by
+/// [`apply_manual`] and traced in a run marked manual.
+#[derive(Debug, Clone)]
+pub enum ManualEffect {
+    /// What a plugin could have asked for (a direct message), with the
+    /// same checks.
+    Plugin(Effect),
+    /// Put a stored mail on a ticket; with `replace`, a mail on another
+    /// ticket moves.
+    LinkMail {
+        /// The mail's Message-ID.
+        message_id: String,
+        /// Where it goes.
+        ticket: TicketFor,
+        /// Move it from the ticket it is on.
+        replace: bool,
+    },
+    /// Record an exchange with the customer on a request.
+    RecordExchange {
+        /// The request.
+        request: u64,
+        /// The exchange.
+        exchange: NewExchange,
+    },
+    /// Mark a direct message read or unread.
+    MarkRead {
+        /// The message's id.
+        message: i64,
+        /// Read or unread.
+        read: bool,
+    },
+    /// Import directory data (upserts, all or nothing).
+    Import(Box<DirectoryFile>),
+}
+
+impl ManualEffect {
+    /// Its kind, as the trace names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ManualEffect::Plugin(effect) => effect.kind(),
+            ManualEffect::LinkMail { .. } => "link-mail-by-hand",
+            ManualEffect::RecordExchange { .. } => "record-exchange",
+            ManualEffect::MarkRead { .. } => "mark-read",
+            ManualEffect::Import(_) => "import",
+        }
+    }
+
+    /// What the run trace keeps of it (of an import, how many records of
+    /// each kind it holds).
+    pub fn trace(&self) -> Value {
+        let kind = self.kind();
+        match self {
+            ManualEffect::Plugin(effect) => serde_json::to_value(effect).unwrap_or(Value::Null),
+            ManualEffect::LinkMail {
+                message_id,
+                ticket,
+                replace,
+            } => {
+                let mut trace = json!({ "kind": kind, "message-id": message_id, "move": replace });
+                match ticket {
+                    TicketFor::Existing(number) => trace["ticket"] = json!(number),
+                    TicketFor::New(new) => trace["new"] = json!(new),
+                }
+                trace
+            }
+            ManualEffect::RecordExchange { request, exchange } => {
+                let mut trace = json!({ "kind": kind, "request": request });
+                if let (Value::Object(trace), Ok(Value::Object(fields))) =
+                    (&mut trace, serde_json::to_value(exchange))
+                {
+                    trace.extend(fields);
+                }
+                trace
+            }
+            ManualEffect::MarkRead { message, read } => {
+                json!({ "kind": kind, "message": message, "read": read })
+            }
+            ManualEffect::Import(data) => json!({
+                "kind": kind,
+                "companies": data.companies.len(),
+                "customers": data.customers.len(),
+                "contacts": data.contacts.len(),
+                "collaborators": data.collaborators.len(),
+                "users": data.users.len(),
+                "request-types": data.request_types.len(),
+                "contracts": data.contracts.len(),
+                "requests": data.requests.len(),
+            }),
+        }
+    }
+}
+
+/// What a manual effect did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Done; nothing to say.
+    Done,
+    /// A mail is on `ticket` now.
+    Linked {
+        /// The ticket.
+        ticket: u64,
+        /// Whether it was created for the mail.
+        created: bool,
+        /// The ticket the mail moved from.
+        previous: Option<u64>,
+    },
+    /// The exchange recorded, by id.
+    Exchange(i64),
+    /// Whether there was such a message.
+    Read(bool),
+    /// How many records the import wrote.
+    Imported(DirectoryCounts),
+}
+
+/// Applies a person's write within `tx`, checked against the directory as
+/// a plugin's effect would be.
+pub fn apply_manual(
+    tx: &Tx<'_>,
+    effect: &ManualEffect,
+    context: &EffectContext<'_>,
+) -> Result<Applied, EffectError> {
+    let failed = |source| EffectError {
+        index: 1,
+        kind: effect.kind(),
+        source,
+    };
+    match effect {
+        ManualEffect::Plugin(plugin) => {
+            apply(tx, std::slice::from_ref(plugin), &[], context)?;
+            Ok(Applied::Done)
+        }
+        ManualEffect::LinkMail {
+            message_id,
+            ticket,
+            replace,
+        } => {
+            let (number, created) = match ticket {
+                TicketFor::Existing(number) => (*number, false),
+                TicketFor::New(new) => (create_ticket(tx, new).map_err(failed)?, true),
+            };
+            let change = tx
+                .link_mail_manually(message_id, number, *replace, context.run)
+                .map_err(failed)?;
+            Ok(Applied::Linked {
+                ticket: number,
+                created,
+                previous: change.previous,
+            })
+        }
+        ManualEffect::RecordExchange { request, exchange } => tx
+            .record_exchange(*request, exchange)
+            .map(Applied::Exchange)
+            .map_err(failed),
+        ManualEffect::MarkRead { message, read } => tx
+            .set_message_read(*message, *read)
+            .map(Applied::Read)
+            .map_err(failed),
+        ManualEffect::Import(data) => tx
+            .import_directory(data)
+            .map(Applied::Imported)
+            .map_err(failed),
+    }
 }
 
 /// The headers of an automatic mail (RFC 3834 `Auto-Submitted`) sent as

@@ -6,13 +6,13 @@
 //! driven by the [`dispatch`] module. Plugins decide; the host acts.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod dispatch;
 pub mod effects;
 pub mod explain;
-pub mod links;
 pub mod metrics;
 pub mod plugins;
 pub mod reload;

@@ -217,6 +217,7 @@ fn every_route_but_health_needs_the_token() {
         .call("GET", "/openapi.json", None, None)
         .expect("answer");
     assert_eq!(openapi.status, 200, "{openapi:?}");
+    let before = api.setup.store().runs(10).expect("runs").len();
     for (method, path) in [
         ("GET", "/metrics"),
         ("GET", "/requests/23010203"),
@@ -246,7 +247,7 @@ fn every_route_but_health_needs_the_token() {
     }
     assert_eq!(
         api.setup.store().runs(10).expect("runs").len(),
-        0,
+        before,
         "nothing ran"
     );
     let openapi = api.send("GET", "/openapi.json", None);
@@ -378,7 +379,7 @@ fn saves_in_quick_succession_are_each_their_own_event() {
             });
         }
     });
-    let runs = api.setup.store().runs(100).expect("runs");
+    let runs = crate::support::event_runs(&api.setup.store(), 100);
     assert_eq!(runs.len(), 6, "one run per save");
     assert!(runs.iter().all(|r| r.outcome == "applied"), "{runs:#?}");
     // opened: jeanne and paul; closed: jeanne and paul; three requests.
@@ -471,7 +472,10 @@ fn bad_input_is_refused_with_the_field_named_and_nothing_written() {
         None,
         "nothing written"
     );
-    assert!(store.runs(10).expect("runs").is_empty(), "no event ran");
+    assert!(
+        crate::support::event_runs(&store, 10).is_empty(),
+        "no event ran"
+    );
     assert!(store.outbox(None, 10).expect("outbox").is_empty());
     assert!(store.messages(23010203).expect("messages").is_empty());
 }
@@ -908,7 +912,7 @@ fn a_dry_run_over_the_api_writes_nothing() {
     );
     assert_eq!(fired.status, 200, "{fired:?}");
     assert!(
-        api.setup.store().runs(10).expect("runs").is_empty(),
+        crate::support::event_runs(&api.setup.store(), 10).is_empty(),
         "nothing written"
     );
 }

@@ -99,7 +99,7 @@ fn dry_run_shows_effects_and_writes_nothing() {
     assert!(lines[0]["run"].is_null());
     let store = setup.store();
     assert!(store.messages(23010203).expect("messages").is_empty());
-    assert!(store.runs(10).expect("runs").is_empty());
+    assert!(crate::support::event_runs(&store, 10).is_empty());
     assert!(
         !store
             .mail_exists("fixture-jeanne-1@dupont.example")
@@ -341,7 +341,7 @@ fn bad_input_gets_a_clear_error_and_the_batch_goes_on() {
         "the batch went on"
     );
     assert_eq!(
-        setup.store().runs(20).expect("runs").len(),
+        crate::support::event_runs(&setup.store(), 20).len(),
         8,
         "every mail, even unreadable, has a trace"
     );
@@ -396,7 +396,7 @@ fn a_long_ingest_commits_in_batches_and_each_mail_sees_the_one_before() {
         );
     }
     assert_eq!(
-        store.runs(count + 10).expect("runs").len(),
+        crate::support::event_runs(&store, count + 10).len(),
         count,
         "each once"
     );
@@ -407,7 +407,7 @@ fn a_long_ingest_commits_in_batches_and_each_mail_sees_the_one_before() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(lines.iter().all(|l| l["outcome"] == "dry-run"));
     let store = fresh.store();
-    assert!(store.runs(10).expect("runs").is_empty());
+    assert!(crate::support::event_runs(&store, 10).is_empty());
     assert!(!store.mail_exists("t0@dupont.example").expect("query"));
 }
 

@@ -722,7 +722,7 @@ fn sigkill_in_a_batch_then_restart_processes_and_sends_everything_once() {
     // Killed as soon as the first commits show: the rest is in flight.
     let store = setup.store();
     let started = Instant::now();
-    while store.runs(1).map(|r| r.is_empty()).unwrap_or(true) {
+    while crate::support::event_runs(&store, 1).is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "{}",

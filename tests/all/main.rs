@@ -11,6 +11,7 @@ mod import;
 mod ingest;
 mod links;
 mod mailloop;
+mod manual;
 mod openapi;
 mod ops;
 mod plugins;

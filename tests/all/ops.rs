@@ -196,7 +196,7 @@ fn a_backup_taken_while_the_engine_runs_restores_the_store() {
     // A mail processed by the running engine.
     drop_in_spool(&setup, "mails/catchmail-jeanne.eml");
     wait_for(&mut engine, Duration::from_secs(30), "the mail", || {
-        !setup.store().runs(1).expect("runs").is_empty()
+        !crate::support::event_runs(&setup.store(), 1).is_empty()
     });
     let copy = setup.dir.path().join("copy.db");
     let run = setup.relais(&["backup", copy.to_str().expect("utf-8")]);
@@ -214,7 +214,7 @@ fn a_backup_taken_while_the_engine_runs_restores_the_store() {
     std::fs::rename(&copy, setup.db()).expect("restore");
     let store = setup.store();
     assert_eq!(store.messages(23010203).expect("messages").len(), 1);
-    assert_eq!(store.runs(10).expect("runs").len(), 1);
+    assert_eq!(crate::support::event_runs(&store, 10).len(), 1);
 }
 
 #[test]
@@ -427,7 +427,7 @@ fn a_dry_run_fails_where_the_real_run_would_and_writes_nothing() {
     let error = dry[0]["error"].as_str().expect("error").to_string();
     assert!(error.contains("request 99999999 does not exist"), "{error}");
     assert!(
-        setup.store().runs(10).expect("runs").is_empty(),
+        crate::support::event_runs(&setup.store(), 10).is_empty(),
         "nothing written"
     );
     let (_, real) = setup.ingest_json(&[], &[&mail]);
@@ -465,7 +465,7 @@ fn request_saves_contract_events_and_fires_have_a_dry_run() {
     );
     let store = setup.store();
     assert_eq!(store.request(23010299).expect("query"), None, "not saved");
-    assert!(store.runs(10).expect("runs").is_empty());
+    assert!(crate::support::event_runs(&store, 10).is_empty());
     assert!(store.outbox(None, 10).expect("outbox").is_empty());
     let event = setup.relais(&[
         "contract-event",
@@ -486,7 +486,7 @@ fn request_saves_contract_events_and_fires_have_a_dry_run() {
     ]);
     assert_eq!(fired.code, 0, "{fired:?}");
     assert!(
-        setup.store().runs(10).expect("runs").is_empty(),
+        crate::support::event_runs(&setup.store(), 10).is_empty(),
         "nothing written"
     );
 }

@@ -13,6 +13,19 @@ pub fn root() -> PathBuf {
 }
 
 /// A file under `tests/fixtures/`.
+/// The runs of `store`, newest first, but those of the directory imports
+/// that set a test up: an import is a write of its own, traced as a run
+/// marked manual.
+pub fn event_runs(store: &relais::Store, limit: usize) -> Vec<relais::store::RunSummary> {
+    store
+        .runs(limit + 100)
+        .expect("runs")
+        .into_iter()
+        .filter(|run| !(run.trigger == "manual" && run.summary.starts_with("directory imported")))
+        .take(limit)
+        .collect()
+}
+
 pub fn fixture(path: &str) -> PathBuf {
     root().join("tests/fixtures").join(path)
 }

@@ -10,7 +10,6 @@
 //! what), 401 (token), 404, 409 (a locked conversation...) or 500.
 //! The OpenAPI document is served at `/openapi.json`.
 
-pub mod actions;
 pub mod answers;
 
 use std::sync::{Arc, OnceLock};
@@ -26,13 +25,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::app::actions;
+use crate::app::manual::{Via, Write, Written};
 use crate::config::{RequestStates, SecretValue};
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::tasks::{Call, CallError, Command, CommandTask, Task};
+use crate::tasks::{Call, CallError, Command, CommandTask, Task, WriteTask};
 
-pub use actions::{ContractEventBody, LinkBody, MessageBody, ReadBody};
+pub use crate::app::actions::ContractEventBody;
+pub use crate::app::manual::{LinkBody, MessageBody, ReadBody};
 use answers::{
     CandidatesAnswer, ErrorBody, EventAnswer, ExchangesAnswer, Health, ImportAnswer,
     MessagesAnswer, PostedMessage, RecordedExchange, ThreadAnswer,
@@ -435,6 +437,20 @@ async fn command_report(
     Ok(report.await.map_err(|_| stopped())??)
 }
 
+/// Hands `write` to the dispatcher, which checks it, applies it with its
+/// run and answers once committed.
+async fn write(state: &ApiState, write: Write) -> Result<Written, ApiError> {
+    let (done, written) = oneshot::channel();
+    let task = Task::Write(Box::new(WriteTask {
+        write,
+        via: Via::Api,
+        done,
+    }));
+    let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Relais is stopping");
+    state.tasks.send(task).await.map_err(|_| stopped())?;
+    Ok(written.await.map_err(|_| stopped())??)
+}
+
 /// Parses a JSON body; a bad one is a 400 naming the field at fault.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
@@ -660,9 +676,13 @@ async fn post_message(
     body: Bytes,
 ) -> Answer {
     let message: MessageBody = parse(&body)?;
-    let answer = call(&state, move |dispatcher| {
-        actions::post_message(dispatcher, number, &message)
-    })
+    let answer = write(
+        &state,
+        Write::PostMessage {
+            request: number,
+            message,
+        },
+    )
     .await?;
     ok(StatusCode::CREATED, answer)
 }
@@ -710,9 +730,13 @@ async fn record_exchange(
     body: Bytes,
 ) -> Answer {
     let exchange: crate::store::NewExchange = parse(&body)?;
-    let answer = call(&state, move |dispatcher| {
-        actions::record_exchange(dispatcher, number, &exchange)
-    })
+    let answer = write(
+        &state,
+        Write::RecordExchange {
+            request: number,
+            exchange,
+        },
+    )
     .await?;
     ok(StatusCode::CREATED, answer)
 }
@@ -778,12 +802,13 @@ async fn fire_rule(
         (status = 404, description = "No such message", body = ErrorBody)))]
 async fn set_read(State(state): State<Arc<ApiState>>, Path(id): Path<i64>, body: Bytes) -> Answer {
     let read: ReadBody = parse(&body)?;
-    let answer = call(&state, move |dispatcher| {
-        match dispatcher.store.set_message_read(id, read.read)? {
-            Some(message) => Ok(message),
-            None => Err(CallError::NotFound(format!("no message {id}"))),
-        }
-    })
+    let answer = write(
+        &state,
+        Write::MarkRead {
+            message: id,
+            read: read.read,
+        },
+    )
     .await?;
     ok(StatusCode::OK, answer)
 }
@@ -816,7 +841,14 @@ async fn contract_event(
 async fn import(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8 text"))?;
-    let answer = call(&state, move |dispatcher| actions::import(dispatcher, &text)).await?;
+    let answer = write(
+        &state,
+        Write::Import {
+            name: "body".to_string(),
+            text,
+        },
+    )
+    .await?;
     ok(StatusCode::OK, answer)
 }
 
@@ -879,8 +911,8 @@ async fn mail_candidates(
     params(("message_id" = String, Path, description = "The mail's Message-ID, with or without `<>`")),
     request_body = LinkBody,
     responses(
-        (status = 201, description = "Linked to a ticket made for it", body = crate::links::Linked),
-        (status = 200, description = "Linked (or already there)", body = crate::links::Linked),
+        (status = 201, description = "Linked to a ticket made for it", body = crate::app::links::Linked),
+        (status = 200, description = "Linked (or already there)", body = crate::app::links::Linked),
         (status = 400, description = "A field is wrong", body = ErrorBody),
         (status = 404, description = "No such mail or ticket", body = ErrorBody),
         (status = 409, description = "The mail is on another ticket (send `move`)", body = ErrorBody)))]
@@ -891,11 +923,18 @@ async fn link_mail(
 ) -> Answer {
     let link: LinkBody = parse(&body)?;
     let message_id = crate::sources::mail::typed_id(&message_id);
-    let answer = call(&state, move |dispatcher| {
-        actions::link_mail(dispatcher, &message_id, &link)
-    })
+    let target = link.target()?;
+    let answer = write(
+        &state,
+        Write::LinkMail {
+            message_id,
+            target,
+            replace: link.replace,
+        },
+    )
     .await?;
-    created_or_ok(answer.created, answer)
+    let created = matches!(&answer, Written::Linked(linked) if linked.created);
+    created_or_ok(created, answer)
 }
 
 #[cfg(test)]

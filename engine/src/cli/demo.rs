@@ -244,7 +244,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     let metrics = relais::metrics::Metrics::new();
     let mut dispatcher = super::dispatcher(&mut store, &loaded, &options);
     for save in &saves {
-        let answer = relais::api::actions::save_request(
+        let answer = relais::app::actions::save_request(
             &mut dispatcher,
             save,
             &Default::default(),
@@ -258,7 +258,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         "\n   a week later, the daily reminder check (rules/reminders.yaml) finds the requests waiting on the customer:\n"
     );
     let week_later = (chrono::Utc::now() + chrono::TimeDelta::days(8)).to_rfc3339();
-    let answer = relais::api::actions::fire_schedule(
+    let answer = relais::app::actions::fire_schedule(
         &mut dispatcher,
         "waiting-customer-reminders",
         Some(&week_later),

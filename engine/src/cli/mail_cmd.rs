@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use relais::links::{self, LinkError, Target};
+use relais::app::CallError;
+use relais::app::links::Target;
+use relais::app::manual::{Context as WriteContext, Via, Write, Written};
 use relais::sources::mail::typed_id;
 use relais::store::{Candidate, Direction, ThreadNode};
 use relais_sdk::SubjectPrefixes;
@@ -99,8 +101,19 @@ pub fn link(paths: &Paths, message_id: &str, request: LinkRequest, json: bool) -
             Ok(ExitCode::SUCCESS)
         }
         LinkRequest::Link(target, replace) => {
-            match links::link(&mut store, message_id, &target, replace) {
-                Ok(linked) => {
+            let options = paths.options();
+            let context = WriteContext {
+                identity: &options.identity,
+                templates: None,
+                via: Via::Cli,
+            };
+            let link = Write::LinkMail {
+                message_id: message_id.clone(),
+                target,
+                replace,
+            };
+            match link.run(&mut store, &context) {
+                Ok(Written::Linked(linked)) => {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&linked)?);
                     } else {
@@ -117,7 +130,8 @@ pub fn link(paths: &Paths, message_id: &str, request: LinkRequest, json: bool) -
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(LinkError::Store(error)) => Err(error.into()),
+                Ok(_) => unreachable!("a link answers where the mail is"),
+                Err(CallError::Internal(error)) => Err(anyhow::anyhow!("{error}")),
                 Err(refused) => {
                     eprintln!("error: {refused}");
                     Ok(ExitCode::FAILURE)

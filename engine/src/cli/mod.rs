@@ -710,14 +710,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let request = if candidates {
                 mail_cmd::LinkRequest::Candidates
             } else if new {
-                let target = relais::links::Target::New {
+                let target = relais::app::links::Target::New {
                     requester,
                     request_type,
                 };
                 mail_cmd::LinkRequest::Link(target, replace)
             } else {
                 let ticket = ticket.context("name a ticket, --new or --candidates")?;
-                mail_cmd::LinkRequest::Link(relais::links::Target::Ticket(ticket), replace)
+                mail_cmd::LinkRequest::Link(relais::app::links::Target::Ticket(ticket), replace)
             };
             mail_cmd::link(paths, &message_id, request, json)
         }
@@ -767,15 +767,26 @@ fn print_diagnostics(diagnostics: &[Diagnostic]) {
     let _ = writeln!(err, "{n} error{}", if n == 1 { "" } else { "s" });
 }
 
-/// Imports each file in its own transaction; stops at the first invalid one.
+/// Imports each file in its own transaction, each a run marked manual;
+/// stops at the first invalid one.
 fn import(paths: &Paths, files: &[PathBuf]) -> Result<ExitCode> {
     let mut store = open_store(&paths.db)?;
+    let options = paths.options();
+    let context = relais::app::manual::Context {
+        identity: &options.identity,
+        templates: None,
+        via: relais::app::manual::Via::Cli,
+    };
     for file in files {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        match relais::directory::parse(file, &text, &store) {
-            Ok(data) => {
-                let counts = store.import_directory(&data)?;
+        let import = relais::app::manual::Write::Import {
+            name: file.display().to_string(),
+            text,
+        };
+        match import.run(&mut store, &context) {
+            Ok(relais::app::manual::Written::Imported(answer)) => {
+                let counts = answer.imported;
                 println!(
                     "{}: imported {} companies, {} customers, {} contacts, {} collaborators, {} users, {} request types, {} contracts, {} requests",
                     file.display(),
@@ -789,11 +800,13 @@ fn import(paths: &Paths, files: &[PathBuf]) -> Result<ExitCode> {
                     counts.requests
                 );
             }
-            Err(diagnostics) => {
-                print_diagnostics(&diagnostics);
+            Ok(_) => unreachable!("an import answers what it imported"),
+            Err(relais::app::CallError::Invalid { message, .. }) => {
+                eprintln!("{message}");
                 eprintln!("{}: nothing imported", file.display());
                 return Ok(ExitCode::FAILURE);
             }
+            Err(error) => return Err(anyhow::anyhow!("{error}")),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -957,7 +970,7 @@ fn save_requests(
     let mut dispatcher = dispatcher(&mut store, &loaded, &options);
     let mut failed = false;
     for request in &requests {
-        match relais::api::actions::save_request(
+        match relais::app::actions::save_request(
             &mut dispatcher,
             request,
             states,
@@ -998,7 +1011,7 @@ fn contract_event(
         kind: kind.to_string(),
     };
     run_event(paths, json, "no event fired", |dispatcher, metrics| {
-        relais::api::actions::contract_event(dispatcher, &body, metrics, dry_run)
+        relais::app::actions::contract_event(dispatcher, &body, metrics, dry_run)
     })
 }
 
@@ -1010,7 +1023,7 @@ fn fire(
     dry_run: bool,
 ) -> Result<ExitCode> {
     run_event(paths, json, "nothing run", |dispatcher, metrics| {
-        relais::api::actions::fire_schedule(dispatcher, rule, at, metrics, dry_run)
+        relais::app::actions::fire_schedule(dispatcher, rule, at, metrics, dry_run)
     })
 }
 
@@ -1025,7 +1038,7 @@ fn run_event(
         &mut Dispatcher<'_>,
         &relais::metrics::Metrics,
     ) -> Result<
-        relais::api::answers::EventAnswer,
+        relais::app::answers::EventAnswer,
         relais::daemon::dispatcher::CallError,
     >,
 ) -> Result<ExitCode> {
@@ -1042,7 +1055,7 @@ fn run_event(
 
 /// Prints what an event did; exit 1 when it failed or could not run.
 fn answer_event(
-    answer: Result<relais::api::answers::EventAnswer, relais::daemon::dispatcher::CallError>,
+    answer: Result<relais::app::answers::EventAnswer, relais::daemon::dispatcher::CallError>,
     json: bool,
     otherwise: &str,
 ) -> Result<ExitCode> {

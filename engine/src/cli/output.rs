@@ -171,7 +171,11 @@ pub fn print_run(run: &RunRecord) {
         .get("not-matched")
         .and_then(|n| n.as_u64())
         .unwrap_or(0);
-    if rules.is_empty() && counted == 0 {
+    let manual = run.trace.get("manual").filter(|m| m.is_object());
+    if let Some(manual) = manual {
+        let text = |key: &str| manual.get(key).and_then(|v| v.as_str()).unwrap_or("");
+        println!("  manual:   {}, through the {}", text("write"), text("via"));
+    } else if rules.is_empty() && counted == 0 {
         println!("  rules:    none for this trigger");
     }
     let spelled = rules
@@ -227,6 +231,18 @@ pub fn print_run(run: &RunRecord) {
         .unwrap_or_default();
     for effect in &effects {
         println!("  effect:   {}", describe(effect));
+    }
+    // A manual write's own kinds of effect (a link by hand, an import...).
+    if effects.is_empty() && manual.is_some() {
+        for effect in run
+            .trace
+            .get("effects")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+        {
+            println!("  effect:   {effect}");
+        }
     }
 }
 
@@ -327,7 +343,7 @@ pub fn print_outbox(mails: &[OutboxRecord]) {
 
 /// One event's answer (a request saved, a contract event): its run,
 /// outcome, change kinds and effects, a line each.
-pub fn print_event_answer(answer: &relais::api::answers::EventAnswer) {
+pub fn print_event_answer(answer: &relais::app::answers::EventAnswer) {
     let run = answer
         .run
         .map(|r| format!("run {r}"))

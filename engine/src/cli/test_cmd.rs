@@ -265,7 +265,7 @@ fn run_case(
     if let Some(save) = &case.request_save {
         let spec: relais::directory::RequestSpec =
             serde_json::from_value(save.clone()).context("request-save")?;
-        return call(relais::api::actions::save_request(
+        return call(relais::app::actions::save_request(
             dispatcher,
             &spec,
             &config.requests,
@@ -278,12 +278,12 @@ fn run_case(
             contract: event.contract.clone(),
             kind: event.kind.clone(),
         };
-        return call(relais::api::actions::contract_event(
+        return call(relais::app::actions::contract_event(
             dispatcher, &body, metrics, false,
         ));
     }
     let schedule = case.schedule.as_ref().context("an input")?;
-    call(relais::api::actions::fire_schedule(
+    call(relais::app::actions::fire_schedule(
         dispatcher,
         &schedule.rule,
         schedule.at.as_deref(),

@@ -25,7 +25,10 @@ use crate::reload::Active;
 use crate::sources::mail::MailError;
 use crate::store::Store;
 
-pub use crate::tasks::{Call, CallError, CallResult, Command, CommandTask, Job, Task, Work};
+use crate::app::manual::{self, Written};
+pub use crate::tasks::{
+    Call, CallError, CallResult, Command, CommandTask, Job, Task, Work, WriteTask,
+};
 
 /// What the dispatcher runs with.
 #[derive(Debug)]
@@ -68,7 +71,8 @@ fn run(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
     let item = |task: Task| match task {
         Task::Mail(job) => Item::Here(None, Pending::Mail(job)),
         Task::Command(task) => Item::Here(None, Pending::Command(task)),
-        Task::Call(call) => Item::Call(call),
+        Task::Call(call) => Item::Writer(OnWriter::Call(call)),
+        Task::Write(task) => Item::Writer(OnWriter::Write(task)),
     };
     while let Some(first) = tasks.blocking_recv() {
         let mut batch = vec![item(first)];
@@ -83,7 +87,7 @@ fn run(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
         for (item, result) in batch.into_iter().zip(results) {
             // A caller that gave up waiting will ask again.
             match item {
-                Item::Call(call) => answer_call(call, result),
+                Item::Writer(work) => answer_call(work, result),
                 Item::Here(_, pending) => answer(pending, result),
                 Item::Decided(decided) => answer(decided.pending, result),
             }
@@ -113,13 +117,17 @@ enum Outcome {
     Mail(Result<Report, String>),
     Command(Result<Report, CallError>),
     Call(CallResult),
+    Write(Result<Written, CallError>),
 }
 
 impl Outcome {
     fn failed(item: &Item, error: &str) -> Outcome {
         let pending = match item {
-            Item::Call(_) => {
+            Item::Writer(OnWriter::Call(_)) => {
                 return Outcome::Call(Err(CallError::Internal(error.to_string())));
+            }
+            Item::Writer(OnWriter::Write(_)) => {
+                return Outcome::Write(Err(CallError::Internal(error.to_string())));
             }
             Item::Here(_, pending) => pending,
             Item::Decided(decided) => &decided.pending,
@@ -151,10 +159,13 @@ fn answer(pending: Pending, outcome: Outcome) {
     }
 }
 
-fn answer_call(call: Call, outcome: Outcome) {
-    match outcome {
-        Outcome::Call(result) => {
+fn answer_call(work: OnWriter, outcome: Outcome) {
+    match (work, outcome) {
+        (OnWriter::Call(call), Outcome::Call(result)) => {
             let _ = call.done.send(result);
+        }
+        (OnWriter::Write(task), Outcome::Write(result)) => {
+            let _ = task.done.send(result);
         }
         _ => unreachable!("each task gets an outcome of its own kind"),
     }
@@ -192,10 +203,20 @@ fn process(
     while index < batch.len() {
         let started = Instant::now();
         let outcome = match &mut batch[index] {
-            Item::Call(call) => {
+            Item::Writer(OnWriter::Call(call)) => {
                 let work =
                     std::mem::replace(&mut call.work, Box::new(|_| Ok(serde_json::Value::Null)));
                 results.push(Outcome::Call(work(&mut dispatcher)));
+                index += 1;
+                continue;
+            }
+            Item::Writer(OnWriter::Write(task)) => {
+                let context = manual::Context {
+                    identity: &dispatcher.options.identity,
+                    templates: Some(dispatcher.templates),
+                    via: task.via,
+                };
+                results.push(Outcome::Write(task.write.run(dispatcher.store, &context)));
                 index += 1;
                 continue;
             }
@@ -247,7 +268,7 @@ fn process(
             let written = match &batch[index] {
                 Item::Decided(decided) => Some((decided.ticket.clone(), decided.took < QUICK)),
                 Item::Here(Some(ticket), _) => Some((ticket.clone(), started.elapsed() < QUICK)),
-                Item::Here(None, _) | Item::Call(_) => None,
+                Item::Here(None, _) | Item::Writer(_) => None,
             };
             if let Some((ticket, quick)) = written {
                 order.in_batch(&ticket, quick);
@@ -297,10 +318,19 @@ struct Decided {
     took: Duration,
 }
 
+/// What runs on the writer and decides nothing.
+#[derive(Debug)]
+enum OnWriter {
+    /// A call.
+    Call(Call),
+    /// A person's write.
+    Write(Box<WriteTask>),
+}
+
 /// What the writer commits in one batch.
 enum Item {
-    /// A call, run on the writer.
-    Call(Call),
+    /// A call or a person's write, run on the writer.
+    Writer(OnWriter),
     /// A mail or a command decided on the writer, then committed: on the
     /// writer alone, or (with its ticket) after quick ones of the batch it
     /// waited for.
@@ -398,8 +428,8 @@ fn run_beside_deciders(mut engine: Engine, mut tasks: mpsc::Receiver<Task>) {
         engine.wake.notify_one();
         for (item, result) in batch.into_iter().zip(results) {
             let (ticket, pending) = match item {
-                Item::Call(call) => {
-                    answer_call(call, result);
+                Item::Writer(work) => {
+                    answer_call(work, result);
                     continue;
                 }
                 Item::Decided(decided) => (decided.ticket, decided.pending),
@@ -494,7 +524,11 @@ fn admit(
 ) {
     let (keys, turn, pending) = match task {
         Task::Call(call) => {
-            ready.push(Item::Call(call));
+            ready.push(Item::Writer(OnWriter::Call(call)));
+            return;
+        }
+        Task::Write(task) => {
+            ready.push(Item::Writer(OnWriter::Write(task)));
             return;
         }
         Task::Command(task) => (task.command.keys(), None, Pending::Command(task)),

@@ -286,7 +286,7 @@ pub fn mail_keys(mail: &relais_sdk::Mail) -> Vec<String> {
         .split(|c: char| !c.is_ascii_digit())
         .filter(|digits| digits.len() >= 6)
         .filter_map(|digits| digits.parse::<u64>().ok());
-    keys.extend(numbers.map(crate::tasks::request_key));
+    keys.extend(numbers.map(crate::app::request_key));
     keys
 }
 

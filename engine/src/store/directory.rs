@@ -56,6 +56,17 @@ impl Store {
     ) -> Result<DirectoryCounts, StoreError> {
         // A savepoint inside a batch of the dispatcher, a transaction alone.
         let tx = self.begin()?;
+        let counts = tx.import_directory(data)?;
+        tx.commit()?;
+        Ok(counts)
+    }
+}
+
+impl Tx<'_> {
+    /// Writes a checked import file within this transaction (see
+    /// [`Store::import_directory`]).
+    pub fn import_directory(&self, data: &DirectoryFile) -> Result<DirectoryCounts, StoreError> {
+        let tx = self;
         let stamp = now();
         let set = |key: &str, value: Option<String>| -> Result<(), StoreError> {
             if let Some(value) = value {
@@ -190,7 +201,6 @@ impl Store {
         for request in &data.requests {
             upsert_request(&tx.conn, request, &stamp)?;
         }
-        tx.commit()?;
         Ok(DirectoryCounts {
             companies: data.companies.len(),
             customers: data.customers.len(),
@@ -202,7 +212,9 @@ impl Store {
             requests: data.requests.len(),
         })
     }
+}
 
+impl Store {
     /// How many records of each kind the directory holds.
     pub fn directory_counts(&self) -> Result<DirectoryCounts, StoreError> {
         let count = |table: &str| -> Result<usize, StoreError> {

@@ -44,7 +44,9 @@ pub struct ExchangeRecord {
 }
 
 /// An exchange recorded by hand (a call, a visit, a mail sent elsewhere).
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NewExchange {
     /// `received` or `sent`.

@@ -104,12 +104,9 @@ impl Store {
         read: bool,
     ) -> Result<Option<MessageRecord>, StoreError> {
         let tx = self.begin()?;
-        let changed = tx.conn.run(
-            "UPDATE messages SET read = ?2 WHERE id = ?1",
-            params![id, read],
-        )?;
+        let changed = tx.set_message_read(id, read)?;
         tx.commit()?;
-        if changed == 0 {
+        if !changed {
             return Ok(None);
         }
         self.message(id)
@@ -124,6 +121,15 @@ impl Store {
 }
 
 impl Tx<'_> {
+    /// Marks a message read or unread; whether there is such a message.
+    pub fn set_message_read(&self, id: i64, read: bool) -> Result<bool, StoreError> {
+        let changed = self.conn.run(
+            "UPDATE messages SET read = ?2 WHERE id = ?1",
+            params![id, read],
+        )?;
+        Ok(changed > 0)
+    }
+
     /// The request, or a refusal naming it when it does not exist.
     pub fn require_request(&self, request: u64) -> Result<relais_sdk::Request, StoreError> {
         use rusqlite::OptionalExtension;

@@ -131,7 +131,8 @@ impl Tx<'_> {
         request: u64,
         run: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.set_link(message_id, request, run, false).map(|_| ())
+        self.set_link(message_id, request, run, false, "rule")
+            .map(|_| ())
     }
 
     /// Links a stored mail to a ticket by hand. With `replace`, a mail
@@ -141,8 +142,9 @@ impl Tx<'_> {
         message_id: &str,
         request: u64,
         replace: bool,
+        run: Option<i64>,
     ) -> Result<LinkChange, StoreError> {
-        self.set_link(message_id, request, None, replace)
+        self.set_link(message_id, request, run, replace, "manual")
     }
 
     fn set_link(
@@ -151,6 +153,7 @@ impl Tx<'_> {
         request: u64,
         run: Option<i64>,
         replace: bool,
+        how: &str,
     ) -> Result<LinkChange, StoreError> {
         let mail: Option<i64> = self
             .conn
@@ -188,13 +191,7 @@ impl Tx<'_> {
                      VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (mail) DO UPDATE SET request = excluded.request,
                         linked_at = excluded.linked_at, run = excluded.run, how = excluded.how",
-                    params![
-                        mail,
-                        request as i64,
-                        now(),
-                        run,
-                        if run.is_some() { "rule" } else { "manual" }
-                    ],
+                    params![mail, request as i64, now(), run, how],
                 )?;
                 self.record_received_mail(mail, request, run)?;
             }
@@ -611,7 +608,7 @@ mod tests {
             .expect("same ticket again is a no-op");
         let refused = tx.link_mail("a@x", 8, None).expect_err("another ticket");
         assert!(refused.to_string().contains("already linked to ticket 7"));
-        let moved = tx.link_mail_manually("a@x", 8, true).expect("move");
+        let moved = tx.link_mail_manually("a@x", 8, true, None).expect("move");
         assert_eq!(
             moved,
             LinkChange {

@@ -1,8 +1,11 @@
 //! Manual linking: a person puts a stored mail on a ticket, by number or on
-//! a new ticket made from the mail. The CLI and the HTTP API share it.
+//! a new ticket made from the mail. What is asked is checked here, reading
+//! only; the link is a [`ManualEffect`] applied by the effects path (see
+//! [`super::manual`]).
 
 use relais_sdk::{PartyKind, SubjectPrefixes};
 
+use crate::effects::{ManualEffect, NewTicket, TicketFor};
 use crate::store::{Store, StoreError};
 
 /// Where a mail goes.
@@ -60,15 +63,25 @@ pub struct Linked {
     pub previous: Option<u64>,
 }
 
-/// Links the stored mail `message_id` to `target`. A mail already on
+/// What a link asks for.
+#[derive(Debug)]
+pub enum Planned {
+    /// The mail is on this ticket already: nothing to write.
+    There(u64),
+    /// The write.
+    Write(ManualEffect),
+}
+
+/// What linking the stored mail `message_id` to `target` writes, once
+/// checked, or that the mail is on that ticket already. A mail on
 /// another ticket moves only with `replace`; otherwise nothing changes and
-/// the answer says where it is.
-pub fn link(
-    store: &mut Store,
+/// the error says where it is.
+pub fn plan(
+    store: &Store,
     message_id: &str,
     target: &Target,
     replace: bool,
-) -> Result<Linked, LinkError> {
+) -> Result<Planned, LinkError> {
     let mail = store
         .mail(message_id)?
         .ok_or_else(|| LinkError::NoMail(message_id.to_string()))?;
@@ -80,17 +93,22 @@ pub fn link(
             )));
         }
     }
-    let place = match target {
+    if let (Some(current), Target::Ticket(number)) = (mail.ticket, target)
+        && current == *number
+    {
+        return Ok(Planned::There(*number));
+    }
+    let ticket = match target {
         Target::Ticket(number) => {
             if store.request(*number)?.is_none() {
                 return Err(LinkError::NoTicket(*number));
             }
-            Place::Existing(*number)
+            TicketFor::Existing(*number)
         }
         Target::New {
             requester,
             request_type,
-        } => Place::New(new_ticket(
+        } => TicketFor::New(new_ticket(
             store,
             mail.sender.as_deref(),
             &mail.subject,
@@ -98,45 +116,11 @@ pub fn link(
             request_type.as_deref(),
         )?),
     };
-    let tx = store.begin()?;
-    let (ticket, created) = match &place {
-        Place::Existing(number) => (*number, false),
-        Place::New(new) => (
-            tx.create_request(
-                &new.company,
-                &new.customer,
-                Some(&new.requester),
-                &new.subject,
-                &new.request_type,
-            )?,
-            true,
-        ),
-    };
-    let change = tx.link_mail_manually(message_id, ticket, replace)?;
-    tx.commit()?;
-    Ok(Linked {
+    Ok(Planned::Write(ManualEffect::LinkMail {
         message_id: message_id.to_string(),
         ticket,
-        created,
-        previous: change.previous,
-    })
-}
-
-/// The ticket a mail goes to, once checked.
-#[derive(Debug)]
-enum Place {
-    Existing(u64),
-    New(NewTicket),
-}
-
-/// The fields of a ticket made from a mail.
-#[derive(Debug)]
-struct NewTicket {
-    company: String,
-    customer: String,
-    requester: String,
-    request_type: String,
-    subject: String,
+        replace,
+    }))
 }
 
 fn new_ticket(
@@ -206,7 +190,7 @@ fn new_ticket(
     Ok(NewTicket {
         company: customer.company,
         customer: customer.code,
-        requester,
+        requester: Some(requester),
         request_type,
         subject: ticket_subject(store, subject)?,
     })
