@@ -530,18 +530,62 @@ impl fmt::Debug for SecretValue {
     }
 }
 
+/// Why a secret cannot be read, or is not good enough. It names where the
+/// secret was looked for (and `at`, what it is for), never its value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable is not set.
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+    /// The file cannot be read.
+    #[error("cannot read the secret file {}: {error}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// Neither or both of `env` and `file`.
+    #[error("give `env: VARIABLE` or `file: PATH`, one of the two")]
+    Unspecified,
+    /// The HTTP token is too short to be a secret.
+    #[error("the token must be at least 16 characters")]
+    TooShort,
+    /// The secret for `at` (`http.token`, an account's password...).
+    #[error("{at}: {error}")]
+    At {
+        /// What the secret is for.
+        at: String,
+        /// Why it cannot be used.
+        error: Box<SecretError>,
+    },
+}
+
+impl SecretError {
+    /// This error, about the secret for `at`.
+    pub fn at(self, at: impl Into<String>) -> SecretError {
+        SecretError::At {
+            at: at.into(),
+            error: Box::new(self),
+        }
+    }
+}
+
 impl Secret {
     /// Reads the secret. The error names where it was looked for, never
     /// the value.
-    pub fn resolve(&self) -> Result<SecretValue, String> {
+    pub fn resolve(&self) -> Result<SecretValue, SecretError> {
         match (&self.env, &self.file) {
             (Some(name), None) => std::env::var(name)
                 .map(SecretValue)
-                .map_err(|_| format!("environment variable {name} is not set")),
+                .map_err(|_| SecretError::Unset(name.clone())),
             (None, Some(path)) => std::fs::read_to_string(path)
                 .map(|text| SecretValue(text.trim_end_matches(['\r', '\n']).to_string()))
-                .map_err(|e| format!("cannot read the secret file {}: {e}", path.display())),
-            _ => Err("give `env: VARIABLE` or `file: PATH`, one of the two".to_string()),
+                .map_err(|error| SecretError::Unreadable {
+                    path: path.clone(),
+                    error,
+                }),
+            _ => Err(SecretError::Unspecified),
         }
     }
 }
@@ -731,25 +775,22 @@ impl Config {
 
     /// Resolves every secret now, so that a missing one stops start-up with
     /// a clear message rather than failing later in a connection.
-    pub fn check_secrets(&self) -> Result<(), String> {
+    pub fn check_secrets(&self) -> Result<(), SecretError> {
         for account in &self.accounts {
             account
                 .password
                 .resolve()
-                .map_err(|e| format!("account `{}`: password: {e}", account.name))?;
+                .map_err(|e| e.at(format!("account `{}`: password", account.name)))?;
         }
         if let Some(Some(secret)) = self.outbox.smtp.as_ref().map(|s| s.password.as_ref()) {
             secret
                 .resolve()
-                .map_err(|e| format!("outbox.smtp: password: {e}"))?;
+                .map_err(|e| e.at("outbox.smtp: password"))?;
         }
         if let Some(http) = &self.http {
-            let token = http
-                .token
-                .resolve()
-                .map_err(|e| format!("http.token: {e}"))?;
+            let token = http.token.resolve().map_err(|e| e.at("http.token"))?;
             if token.expose().len() < 16 {
-                return Err("http.token: the token must be at least 16 characters".to_string());
+                return Err(SecretError::TooShort.at("http.token"));
             }
         }
         Ok(())
@@ -901,7 +942,7 @@ mod tests {
             env: Some("RELAIS_TEST_SECRET_NEVER_SET".into()),
             file: None,
         };
-        let error = secret.resolve().expect_err("unset");
+        let error = secret.resolve().expect_err("unset").to_string();
         assert!(error.contains("RELAIS_TEST_SECRET_NEVER_SET"));
         let value = SecretValue("hunter2".into());
         assert_eq!(format!("{value:?}"), "***");

@@ -274,8 +274,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     );
     // Outbound mail leaves through the default transport: files in the
     // pickup folder, as `relais run` would deliver them.
-    let transport =
-        relais::daemon::sender::Transport::from_config(&config).map_err(|e| anyhow::anyhow!(e))?;
+    let transport = relais::daemon::sender::Transport::from_config(&config)?;
     let io = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -160,7 +160,7 @@ pub enum ImapError {
     NoGreeting,
     /// The account's password could not be read.
     #[error("{0}")]
-    Password(String),
+    Password(crate::config::SecretError),
     /// The server refused the login.
     #[error("login as {user} refused: {detail}")]
     Login {

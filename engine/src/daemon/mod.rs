@@ -44,7 +44,7 @@ pub fn run(config: Config) -> Result<()> {
 }
 
 async fn serve(config: Config) -> Result<()> {
-    config.check_secrets().map_err(|e| anyhow!(e))?;
+    config.check_secrets()?;
     // Before anything reads or writes: a second engine stops here.
     let lock = lock::EngineLock::acquire(&config.database)?;
     tracing::debug!(lock = %lock.path().display(), "store locked");
@@ -82,7 +82,7 @@ async fn serve(config: Config) -> Result<()> {
         active.clone(),
         metrics.clone(),
     ));
-    let transport = sender::Transport::from_config(&config).map_err(|e| anyhow!(e))?;
+    let transport = sender::Transport::from_config(&config)?;
     let wake = Arc::new(Notify::new());
     let options = crate::dispatch::Options::of(&config);
     // Plugins decide about mail on workers, each reading through a
@@ -161,10 +161,7 @@ async fn serve(config: Config) -> Result<()> {
             let state = Arc::new(crate::api::ApiState {
                 tasks: jobs.clone(),
                 store: Store::open(&config.database)?,
-                token: http
-                    .token
-                    .resolve()
-                    .map_err(|e| anyhow!("http.token: {e}"))?,
+                token: http.token.resolve().map_err(|e| e.at("http.token"))?,
                 metrics: metrics.clone(),
                 states: config.requests.clone(),
                 status: Some(status.clone()),

@@ -63,9 +63,37 @@ pub enum Attempt {
     Permanent(String),
 }
 
+/// Why the sender cannot go on with a mail or a record.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The SMTP relay of `relais.yaml` cannot be set up.
+    #[error("SMTP relay {host}: {error}")]
+    Relay {
+        /// The relay's host.
+        host: String,
+        /// What lettre said.
+        error: lettre::transport::smtp::Error,
+    },
+    /// An outbox row does not make a mail (a bad address or header).
+    #[error("{0}")]
+    Message(String),
+    /// A delivery could not be recorded in the store.
+    #[error("cannot record: {0}")]
+    Record(crate::store::StoreError),
+    /// The dispatcher refused or failed the record.
+    #[error("cannot record: {0}")]
+    Refused(CallError),
+    /// The dispatcher stopped.
+    #[error("the dispatcher stopped")]
+    Stopped,
+    /// The relay's password cannot be read.
+    #[error("outbox.smtp: password: {0}")]
+    Password(crate::config::SecretError),
+}
+
 impl Transport {
     /// The transport the config asks for.
-    pub fn from_config(config: &Config) -> Result<Transport, String> {
+    pub fn from_config(config: &Config) -> Result<Transport, SendError> {
         match &config.outbox.smtp {
             None => Ok(Transport::Pickup(config.outbox.pickup.clone())),
             Some(smtp) => smtp_transport(smtp).map(Transport::Smtp),
@@ -109,8 +137,11 @@ impl Transport {
     }
 }
 
-fn smtp_transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let failed = |e: lettre::transport::smtp::Error| format!("SMTP relay {}: {e}", smtp.host);
+fn smtp_transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+    let failed = |error| SendError::Relay {
+        host: smtp.host.clone(),
+        error,
+    };
     let builder = match smtp.security {
         SmtpSecurity::Starttls => {
             AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(failed)?
@@ -124,7 +155,7 @@ fn smtp_transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, Str
         .port(smtp.port())
         .timeout(Some(Duration::from_secs(smtp.timeout_seconds.max(1))));
     if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-        let password = password.resolve()?;
+        let password = password.resolve().map_err(SendError::Password)?;
         builder = builder.credentials(Credentials::new(
             user.clone(),
             password.expose().to_string(),
@@ -217,7 +248,7 @@ impl Transport {
 /// Builds the RFC 5322 message of an outbox row. Its `From` is the one
 /// its identity put in its headers; `fallback` for rows queued before
 /// identities were recorded with the mail.
-pub fn build_message(delivery: &Delivery, fallback: &str) -> Result<Message, String> {
+pub fn build_message(delivery: &Delivery, fallback: &str) -> Result<Message, SendError> {
     let mail = &delivery.mail;
     let from = mail
         .headers
@@ -226,7 +257,7 @@ pub fn build_message(delivery: &Delivery, fallback: &str) -> Result<Message, Str
         .map_or(fallback, |(_, value)| value.as_str());
     let from: Mailbox = from
         .parse()
-        .map_err(|e| format!("invalid sender address `{from}`: {e}"))?;
+        .map_err(|e| SendError::Message(format!("invalid sender address `{from}`: {e}")))?;
     let mut builder = Message::builder()
         .from(from)
         .subject(mail.subject.clone())
@@ -236,19 +267,19 @@ pub fn build_message(delivery: &Delivery, fallback: &str) -> Result<Message, Str
         let address: Address = to
             .trim()
             .parse()
-            .map_err(|e| format!("invalid recipient address `{to}`: {e}"))?;
+            .map_err(|e| SendError::Message(format!("invalid recipient address `{to}`: {e}")))?;
         builder = builder.to(Mailbox::new(None, address));
     }
     let mut message = builder
         .body(mail.body.clone())
-        .map_err(|e| format!("cannot build the mail: {e}"))?;
+        .map_err(|e| SendError::Message(format!("cannot build the mail: {e}")))?;
     for (name, value) in mail
         .headers
         .iter()
         .filter(|(name, _)| !name.eq_ignore_ascii_case("From"))
     {
         let name = HeaderName::new_from_ascii(name.clone())
-            .map_err(|e| format!("invalid header name `{name}`: {e}"))?;
+            .map_err(|e| SendError::Message(format!("invalid header name `{name}`: {e}")))?;
         message
             .headers_mut()
             .insert_raw(HeaderValue::new(name, value.clone()));
@@ -269,12 +300,12 @@ pub enum Ledger {
 }
 
 impl Ledger {
-    async fn record(&self, marks: Vec<(i64, DeliveryMark)>) -> Result<(), String> {
+    async fn record(&self, marks: Vec<(i64, DeliveryMark)>) -> Result<(), SendError> {
         match self {
             Ledger::Store(store) => store
                 .clone()
                 .record_deliveries(&marks)
-                .map_err(|e| e.to_string()),
+                .map_err(SendError::Record),
             Ledger::Dispatcher(tasks) => {
                 let (done, answer) = oneshot::channel();
                 let work = Box::new(move |dispatcher: &mut crate::dispatch::Dispatcher<'_>| {
@@ -287,11 +318,11 @@ impl Ledger {
                 tasks
                     .send(Task::Call(Call { work, done }))
                     .await
-                    .map_err(|_| "the dispatcher stopped".to_string())?;
+                    .map_err(|_| SendError::Stopped)?;
                 match answer.await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err(error)) => Err(error.to_string()),
-                    Err(_) => Err("the dispatcher stopped".to_string()),
+                    Ok(Err(error)) => Err(SendError::Refused(error)),
+                    Err(_) => Err(SendError::Stopped),
                 }
             }
         }
@@ -436,7 +467,7 @@ async fn send_one(config: &Config, transport: &Transport, delivery: &Delivery) -
                 .deliver(&message, delivery.mail.kind == "failure-reply")
                 .await
         }
-        Err(error) => Attempt::Permanent(error),
+        Err(error) => Attempt::Permanent(error.to_string()),
     };
     match &attempt {
         Attempt::Sent(answer) => {
