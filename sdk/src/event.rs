@@ -4,28 +4,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::{Contract, Request};
 
-/// An event as a plugin sees it; `trigger` names the variant in JSON.
+/// An event as a plugin sees it; `trigger` names the variant in JSON. Each
+/// trigger has a handler interface of its own in the WIT
+/// (`on-mail-received`...), which takes the variant's data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "host",
-    derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
-    component(variant)
-)]
 #[serde(tag = "trigger", rename_all = "kebab-case")]
 pub enum Event {
     /// A mail arrived on an account (IMAP, spool folder or `relais ingest`).
-    #[cfg_attr(feature = "host", component(name = "mail-received"))]
     MailReceived(Mail),
     /// A support request was created or updated.
-    #[cfg_attr(feature = "host", component(name = "request-saved"))]
     RequestSaved(RequestSaved),
     /// Something happened to a commitment contract.
-    #[cfg_attr(feature = "host", component(name = "contract-event"))]
     ContractEvent(ContractEvent),
     /// A scheduled rule's cron expression fired.
-    #[cfg_attr(feature = "host", component(name = "schedule"))]
     Schedule(ScheduleFired),
 }
+
+/// Every trigger, as rule files and [`Metadata::triggers`](crate::Metadata)
+/// write them. The WIT handler interface of each is `on-` and its name.
+pub const TRIGGERS: [&str; 4] = [
+    "mail-received",
+    "request-saved",
+    "contract-event",
+    "schedule",
+];
 
 impl Event {
     /// The trigger name, as written in rule files (`mail-received`, ...).

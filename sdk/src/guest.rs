@@ -46,18 +46,62 @@ impl<P: Plugin> bindings::Guest for Export<P> {
     fn metadata() -> wit::Metadata {
         P::metadata().into()
     }
+}
 
-    fn handle(event: wit::Event, config: String) -> Result<Vec<wit::Effect>, String> {
-        let config: serde_json::Value = serde_json::from_str(&config)
-            .map_err(|error| format!("invalid rule config (not JSON): {error}"))?;
-        let event = Event::from(event);
-        match P::handle(&event, &config, &WitHost) {
-            Ok(effects) => Ok(effects.into_iter().map(wit::Effect::from).collect()),
-            Err(PluginError::Plugin(message)) => Err(message),
-            // `HostError` displays as `host error: ...`, which tells the host
-            // the refusal is a fault of its own, not the plugin's decision.
-            Err(PluginError::Host(error)) => Err(error.to_string()),
-        }
+use bindings::exports::relais::plugin as handlers;
+
+impl<P: Plugin> handlers::on_mail_received::Guest for Export<P> {
+    fn handle(mail: wit::Mail, config: String) -> Result<Vec<wit::Effect>, String> {
+        handle::<P>(Event::MailReceived(mail.into()), &config)
+    }
+}
+
+impl<P: Plugin> handlers::on_request_saved::Guest for Export<P> {
+    fn handle(saved: wit::RequestSaved, config: String) -> Result<Vec<wit::Effect>, String> {
+        let saved = RequestSaved {
+            before: saved.before.map(Request::from),
+            after: saved.after.into(),
+            changes: saved.changes.into_iter().map(ChangeKind::from).collect(),
+        };
+        handle::<P>(Event::RequestSaved(saved), &config)
+    }
+}
+
+impl<P: Plugin> handlers::on_contract_event::Guest for Export<P> {
+    fn handle(event: wit::ContractEvent, config: String) -> Result<Vec<wit::Effect>, String> {
+        let event = ContractEvent {
+            kind: event.kind,
+            contract: Contract {
+                code: event.contract.code,
+                customer: event.contract.customer,
+            },
+        };
+        handle::<P>(Event::ContractEvent(event), &config)
+    }
+}
+
+impl<P: Plugin> handlers::on_schedule::Guest for Export<P> {
+    fn handle(fired: wit::ScheduleFired, config: String) -> Result<Vec<wit::Effect>, String> {
+        let fired = ScheduleFired {
+            rule: fired.rule,
+            fired_at: fired.fired_at,
+        };
+        handle::<P>(Event::Schedule(fired), &config)
+    }
+}
+
+/// Every handler: the rule's config parsed, then [`Plugin::handle`]. The
+/// host calls only the handlers of the triggers the plugin declares in
+/// its metadata.
+fn handle<P: Plugin>(event: Event, config: &str) -> Result<Vec<wit::Effect>, String> {
+    let config: serde_json::Value = serde_json::from_str(config)
+        .map_err(|error| format!("invalid rule config (not JSON): {error}"))?;
+    match P::handle(&event, &config, &WitHost) {
+        Ok(effects) => Ok(effects.into_iter().map(wit::Effect::from).collect()),
+        Err(PluginError::Plugin(message)) => Err(message),
+        // `HostError` displays as `host error: ...`, which tells the host
+        // the refusal is a fault of its own, not the plugin's decision.
+        Err(PluginError::Host(error)) => Err(error.to_string()),
     }
 }
 
@@ -156,30 +200,6 @@ impl Host for WitHost {
 }
 
 // --- WIT -> SDK: the event and query results ---------------------------------
-
-impl From<wit::Event> for Event {
-    fn from(event: wit::Event) -> Self {
-        match event {
-            wit::Event::MailReceived(mail) => Event::MailReceived(mail.into()),
-            wit::Event::RequestSaved(saved) => Event::RequestSaved(RequestSaved {
-                before: saved.before.map(Request::from),
-                after: saved.after.into(),
-                changes: saved.changes.into_iter().map(ChangeKind::from).collect(),
-            }),
-            wit::Event::ContractEvent(event) => Event::ContractEvent(ContractEvent {
-                kind: event.kind,
-                contract: Contract {
-                    code: event.contract.code,
-                    customer: event.contract.customer,
-                },
-            }),
-            wit::Event::Schedule(fired) => Event::Schedule(ScheduleFired {
-                rule: fired.rule,
-                fired_at: fired.fired_at,
-            }),
-        }
-    }
-}
 
 impl From<wit::Address> for Address {
     fn from(address: wit::Address) -> Self {
@@ -515,6 +535,7 @@ impl From<Metadata> for wit::Metadata {
             version: metadata.version,
             wit_version: metadata.wit_version,
             capabilities: metadata.capabilities,
+            triggers: metadata.triggers,
             config_schema: metadata.config_schema,
         }
     }

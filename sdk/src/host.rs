@@ -115,7 +115,7 @@ pub trait Host {
 }
 
 /// The version of the WIT package (`relais:plugin`) this SDK speaks.
-pub const WIT_VERSION: &str = "0.5.0";
+pub const WIT_VERSION: &str = "1.0.0";
 
 /// The capabilities a plugin may declare: the query interfaces, and
 /// [`MAIL_ANYONE`]. `log` is always granted.
@@ -146,21 +146,39 @@ pub struct Metadata {
     pub wit_version: String,
     /// The query capabilities it needs (from [`CAPABILITIES`]).
     pub capabilities: Vec<String>,
+    /// The triggers it handles (from [`TRIGGERS`](crate::TRIGGERS)): rules
+    /// may run it on those only.
+    #[serde(default)]
+    pub triggers: Vec<String>,
     /// JSON Schema of its rule config, if it publishes one.
     pub config_schema: Option<String>,
 }
 
 impl Metadata {
-    /// Metadata built against this SDK's [`WIT_VERSION`], with no config
-    /// schema: `Metadata::new("triage", env!("CARGO_PKG_VERSION"), &["requests"])`.
+    /// Metadata built against this SDK's [`WIT_VERSION`], handling no
+    /// trigger yet and with no config schema:
+    /// `Metadata::new("triage", env!("CARGO_PKG_VERSION"), &["requests"]).handles(&["mail-received"])`.
     pub fn new(name: &str, version: &str, capabilities: &[&str]) -> Metadata {
         Metadata {
             name: name.to_string(),
             version: version.to_string(),
             wit_version: WIT_VERSION.to_string(),
             capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+            triggers: Vec::new(),
             config_schema: None,
         }
+    }
+
+    /// The same, handling `triggers` (from [`TRIGGERS`](crate::TRIGGERS)).
+    /// A plugin that handles none is refused when it loads.
+    pub fn handles(mut self, triggers: &[&str]) -> Metadata {
+        self.triggers = triggers.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    /// Whether it handles `trigger`.
+    pub fn handles_trigger(&self, trigger: &str) -> bool {
+        self.triggers.iter().any(|t| t == trigger)
     }
 
     /// The same, publishing the JSON Schema of the rule config.

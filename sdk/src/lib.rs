@@ -25,7 +25,7 @@
 //! impl Plugin for Echo {
 //!     fn metadata() -> Metadata {
 //!         // `log` is always granted: no capability to declare.
-//!         Metadata::new("echo", env!("CARGO_PKG_VERSION"), &[])
+//!         Metadata::new("echo", env!("CARGO_PKG_VERSION"), &[]).handles(&["mail-received"])
 //!     }
 //!
 //!     fn handle(
@@ -76,7 +76,7 @@ pub use directory::{
 pub use effect::{Author, Effect, MessageSource, Side};
 pub use event::{
     Address, Attachment, AuthResult, ChangeKind, ContractEvent, Event, Mail, RequestSaved,
-    ScheduleFired, SenderAuthentication,
+    ScheduleFired, SenderAuthentication, TRIGGERS,
 };
 pub use host::{
     CAPABILITIES, Host, HostError, Level, MAIL_ANYONE, Metadata, Plugin, PluginError, WIT_VERSION,

@@ -196,6 +196,16 @@ fn a_plugin_built_against_another_wit_version_is_refused() {
 }
 
 #[test]
+fn a_plugin_that_handles_no_trigger_or_an_unknown_one_is_refused() {
+    refused("idle", "idle.wasm", "plugin `idle` handles no trigger");
+    refused(
+        "stray",
+        "stray.wasm",
+        "plugin `stray` handles unknown trigger `ticket-closed` (Relais has: mail-received, request-saved, contract-event, schedule)",
+    );
+}
+
+#[test]
 fn a_file_that_is_not_a_component_is_refused() {
     let setup = Setup::new();
     std::fs::write(
@@ -226,6 +236,13 @@ fn bundled_catchmail_is_listed_with_its_capabilities() {
         line.contains("bundled") && line.contains("requests, directory, settings"),
         "{line}"
     );
+    assert!(line.contains(" mail-received "), "its trigger: {line}");
+    let reminders = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("reminders"))
+        .expect("reminders listed");
+    assert!(reminders.contains(" schedule "), "{reminders}");
 }
 
 #[test]

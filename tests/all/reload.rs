@@ -382,7 +382,7 @@ struct Slowpoke;
 
 impl Plugin for Slowpoke {
     fn metadata() -> Metadata {
-        Metadata::new("slowpoke", env!("CARGO_PKG_VERSION"), &[])
+        Metadata::new("slowpoke", env!("CARGO_PKG_VERSION"), &[]).handles(&["mail-received"])
     }
 
     fn handle(

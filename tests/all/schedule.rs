@@ -8,9 +8,11 @@ use std::time::Duration;
 use crate::support::{Engine, Setup, wait_for};
 
 /// A set-up whose rules directory holds `rules` (one file), and the engine
-/// config that runs it with no mail source.
+/// config that runs it with no mail source; the `noop` test plugin, which
+/// handles every trigger and decides nothing, is installed.
 fn setup_with(rules: &str) -> (Setup, PathBuf) {
     let mut setup = Setup::new();
+    setup.install_plugin(&crate::support::test_plugin("noop"), "noop.wasm");
     let dir = setup.dir.path().join("rules");
     std::fs::create_dir_all(&dir).expect("rules dir");
     std::fs::write(dir.join("schedule.yaml"), rules).expect("rules");
@@ -42,7 +44,7 @@ fn schedule_runs(setup: &Setup, rule: &str) -> usize {
 
 fn rule(id: &str, cron: &str, extra: &str) -> String {
     format!(
-        "rules:\n  - id: {id}\n    on: schedule\n    cron: \"{cron}\"\n{extra}    run: {{ plugin: ticket-link }}\n"
+        "rules:\n  - id: {id}\n    on: schedule\n    cron: \"{cron}\"\n{extra}    run: {{ plugin: noop }}\n"
     )
 }
 

@@ -633,8 +633,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&plugins.infos())?);
             } else {
                 println!(
-                    "{:<16} {:<8} {:<32} capabilities",
-                    "name", "version", "from"
+                    "{:<16} {:<8} {:<32} {:<30} capabilities",
+                    "name", "version", "from", "triggers"
                 );
                 for info in plugins.infos() {
                     let capabilities = if info.capabilities.is_empty() {
@@ -643,8 +643,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         info.capabilities.join(", ")
                     };
                     let origin = info.origin.to_string();
+                    let triggers = info.triggers.join(", ");
                     println!(
-                        "{:<16} {:<8} {origin:<32} {capabilities}",
+                        "{:<16} {:<8} {origin:<32} {triggers:<30} {capabilities}",
                         info.name, info.version
                     );
                 }

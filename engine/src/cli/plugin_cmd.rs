@@ -35,6 +35,16 @@ pub fn run(
         }
         None => serde_json::Value::Null,
     };
+    let info = loaded.info();
+    if !info.triggers.iter().any(|t| t == event.trigger()) {
+        eprintln!(
+            "plugin `{}` does not handle `{}`: it handles {}",
+            info.name,
+            event.trigger(),
+            info.triggers.join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if let Err(problem) = loaded.check_config(&config) {
         eprintln!("config: {problem}");
         return Ok(ExitCode::FAILURE);

@@ -315,7 +315,7 @@ mod tests {
 
     fn rule(cron: &str, timezone: &str, missed: Missed) -> Rule {
         let text = format!(
-            "rules:\n  - id: r\n    on: schedule\n    cron: \"{cron}\"\n    timezone: {timezone}\n    missed: {}\n    run: {{ plugin: catchmail }}\n",
+            "rules:\n  - id: r\n    on: schedule\n    cron: \"{cron}\"\n    timezone: {timezone}\n    missed: {}\n    run: {{ plugin: reminders }}\n",
             match missed {
                 Missed::RunOnce => "run-once",
                 Missed::Skip => "skip",

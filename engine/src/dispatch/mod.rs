@@ -505,6 +505,7 @@ mod tests {
             version: "1".into(),
             origin: Origin::Bundled,
             capabilities: vec![],
+            triggers: relais_sdk::TRIGGERS.iter().map(|t| t.to_string()).collect(),
         })));
         let rules =
             crate::rules::load_sources(&[(PathBuf::from("r.yaml"), rules.to_string())], &plugins)

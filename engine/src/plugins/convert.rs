@@ -251,6 +251,7 @@ pub fn metadata(m: wit::Metadata) -> sdk::Metadata {
         version: m.version,
         wit_version: m.wit_version,
         capabilities: m.capabilities,
+        triggers: m.triggers,
         config_schema: m.config_schema,
     }
 }

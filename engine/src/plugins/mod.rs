@@ -124,6 +124,8 @@ pub struct PluginInfo {
     pub origin: Origin,
     /// The query capabilities it was granted.
     pub capabilities: Vec<String>,
+    /// The triggers it handles: rules may run it on those only.
+    pub triggers: Vec<String>,
 }
 
 /// Why a plugin produced no effects for an event.
@@ -291,6 +293,12 @@ impl Plugins {
 impl PluginCatalog for Plugins {
     fn names(&self) -> Vec<String> {
         self.by_name.keys().cloned().collect()
+    }
+
+    fn triggers(&self, plugin: &str) -> Vec<String> {
+        self.get(plugin)
+            .map(|plugin| plugin.info().triggers.clone())
+            .unwrap_or_default()
     }
 
     fn check_config(&self, plugin: &str, config: &serde_json::Value) -> Result<(), String> {

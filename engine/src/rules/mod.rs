@@ -26,6 +26,8 @@ pub trait PluginCatalog {
     fn names(&self) -> Vec<String>;
     /// Checks a rule's config against the plugin; `Err` says what is wrong.
     fn check_config(&self, plugin: &str, config: &serde_json::Value) -> Result<(), String>;
+    /// The triggers the plugin handles.
+    fn triggers(&self, plugin: &str) -> Vec<String>;
 }
 
 /// A rule's `config:` block, read once when its rule set loads: the value
@@ -422,6 +424,22 @@ pub fn load_sources(
             let mut run_path = at("run");
             run_path.push(Segment::Key("plugin".into()));
             if known_plugins.iter().any(|p| p == &spec.run.plugin) {
+                let handled = plugins.triggers(&spec.run.plugin);
+                if !handled.iter().any(|t| t == spec.on.as_str()) {
+                    errors.push(doc.diagnostic(
+                        &run_path,
+                        format!(
+                            "plugin `{}` does not handle `{}`: it handles {}",
+                            spec.run.plugin,
+                            spec.on.as_str(),
+                            handled
+                                .iter()
+                                .map(|t| format!("`{t}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
                 if let Err(problem) = plugins.check_config(&spec.run.plugin, &spec.run.config) {
                     let mut config_path = at("run");
                     config_path.push(Segment::Key("config".into()));
@@ -601,6 +619,29 @@ mod tests {
         fn check_config(&self, _: &str, _: &serde_json::Value) -> Result<(), String> {
             Ok(())
         }
+        fn triggers(&self, plugin: &str) -> Vec<String> {
+            match plugin {
+                "catchmail" => vec!["mail-received".into()],
+                _ => relais_sdk::TRIGGERS.iter().map(|t| t.to_string()).collect(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_rule_whose_plugin_does_not_handle_its_trigger_is_refused() {
+        let errors =
+            load("rules:\n  - id: wrong\n    on: request-saved\n    run: { plugin: catchmail }\n")
+                .expect_err("catchmail handles mail only");
+        assert_eq!(
+            errors,
+            [
+                "r.yaml:4:20: plugin `catchmail` does not handle `request-saved`: it handles `mail-received`"
+            ]
+        );
+        assert!(
+            load("rules:\n  - id: right\n    on: mail-received\n    run: { plugin: catchmail }\n")
+                .is_ok()
+        );
     }
 
     fn load(text: &str) -> Result<RuleSet, Vec<String>> {
@@ -766,13 +807,13 @@ mod tests {
 
     #[test]
     fn schedule_rules_need_a_valid_cron() {
-        let errors = load("rules:\n  - id: s\n    on: schedule\n    cron: \"not cron\"\n    run: { plugin: catchmail }\n")
+        let errors = load("rules:\n  - id: s\n    on: schedule\n    cron: \"not cron\"\n    run: { plugin: alert-dispatch }\n")
             .expect_err("bad cron");
         assert!(
             errors[0].starts_with("r.yaml:4:11: invalid cron expression"),
             "{errors:#?}"
         );
-        let set = load("rules:\n  - id: s\n    on: schedule\n    cron: \"0 0 8 * * *\"\n    run: { plugin: catchmail }\n")
+        let set = load("rules:\n  - id: s\n    on: schedule\n    cron: \"0 0 8 * * *\"\n    run: { plugin: alert-dispatch }\n")
             .expect("valid");
         assert!(set.rules[0].cron.is_some());
     }

@@ -20,6 +20,7 @@ pub struct AlertDispatch;
 impl Plugin for AlertDispatch {
     fn metadata() -> Metadata {
         Metadata::new(NAME, env!("CARGO_PKG_VERSION"), &CAPABILITIES)
+            .handles(&["request-saved"])
             .with_config_schema(CONFIG_SCHEMA)
     }
 

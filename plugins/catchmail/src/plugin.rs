@@ -19,6 +19,7 @@ pub struct CatchMail;
 impl Plugin for CatchMail {
     fn metadata() -> Metadata {
         Metadata::new(NAME, env!("CARGO_PKG_VERSION"), &CAPABILITIES)
+            .handles(&["mail-received"])
             .with_config_schema(CONFIG_SCHEMA)
     }
 

@@ -20,6 +20,7 @@ pub struct Reminders;
 impl Plugin for Reminders {
     fn metadata() -> Metadata {
         Metadata::new(NAME, env!("CARGO_PKG_VERSION"), &CAPABILITIES)
+            .handles(&["schedule"])
             .with_config_schema(CONFIG_SCHEMA)
     }
 

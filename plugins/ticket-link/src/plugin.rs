@@ -22,6 +22,7 @@ pub struct TicketLink;
 impl Plugin for TicketLink {
     fn metadata() -> Metadata {
         Metadata::new(NAME, env!("CARGO_PKG_VERSION"), &CAPABILITIES)
+            .handles(&["mail-received"])
             .with_config_schema(CONFIG_SCHEMA)
     }
 

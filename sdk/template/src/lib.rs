@@ -52,6 +52,7 @@ struct Template;
 impl Plugin for Template {
     fn metadata() -> Metadata {
         Metadata::new(NAME, env!("CARGO_PKG_VERSION"), CAPABILITIES)
+            .handles(&["mail-received"])
             .with_config_schema(CONFIG_SCHEMA)
     }
 

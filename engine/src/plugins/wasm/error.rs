@@ -59,15 +59,43 @@ pub enum LoadError {
         /// What it declares, comma-separated, or `none`.
         declared: String,
     },
-    /// It has no `handle` export.
-    #[error("does not export `handle`")]
-    NoHandle,
-    /// Its exports are not the `plugin` world's.
-    #[error("does not export the `plugin` world: {0}")]
-    NotThePluginWorld(String),
-    /// Its `handle` takes or gives other types than the contract's.
-    #[error("its `handle` export does not match the contract: {0}")]
-    HandleMismatch(String),
+    /// It has no `metadata` export.
+    #[error("does not export `metadata`")]
+    NoMetadata,
+    /// Its `metadata` export is not the contract's.
+    #[error("its `metadata` export does not match the contract: {0}")]
+    MetadataMismatch(String),
+    /// It handles no trigger.
+    #[error(
+        "plugin `{0}` handles no trigger: name those it handles in its metadata (`Metadata::handles` in Rust)"
+    )]
+    NoTrigger(String),
+    /// It names a trigger Relais does not have.
+    #[error("plugin `{name}` handles unknown trigger `{trigger}` (Relais has: {known})")]
+    UnknownTrigger {
+        /// The plugin's name.
+        name: String,
+        /// The trigger it names.
+        trigger: String,
+        /// The triggers Relais has, comma-separated.
+        known: String,
+    },
+    /// It names a trigger whose handler it does not export.
+    #[error("plugin `{name}` handles `{trigger}` but does not export `relais:plugin/on-{trigger}`")]
+    NoHandler {
+        /// The plugin's name.
+        name: String,
+        /// The trigger.
+        trigger: String,
+    },
+    /// A handler takes or gives other types than the contract's.
+    #[error("its handler of `{trigger}` does not match the contract: {detail}")]
+    HandlerMismatch {
+        /// The trigger.
+        trigger: String,
+        /// What wasmtime said.
+        detail: String,
+    },
     /// It could not be instantiated (a start function that traps...).
     #[error("cannot be instantiated: {0}")]
     Instantiate(String),

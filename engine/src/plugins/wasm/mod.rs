@@ -24,8 +24,13 @@ mod sandbox;
 use std::fmt;
 use std::sync::Arc;
 
-use relais_sdk::{CAPABILITIES, Effect, Event, Host, Level, Metadata, WIT_VERSION};
-use wasmtime::component::{ComponentExportIndex, Instance, TypedFunc};
+use relais_sdk::{
+    CAPABILITIES, ContractEvent, Effect, Event, Host, Level, Mail, Metadata, RequestSaved,
+    ScheduleFired, TRIGGERS, WIT_VERSION,
+};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentType, Instance, InstancePre, Lower, TypedFunc,
+};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -56,23 +61,83 @@ pub struct WasmPlugin {
     metadata: Metadata,
     engine: Engine,
     limits: Limits,
-    pre: bindings::PluginPre<State>,
-    /// The `handle` export, found once.
-    handle: ComponentExportIndex,
+    pre: InstancePre<State>,
+    /// The `handle` function of each trigger it handles, found once.
+    handlers: Vec<(&'static str, ComponentExportIndex)>,
 }
 
-/// The `handle` export, typed with the SDK's own event: the host lowers
-/// the event it holds straight into the guest's memory, one copy, with no
-/// intermediate binding types built for each event.
-type Handle<'a> = TypedFunc<(&'a Event, &'a str), (Result<Vec<wit::Effect>, String>,)>;
+/// What every handler answers.
+type Answer = (Result<Vec<wit::Effect>, String>,);
 
-/// Finds `handle` in `instance`, checked against the SDK's event type.
-fn handle_func<'a>(
+/// A handler typed with the SDK's own type of its event (`Mail`...): the
+/// host lowers the event it holds straight into the guest's memory, one
+/// copy, with no intermediate binding types built for each event.
+fn handler<'a, T: ComponentType + Lower + Sync + 'a>(
     store: &mut Store<State>,
     instance: &Instance,
     index: &ComponentExportIndex,
-) -> wasmtime::Result<Handle<'a>> {
+) -> wasmtime::Result<TypedFunc<(&'a T, &'a str), Answer>> {
     instance.get_typed_func(store, index)
+}
+
+/// Calls the handler at `index` with `data` and the rule's config.
+fn call_handler<T: ComponentType + Lower + Sync>(
+    store: &mut Store<State>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+    data: &T,
+    config: &str,
+) -> wasmtime::Result<Result<Vec<wit::Effect>, String>> {
+    let func = handler::<T>(store, instance, index)?;
+    Ok(func.call(store, (data, config))?.0)
+}
+
+/// Calls the handler of `event`'s trigger, at `index`.
+fn call_event(
+    store: &mut Store<State>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+    event: &Event,
+    config: &str,
+) -> wasmtime::Result<Result<Vec<wit::Effect>, String>> {
+    match event {
+        Event::MailReceived(mail) => call_handler(store, instance, index, mail, config),
+        Event::RequestSaved(saved) => call_handler(store, instance, index, saved, config),
+        Event::ContractEvent(event) => call_handler(store, instance, index, event, config),
+        Event::Schedule(fired) => call_handler(store, instance, index, fired, config),
+    }
+}
+
+/// Checks that the handler of `trigger` at `index` takes its event's type.
+fn check_handler(
+    store: &mut Store<State>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+    trigger: &str,
+) -> wasmtime::Result<()> {
+    match trigger {
+        "mail-received" => handler::<Mail>(store, instance, index).map(drop),
+        "request-saved" => handler::<RequestSaved>(store, instance, index).map(drop),
+        "contract-event" => handler::<ContractEvent>(store, instance, index).map(drop),
+        _ => handler::<ScheduleFired>(store, instance, index).map(drop),
+    }
+}
+
+/// The `handle` function of the handler interface of `trigger`
+/// (`relais:plugin/on-mail-received@1.x`), when the component exports it.
+fn handler_index(
+    component: &Component,
+    engine: &Engine,
+    trigger: &str,
+) -> Option<ComponentExportIndex> {
+    let prefix = format!("{PACKAGE}on-{trigger}@");
+    let name = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .find(|name| name.strip_prefix(&prefix).is_some_and(compatible))?;
+    let interface = component.get_export_index(None, &name)?;
+    component.get_export_index(Some(&interface), "handle")
 }
 
 impl fmt::Debug for WasmPlugin {
@@ -129,20 +194,18 @@ impl WasmPlugin {
         let pre = probe
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let pre = bindings::PluginPre::new(pre)
-            .map_err(|e| LoadError::NotThePluginWorld(format!("{e:#}")))?;
-        let handle = component
-            .get_export_index(None, "handle")
-            .ok_or(LoadError::NoHandle)?;
+        let metadata_index = component
+            .get_export_index(None, "metadata")
+            .ok_or(LoadError::NoMetadata)?;
         let mut store = new_store(engine, &runtime.limits, Arc::new(NoQueries))?;
         let instance = pre
-            .instance_pre()
             .instantiate(&mut store)
             .map_err(|e| LoadError::Instantiate(describe(&e, &runtime.limits, "")))?;
-        handle_func(&mut store, &instance, &handle)
-            .map_err(|e| LoadError::HandleMismatch(format!("{e:#}")))?;
-        let metadata = bindings::Plugin::new(&mut store, &instance)
-            .and_then(|plugin| plugin.call_metadata(&mut store))
+        let metadata_func: TypedFunc<(), (wit::Metadata,)> = instance
+            .get_typed_func(&mut store, metadata_index)
+            .map_err(|e| LoadError::MetadataMismatch(format!("{e:#}")))?;
+        let (metadata,) = metadata_func
+            .call(&mut store, ())
             .map_err(|e| LoadError::Metadata(describe(&e, &runtime.limits, "")))?;
         let metadata = convert::metadata(metadata);
 
@@ -169,6 +232,31 @@ impl WasmPlugin {
                 });
             }
         }
+        if metadata.triggers.is_empty() {
+            return Err(LoadError::NoTrigger(metadata.name));
+        }
+        let mut handlers = Vec::new();
+        for trigger in &metadata.triggers {
+            let Some(known) = TRIGGERS.iter().find(|known| *known == trigger) else {
+                return Err(LoadError::UnknownTrigger {
+                    name: metadata.name.clone(),
+                    trigger: trigger.clone(),
+                    known: TRIGGERS.join(", "),
+                });
+            };
+            let index =
+                handler_index(&component, engine, known).ok_or_else(|| LoadError::NoHandler {
+                    name: metadata.name.clone(),
+                    trigger: trigger.clone(),
+                })?;
+            check_handler(&mut store, &instance, &index, known).map_err(|e| {
+                LoadError::HandlerMismatch {
+                    trigger: trigger.clone(),
+                    detail: format!("{e:#}"),
+                }
+            })?;
+            handlers.push((*known, index));
+        }
         for interface in &imported {
             let always = interface == "log" || interface == "types";
             if !always && !metadata.capabilities.contains(interface) {
@@ -189,13 +277,12 @@ impl WasmPlugin {
         let pre = granted
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let pre = bindings::PluginPre::new(pre)
-            .map_err(|e| LoadError::NotThePluginWorld(format!("{e:#}")))?;
         let info = PluginInfo {
             name: metadata.name.clone(),
             version: metadata.version.clone(),
             origin,
             capabilities: metadata.capabilities.clone(),
+            triggers: metadata.triggers.clone(),
         };
         let mut limits = overrides.default.over(&runtime.limits);
         if let Some(own) = overrides.plugins.get(&metadata.name) {
@@ -207,7 +294,7 @@ impl WasmPlugin {
             engine: engine.clone(),
             limits,
             pre,
-            handle,
+            handlers,
         })
     }
 
@@ -290,13 +377,18 @@ impl Plugin for WasmPlugin {
             Some((stdout.clone(), stderr.clone())),
         )
         .map_err(|error| Failure::Fault(error.to_string()))?;
+        let trigger = event.trigger();
+        let Some((_, index)) = self.handlers.iter().find(|(t, _)| *t == trigger) else {
+            return Err(Failure::Fault(format!(
+                "plugin `{}` does not handle `{trigger}` (it handles {})",
+                self.info.name,
+                self.info.triggers.join(", ")
+            )));
+        };
         let result = self
             .pre
-            .instance_pre()
             .instantiate(&mut store)
-            .and_then(|instance| handle_func(&mut store, &instance, &self.handle))
-            .and_then(|handle| handle.call(&mut store, (event, config.json())))
-            .map(|(result,)| result);
+            .and_then(|instance| call_event(&mut store, &instance, index, event, config.json()));
         drop(store);
         let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
         for (stream, level, text) in [

@@ -9,6 +9,7 @@ struct Courier;
 impl Plugin for Courier {
     fn metadata() -> Metadata {
         Metadata::new("courier", env!("CARGO_PKG_VERSION"), &["mail-anyone"])
+            .handles(&relais_sdk::TRIGGERS)
     }
 
     fn handle(

@@ -11,7 +11,7 @@ struct Echo;
 
 impl Plugin for Echo {
     fn metadata() -> Metadata {
-        Metadata::new("echo", env!("CARGO_PKG_VERSION"), &[])
+        Metadata::new("echo", env!("CARGO_PKG_VERSION"), &[]).handles(&relais_sdk::TRIGGERS)
     }
 
     fn handle(

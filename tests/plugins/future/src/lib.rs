@@ -11,7 +11,7 @@ impl Plugin for Future {
         // Built against a WIT version this host does not speak.
         Metadata {
             wit_version: "9.0.0".to_string(),
-            ..Metadata::new("future", env!("CARGO_PKG_VERSION"), &[])
+            ..Metadata::new("future", env!("CARGO_PKG_VERSION"), &[]).handles(&relais_sdk::TRIGGERS)
         }
     }
 

@@ -11,6 +11,7 @@ impl Plugin for Greedy {
     fn metadata() -> Metadata {
         // A lie: `handle` calls `contracts`.
         Metadata::new("greedy", env!("CARGO_PKG_VERSION"), &["requests"])
+            .handles(&relais_sdk::TRIGGERS)
     }
 
     fn handle(

@@ -21,6 +21,7 @@ struct Misbehave;
 impl Plugin for Misbehave {
     fn metadata() -> Metadata {
         Metadata::new("misbehave", env!("CARGO_PKG_VERSION"), &["requests"])
+            .handles(&relais_sdk::TRIGGERS)
     }
 
     fn handle(

@@ -8,7 +8,7 @@ struct Noop;
 
 impl Plugin for Noop {
     fn metadata() -> Metadata {
-        Metadata::new("noop", env!("CARGO_PKG_VERSION"), &[])
+        Metadata::new("noop", env!("CARGO_PKG_VERSION"), &[]).handles(&relais_sdk::TRIGGERS)
     }
 
     fn handle(

@@ -9,7 +9,7 @@ struct Sleepy;
 
 impl Plugin for Sleepy {
     fn metadata() -> Metadata {
-        Metadata::new("sleepy", env!("CARGO_PKG_VERSION"), &[])
+        Metadata::new("sleepy", env!("CARGO_PKG_VERSION"), &[]).handles(&relais_sdk::TRIGGERS)
     }
 
     fn handle(

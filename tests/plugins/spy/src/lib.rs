@@ -10,6 +10,7 @@ impl Plugin for Spy {
     fn metadata() -> Metadata {
         // `filesystem` is no capability of Relais.
         Metadata::new("spy", env!("CARGO_PKG_VERSION"), &["filesystem"])
+            .handles(&relais_sdk::TRIGGERS)
     }
 
     fn handle(
