@@ -221,6 +221,7 @@ fn every_route_but_health_needs_the_token() {
     for (method, path) in [
         ("GET", "/metrics"),
         ("GET", "/requests/23010203"),
+        ("GET", "/mails?linked=false"),
         ("PUT", "/requests/23010203"),
         ("GET", "/requests/23010203/messages"),
         ("POST", "/requests/23010203/messages"),

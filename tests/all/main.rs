@@ -11,6 +11,7 @@ mod import;
 mod ingest;
 mod links;
 mod mailloop;
+mod mails;
 mod manual;
 mod openapi;
 mod ops;

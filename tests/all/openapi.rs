@@ -340,6 +340,8 @@ fn every_route_answers_what_its_document_says() {
         Some(json!({ "new": { "requester": "ct-jeanne", "type": "INCIDENT" }, "move": true })),
     );
     assert_eq!(created.status, 201, "{created:?}");
+    call("GET", "/mails", "/mails?linked=true&limit=1", None);
+    call("GET", "/mails", "/mails?since=soon", None);
 
     let without = api.call("GET", "/status", None, None).expect("answer");
     contract.check("GET", "/status", &without);

@@ -96,6 +96,7 @@ fn routes() -> Routes {
         .routes(routes!(set_read))
         .routes(routes!(contract_event))
         .routes(routes!(fire_rule))
+        .routes(routes!(search_mails))
         .routes(routes!(mail_thread))
         .routes(routes!(mail_candidates))
         .routes(routes!(link_mail))
@@ -850,6 +851,23 @@ async fn import(State(state): State<Arc<ApiState>>, body: Bytes) -> Answer {
     )
     .await?;
     ok(StatusCode::OK, answer)
+}
+
+/// The mail store, searched, newest first, a page at a time: each mail
+/// with its ticket (none when it waits to be linked by hand), how it got
+/// there, and the run that processed it.
+#[utoipa::path(get, path = "/mails", tag = "mails",
+    params(crate::app::mails::MailFilters),
+    responses(
+        (status = 200, description = "One page of mails", body = crate::store::MailPage),
+        (status = 400, description = "A filter is wrong", body = ErrorBody)))]
+async fn search_mails(
+    State(state): State<Arc<ApiState>>,
+    Query(filters): Query<crate::app::mails::MailFilters>,
+) -> Answer {
+    let query = filters.query()?;
+    let page = read(&state, move |store| store.search_mails(&query)).await?;
+    ok(StatusCode::OK, page)
 }
 
 /// The thread of a mail as a tree: the mails it answers, its replies and

@@ -17,6 +17,7 @@
 pub mod actions;
 pub mod answers;
 pub mod links;
+pub mod mails;
 pub mod manual;
 
 use relais_sdk::{Contract, ContractEvent, Event};

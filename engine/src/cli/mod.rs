@@ -269,6 +269,57 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Search the mail store, newest first: the mail left to link by hand
+    /// (`--unlinked`), a ticket's, a sender's, the mail holding words or a
+    /// file; each with its ticket and the run that processed it.
+    Mails {
+        /// Only mail on no ticket (left to link by hand).
+        #[arg(long, conflicts_with_all = ["linked", "ticket"])]
+        unlinked: bool,
+        /// Only mail on a ticket.
+        #[arg(long)]
+        linked: bool,
+        /// Only mail on this ticket.
+        #[arg(long)]
+        ticket: Option<u64>,
+        /// Only mail of this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// The sender's address contains this.
+        #[arg(long = "from")]
+        sender: Option<String>,
+        /// The subject contains this.
+        #[arg(long)]
+        subject: Option<String>,
+        /// The subject or the text holds these words (case and accents do
+        /// not matter).
+        #[arg(long)]
+        text: Option<String>,
+        /// An attachment's file name contains this.
+        #[arg(long)]
+        attachment: Option<String>,
+        /// Only mail whose sender is in no directory record.
+        #[arg(long)]
+        unknown_sender: bool,
+        /// Leave out automatic mail (out-of-office, lists, bounces).
+        #[arg(long)]
+        no_automatic: bool,
+        /// Received at or after this time (RFC 3339, or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Received before this time (RFC 3339, or a date).
+        #[arg(long)]
+        until: Option<String>,
+        /// The page after the one whose last row had this id.
+        #[arg(long)]
+        before: Option<i64>,
+        /// Rows per page.
+        #[arg(long, default_value_t = relais::app::mails::DEFAULT_PAGE)]
+        limit: usize,
+        /// JSON output (one mail per line).
+        #[arg(long)]
+        json: bool,
+    },
     /// List outbound mail (queued, sent, failed, suppressed), or retry failed mail.
     Outbox {
         #[command(subcommand)]
@@ -698,6 +749,60 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Thread { message_id, json } => mail_cmd::thread(paths, &message_id, json),
         Command::Status { json } => status(paths, json),
+        Command::Mails {
+            unlinked,
+            linked,
+            ticket,
+            account,
+            sender,
+            subject,
+            text,
+            attachment,
+            unknown_sender,
+            no_automatic,
+            since,
+            until,
+            before,
+            limit,
+            json,
+        } => {
+            let filters = relais::app::mails::MailFilters {
+                linked: match (unlinked, linked) {
+                    (true, _) => Some(false),
+                    (false, true) => Some(true),
+                    (false, false) => None,
+                },
+                ticket,
+                account,
+                sender,
+                subject,
+                text,
+                attachment,
+                unknown_sender,
+                automatic: no_automatic.then_some(false),
+                since,
+                until,
+                before,
+                limit: Some(limit),
+            };
+            let query = match filters.query() {
+                Ok(query) => query,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let store = open_store(&paths.db)?;
+            let page = store.search_mails(&query)?;
+            if json {
+                for mail in &page.mails {
+                    println!("{}", serde_json::to_string(mail)?);
+                }
+            } else {
+                output::print_mails(&page);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Link {
             message_id,
             ticket,

@@ -324,6 +324,56 @@ pub fn print_exchanges(
 }
 
 /// The outbox table.
+/// A page of a mail search, a line per mail.
+pub fn print_mails(page: &relais::store::MailPage) {
+    if page.mails.is_empty() {
+        println!("no mail");
+        return;
+    }
+    println!(
+        "{:>6}  {:<16}  {:<10}  {:<11}  {:<30}  subject",
+        "id", "received", "ticket", "run", "from"
+    );
+    for mail in &page.mails {
+        let ticket = match (mail.ticket, mail.linked_by.as_deref()) {
+            (Some(ticket), Some("manual")) => format!("{ticket}*"),
+            (Some(ticket), _) => ticket.to_string(),
+            (None, _) => "none".to_string(),
+        };
+        let run = mail
+            .run
+            .map(|run| format!("{run} {}", mail.outcome.as_deref().unwrap_or("")))
+            .unwrap_or_default();
+        let received: String = mail.received_at.replace('T', " ").chars().take(16).collect();
+        let automatic = mail
+            .automatic
+            .as_deref()
+            .map(|why| format!(" ({why})"))
+            .unwrap_or_default();
+        let attached = if mail.attachments.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", mail.attachments.join(", "))
+        };
+        println!(
+            "{:>6}  {received:<16}  {ticket:<10}  {run:<11}  {:<30}  {}{attached}{automatic}",
+            mail.id,
+            mail.sender.as_deref().unwrap_or("(no sender)"),
+            mail.subject
+        );
+    }
+    if let Some(before) = page.next_before {
+        println!("more: --before {before}");
+    }
+    if page
+        .mails
+        .iter()
+        .any(|m| m.linked_by.as_deref() == Some("manual"))
+    {
+        println!("(* linked by hand)");
+    }
+}
+
 pub fn print_outbox(mails: &[OutboxRecord]) {
     println!(
         "{:>5}  {:<7}  {:<13}  {:<28}  subject",

@@ -388,6 +388,7 @@ fn insert_mail(
             status,
             error: report.error.as_deref(),
             fingerprint: Some(&parsed.fingerprint),
+            text: &parsed.mail.text,
         },
         None => NewMail {
             message_id,
@@ -404,6 +405,7 @@ fn insert_mail(
             status,
             error: report.error.as_deref(),
             fingerprint: None,
+            text: "",
         },
     };
     tx.insert_mail(&record)

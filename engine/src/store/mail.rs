@@ -77,6 +77,8 @@ pub struct NewMail<'a> {
     pub error: Option<&'a str>,
     /// The hash of what it says (see `sources::mail::fingerprint`).
     pub fingerprint: Option<&'a str>,
+    /// Its text, as plugins read it: indexed for search with its subject.
+    pub text: &'a str,
 }
 
 /// A stored mail, as listed.
@@ -305,6 +307,7 @@ impl Tx<'_> {
             )));
         }
         let id = self.conn.last_insert_rowid();
+        self.index_mail(id, mail.subject, mail.text)?;
         self.insert_refs(
             mail.message_id,
             mail.in_reply_to.iter().chain(mail.references),
@@ -356,6 +359,7 @@ mod tests {
             status: MailStatus::Processed,
             error: None,
             fingerprint: None,
+            text: "",
         }
     }
 

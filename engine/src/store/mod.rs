@@ -12,6 +12,7 @@ mod messages;
 mod outbox;
 mod retention;
 mod runs;
+mod search;
 mod threads;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use messages::{MessageRecord, NewMessage};
 pub use outbox::{Delivery, DeliveryMark, OutboxRecord, OutgoingMail};
 pub use retention::{Cutoffs, Expired};
 pub use runs::{RunRecord, RunSummary};
+pub use search::{MAX_PAGE, MailPage, MailQuery, MailRow};
 pub use threads::{Candidate, Direction, LinkChange, ThreadNode};
 
 /// A store failure, with what was being done.
@@ -65,6 +67,9 @@ pub enum StoreError {
 }
 
 /// Migrations, in order; the store's `user_version` is how many ran.
+/// The schema version from which stored mail is indexed for search.
+const SEARCHABLE_SINCE: i64 = 9;
+
 const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("schema2.sql"),
@@ -74,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema6.sql"),
     include_str!("schema7.sql"),
     include_str!("schema8.sql"),
+    include_str!("schema9.sql"),
 ];
 
 /// Handle on the store. Clones share one connection (plugins' queries read
@@ -154,6 +160,12 @@ impl Store {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
+        }
+        // Version 9 made the mail store searchable: the mails stored
+        // before are indexed from their raw message, once.
+        if version > 0 && version < SEARCHABLE_SINCE {
+            let indexed = self.index_unsearchable()?;
+            tracing::info!(mails = indexed, "mail store indexed for search");
         }
         Ok(())
     }

@@ -96,6 +96,7 @@ impl Store {
                     params![id, empty],
                 )?;
                 conn.run("DELETE FROM mail_attachments WHERE mail = ?1", [id])?;
+                super::search::forget_text(conn, *id)?;
                 // A blob goes once nothing refers to it: content-addressed,
                 // it may be another mail's too.
                 for key in std::iter::once(raw).chain(attachments) {

@@ -547,6 +547,7 @@ mod tests {
             status: MailStatus::Processed,
             error: None,
             fingerprint: None,
+            text: "",
         })
         .expect("insert");
         tx.commit().expect("commit");
