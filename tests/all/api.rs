@@ -222,6 +222,7 @@ fn every_route_but_health_needs_the_token() {
         ("GET", "/metrics"),
         ("GET", "/requests/23010203"),
         ("GET", "/mails?linked=false"),
+        ("GET", "/requests/23010203/activity"),
         ("PUT", "/requests/23010203"),
         ("GET", "/requests/23010203/messages"),
         ("POST", "/requests/23010203/messages"),

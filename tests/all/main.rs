@@ -2,6 +2,7 @@
 //! rule files and fixture mails. One test binary (see `support` for the
 //! helpers every module shares).
 
+mod activity;
 mod alerts;
 mod api;
 mod catchmail;

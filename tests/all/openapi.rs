@@ -341,6 +341,10 @@ fn every_route_answers_what_its_document_says() {
     );
     assert_eq!(created.status, 201, "{created:?}");
     call("GET", "/mails", "/mails?linked=true&limit=1", None);
+    let activity = "/requests/{number}/activity";
+    call("GET", activity, "/requests/23010203/activity", None);
+    call("GET", activity, "/requests/99999999/activity", None);
+    call("GET", activity, "/requests/abc/activity", None);
     call("GET", "/mails", "/mails?since=soon", None);
 
     let without = api.call("GET", "/status", None, None).expect("answer");

@@ -268,6 +268,7 @@ fn a_store_from_before_exchanges_counts_linked_mail_as_received() {
              ALTER TABLE schedule_state DROP COLUMN schedule;
              ALTER TABLE mail_attachments DROP COLUMN raw_at;
              ALTER TABLE mail_attachments DROP COLUMN layout;
+             DROP TABLE mail_search;
              PRAGMA user_version = 5;",
         )
         .expect("downgrade");
@@ -276,4 +277,8 @@ fn a_store_from_before_exchanges_counts_linked_mail_as_received() {
     assert_eq!(on_502["summary"]["count"], 1, "{on_502}");
     assert_eq!(on_502["exchanges"][0]["direction"], "received");
     assert_eq!(on_502["exchanges"][0]["address"], "jeanne@dupont.example");
+    // Its mail, stored before the store was searchable, is found by text.
+    let found = setup.relais(&["mails", "--text", "mot passe", "--json"]);
+    assert_eq!(found.code, 0, "{found:?}");
+    assert_eq!(found.stdout.lines().count(), 1, "{found:?}");
 }

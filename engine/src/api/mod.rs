@@ -91,6 +91,7 @@ fn routes() -> Routes {
         .routes(routes!(metrics))
         .routes(routes!(status))
         .routes(routes!(get_request, save_request))
+        .routes(routes!(request_activity))
         .routes(routes!(list_messages, post_message))
         .routes(routes!(list_exchanges, record_exchange))
         .routes(routes!(set_read))
@@ -577,6 +578,23 @@ async fn get_request(State(state): State<Arc<ApiState>>, Path(number): Path<u64>
         Some(request) => ok(StatusCode::OK, crate::directory::RequestSpec::from(request)),
         None => Err(no_request(number)),
     }
+}
+
+/// A request's whole story, oldest first: its direct messages, its
+/// exchanges, the mail it received and the mail sent about it (alerts,
+/// notices, replies, reminders, with their delivery).
+#[utoipa::path(get, path = "/requests/{number}/activity", tag = "requests",
+    params(("number" = u64, Path, description = "The request number")),
+    responses(
+        (status = 200, description = "The request and its activity", body = crate::app::activity::Activity),
+        (status = 400, description = "The number is not a number", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody)))]
+async fn request_activity(State(state): State<Arc<ApiState>>, Path(number): Path<u64>) -> Answer {
+    let activity = read(&state, move |store| {
+        Ok(crate::app::activity::activity(store, number))
+    })
+    .await??;
+    ok(StatusCode::OK, activity)
 }
 
 /// Creates or updates a request (the whole request, as `GET` gives it);

@@ -15,6 +15,7 @@
 //!   what a request save answers.
 
 pub mod actions;
+pub mod activity;
 pub mod answers;
 pub mod links;
 pub mod mails;

@@ -427,6 +427,15 @@ enum PluginCommand {
 
 #[derive(Debug, Subcommand)]
 enum RequestCommand {
+    /// A request's whole story, oldest first: direct messages, exchanges,
+    /// mail received and mail sent about it (alerts, notices, replies).
+    Show {
+        /// The request number.
+        number: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Save the request(s) of a YAML or JSON file: one request (the fields
     /// of the import format's `requests` items) or a list of them.
     Save {
@@ -624,6 +633,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             dry_run,
         } => fire(paths, &rule, at.as_deref(), json, dry_run),
+        Command::Request {
+            command: RequestCommand::Show { number, json },
+        } => {
+            let store = open_store(&paths.db)?;
+            match relais::app::activity::activity(&store, number) {
+                Ok(activity) if json => {
+                    println!("{}", serde_json::to_string_pretty(&activity)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(activity) => {
+                    output::print_activity(&activity);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(relais::app::CallError::NotFound(message)) => {
+                    eprintln!("error: {message}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(error) => Err(anyhow::anyhow!("{error}")),
+            }
+        }
         Command::Request {
             command:
                 RequestCommand::Save {

@@ -324,6 +324,79 @@ pub fn print_exchanges(
 }
 
 /// The outbox table.
+/// A request and its activity, a line per entry, oldest first.
+pub fn print_activity(activity: &relais::app::activity::Activity) {
+    use relais::app::activity::Entry;
+    let request = &activity.request;
+    println!(
+        "request {}: {} [{}] {} / {}, requester {}",
+        request.number,
+        request.subject.as_deref().unwrap_or("(no subject)"),
+        request.state,
+        request.customer,
+        request.request_type,
+        request.requester.as_deref().unwrap_or("-")
+    );
+    for entry in &activity.activity {
+        let (at, line) = match entry {
+            Entry::Message { at, message } => (
+                at,
+                format!(
+                    "message   {} {} ({}, {}){}: {}",
+                    message.author_kind,
+                    message.author_id,
+                    message.side,
+                    message.source,
+                    if message.read { "" } else { " unread" },
+                    first_line(&message.body)
+                ),
+            ),
+            Entry::Exchange { at, exchange } => (
+                at,
+                format!(
+                    "exchange  {} {}{}",
+                    exchange.direction,
+                    exchange.exchange_type.as_deref().unwrap_or("-"),
+                    exchange
+                        .subject
+                        .as_deref()
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            Entry::MailReceived { at, mail } => (
+                at,
+                format!(
+                    "received  <{}> from {}: {}{}",
+                    mail.message_id,
+                    mail.sender.as_deref().unwrap_or("(no sender)"),
+                    mail.subject,
+                    mail.run
+                        .map(|run| format!(" (run {run})"))
+                        .unwrap_or_default()
+                ),
+            ),
+            Entry::MailSent { at, mail } => (
+                at,
+                format!(
+                    "sent      {} to {} [{}]: {}",
+                    mail.kind,
+                    mail.to.join(", "),
+                    mail.status,
+                    mail.subject
+                ),
+            ),
+        };
+        let at: String = at.replace('T', " ").chars().take(19).collect();
+        println!("  {at}  {line}");
+    }
+}
+
+/// The first line of `text`, for a listing.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
 /// A page of a mail search, a line per mail.
 pub fn print_mails(page: &relais::store::MailPage) {
     if page.mails.is_empty() {
@@ -344,7 +417,12 @@ pub fn print_mails(page: &relais::store::MailPage) {
             .run
             .map(|run| format!("{run} {}", mail.outcome.as_deref().unwrap_or("")))
             .unwrap_or_default();
-        let received: String = mail.received_at.replace('T', " ").chars().take(16).collect();
+        let received: String = mail
+            .received_at
+            .replace('T', " ")
+            .chars()
+            .take(16)
+            .collect();
         let automatic = mail
             .automatic
             .as_deref()

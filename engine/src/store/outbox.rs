@@ -86,21 +86,39 @@ impl Store {
             "SELECT {MAIL_COLUMNS}, status, attempts, last_error, created_at
              FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
-        let mut rows = statement.query(params![status, limit as i64])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let (id, mail) = mail_from_row(row)?;
-            out.push(OutboxRecord {
-                id,
-                mail,
-                status: row.get(10)?,
-                attempts: row.get::<_, i64>(11)? as u32,
-                last_error: row.get(12)?,
-                created_at: row.get(13)?,
-            });
-        }
-        Ok(out)
+        let rows = statement.query(params![status, limit as i64])?;
+        records(rows)
     }
+
+    /// The mail about request `number` (alerts, notices, replies,
+    /// reminders), oldest first.
+    pub fn outbox_of_request(&self, number: u64) -> Result<Vec<OutboxRecord>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MAIL_COLUMNS}, status, attempts, last_error, created_at
+             FROM outbox WHERE request = ?1 ORDER BY id"
+        ))?;
+        let rows = statement.query([number as i64])?;
+        records(rows)
+    }
+}
+
+/// The outbox records of `rows` (columns: [`MAIL_COLUMNS`], then status,
+/// attempts, last error, created at).
+fn records(mut rows: rusqlite::Rows<'_>) -> Result<Vec<OutboxRecord>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (id, mail) = mail_from_row(row)?;
+        out.push(OutboxRecord {
+            id,
+            mail,
+            status: row.get(10)?,
+            attempts: row.get::<_, i64>(11)? as u32,
+            last_error: row.get(12)?,
+            created_at: row.get(13)?,
+        });
+    }
+    Ok(out)
 }
 
 /// A mail due for delivery.
