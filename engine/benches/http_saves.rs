@@ -34,6 +34,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use relais::Store;
+use relais::store::prelude::*;
 use serde_json::{Value, json};
 
 /// The bearer token, handed to the server through its environment.

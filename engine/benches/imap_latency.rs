@@ -20,6 +20,7 @@ use relais::config::{Account, Secret, Security};
 use relais::daemon::imap::SourceState;
 use relais::daemon::{dispatcher, imap};
 use relais::plugins::{Limits, Runtime};
+use relais::store::prelude::*;
 use relais::{Options, Plugins, Store};
 use tokio::sync::{Notify, watch};
 

@@ -20,6 +20,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use relais::store::prelude::*;
 
 /// The peak resident memory of `child` so far, in MiB.
 fn peak_mib(child: &Child) -> f64 {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use relais::daemon::{dispatcher, spool};
 use relais::plugins::{Limits, Runtime};
+use relais::store::prelude::*;
 use relais::{Options, Plugins, Store};
 use tokio::sync::{Notify, watch};
 

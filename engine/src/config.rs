@@ -105,10 +105,7 @@ impl Retention {
     /// The cut-offs as of now.
     pub fn cutoffs(&self) -> crate::store::Cutoffs {
         let before = |days: Option<u32>| {
-            days.map(|days| {
-                (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            })
+            days.map(|days| chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
         };
         crate::store::Cutoffs {
             runs: before(self.runs_days),

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::directory::DirectoryFile;
-use crate::store::{DirectoryCounts, NewExchange, NewMessage, OutgoingMail, StoreError, Tx};
+use crate::store::prelude::*;
+use crate::store::{DirectoryCounts, NewExchange, NewMessage, OutgoingMail, StoreError};
 
 /// The name of the top-level `identity:`.
 pub const DEFAULT_IDENTITY: &str = "default";
@@ -215,7 +216,7 @@ pub struct EffectContext<'a> {
 /// Every effect is checked against the directory here, whichever plugin
 /// returned it: a plugin decides, but only within the customer boundary.
 pub fn apply(
-    tx: &Tx<'_>,
+    tx: &impl EventTx,
     effects: &[Effect],
     grants: &[Grant],
     context: &EffectContext<'_>,
@@ -237,7 +238,7 @@ pub fn apply(
 /// with "notify by email" goes to the request's requester (Mail 1).
 /// Customers' messages are read in the desk.
 pub fn message_notice(
-    tx: &Tx<'_>,
+    tx: &impl EventTx,
     request: &relais_sdk::Request,
     side: Side,
     notify: bool,
@@ -262,7 +263,7 @@ fn refused(message: String) -> StoreError {
 /// A message's author must be on its side and, for a contact, of the
 /// request's customer.
 fn check_author(
-    tx: &Tx<'_>,
+    tx: &impl EventTx,
     request: &relais_sdk::Request,
     author: &Author,
     side: Side,
@@ -308,7 +309,7 @@ fn check_author(
 /// number counts as that contact's. A plugin granted `mail-anyone` may
 /// write to others.
 fn check_recipients(
-    tx: &Tx<'_>,
+    tx: &impl EventTx,
     to: &[String],
     request: Option<&relais_sdk::Request>,
     grant: &Grant,
@@ -347,7 +348,7 @@ fn check_recipients(
 }
 
 fn apply_one(
-    tx: &Tx<'_>,
+    tx: &impl EventTx,
     effect: &Effect,
     index: usize,
     grant: &Grant,
@@ -499,10 +500,9 @@ fn apply_one(
             let rate_key = to.trim().to_lowercase();
             let window = chrono::Duration::from_std(context.identity.notice_window)
                 .unwrap_or(chrono::Duration::hours(1));
-            let since =
-                (chrono::Utc::now() - window).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let since = chrono::Utc::now() - window;
             let limit = context.identity.notices_per_sender;
-            let suppressed = tx.notices_since(&rate_key, &since, limit)? >= limit;
+            let suppressed = tx.notices_since(&rate_key, since, limit)? >= limit;
             if suppressed {
                 tracing::info!(reason = %reason, "failure notice held back by the per-sender rate limit");
             }
@@ -545,7 +545,7 @@ fn apply_one(
 
 /// Creates a ticket, once its requester is checked to be a contact of its
 /// customer; its number.
-fn create_ticket(tx: &Tx<'_>, ticket: &NewTicket) -> Result<u64, StoreError> {
+fn create_ticket(tx: &impl EventTx, ticket: &NewTicket) -> Result<u64, StoreError> {
     let NewTicket {
         company,
         customer,
@@ -720,7 +720,7 @@ pub enum Applied {
 /// Applies a person's write within `tx`, checked against the directory as
 /// a plugin's effect would be.
 pub fn apply_manual(
-    tx: &Tx<'_>,
+    tx: &impl EventTx,
     effect: &ManualEffect,
     context: &EffectContext<'_>,
 ) -> Result<Applied, EffectError> {

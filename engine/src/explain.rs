@@ -9,12 +9,16 @@ use relais_sdk::Event;
 use serde_json::{Value, json};
 
 use crate::rules::{RuleSet, Trigger};
-use crate::store::{RunRecord, Store, StoreError};
+use crate::store::prelude::*;
+use crate::store::{RunRecord, StoreError};
 
 /// The event `run` processed, rebuilt: from its trace for events that carry
 /// no mail, else from the stored mail. `None` when it cannot be (the raw
 /// mail expired by retention, say).
-pub fn event_of(store: &Store, run: &RunRecord) -> Result<Option<Event>, StoreError> {
+pub fn event_of(
+    store: &(impl Mails + DirectoryRead),
+    run: &RunRecord,
+) -> Result<Option<Event>, StoreError> {
     if let Some(event) = run.trace.get("event").filter(|e| !e.is_null()) {
         return Ok(serde_json::from_value(event.clone()).ok());
     }
@@ -55,7 +59,7 @@ pub fn not_matched(rules: &RuleSet, event: &Event) -> Vec<Value> {
 /// `rule-set-now` says which it is. A run whose event cannot be rebuilt
 /// keeps its count.
 pub fn explained(
-    store: &Store,
+    store: &(impl Mails + DirectoryRead),
     rules: &RuleSet,
     mut run: RunRecord,
 ) -> Result<RunRecord, StoreError> {

@@ -20,7 +20,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::dispatch::Report;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
+use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
@@ -376,7 +377,7 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format, with the outbox read
     /// from `store` now.
-    pub fn render(&self, store: &Store) -> Result<String, StoreError> {
+    pub fn render(&self, store: &impl Outbox) -> Result<String, StoreError> {
         for (status, count) in store.outbox_counts()? {
             self.outbox
                 .get_or_create(&StatusLabels { status })
@@ -475,6 +476,7 @@ pub fn classic(openmetrics: &str) -> String {
 mod tests {
     use super::*;
     use crate::dispatch::{Outcome, RuleTrace};
+    use crate::store::Store;
 
     fn report(trigger: &str, outcome: Outcome, failure: Option<&'static str>) -> Report {
         let mut report = Report {

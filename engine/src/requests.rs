@@ -5,7 +5,8 @@ use relais_sdk::{ChangeKind, Request};
 
 use crate::config::RequestStates;
 use crate::directory::{Kind, RequestSpec};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
+use crate::store::prelude::*;
 
 /// A field of a payload that names something that does not exist, or does
 /// not fit.
@@ -43,7 +44,7 @@ pub enum SaveError {
 /// company, customer, type, requester and contract must exist, the
 /// requester must be a contact of the request's customer and the contract
 /// one of its contracts (alerts must never reach another customer).
-pub fn check(store: &Store, request: &RequestSpec) -> Result<(), SaveError> {
+pub fn check(store: &impl DirectoryRead, request: &RequestSpec) -> Result<(), SaveError> {
     let require = |kind: Kind, field: &str, id: &str| -> Result<(), SaveError> {
         if store.exists_in(kind, id)? {
             Ok(())

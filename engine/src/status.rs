@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::reload::Active;
+use crate::store::prelude::*;
 use crate::tasks::{Call, Task};
 
 /// State of an account, for `relais status` and the logs.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior};
 use relais_sdk::{AlertContext, ReminderContext, Rendered};
 
+use crate::store::prelude::*;
 use crate::yaml::Diagnostic;
 
 /// The extension of template files.

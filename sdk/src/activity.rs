@@ -29,6 +29,27 @@ pub struct ExchangeSummary {
     pub reminders: u32,
 }
 
+impl ExchangeSummary {
+    /// The summary of a request's exchanges, given oldest first as (who
+    /// spoke, its exchange type, when): who spoke last is the side of the
+    /// last one, and the reminders counted are those staff sent since the
+    /// customer last spoke.
+    pub fn of<'a>(exchanges: impl IntoIterator<Item = (Side, &'a str, &'a str)>) -> Self {
+        let mut summary = ExchangeSummary::default();
+        for (side, kind, at) in exchanges {
+            summary.count += 1;
+            summary.last_side = Some(side);
+            summary.last_at = Some(at.to_string());
+            match side {
+                Side::Customer => summary.reminders = 0,
+                Side::Staff if kind == REMINDER => summary.reminders += 1,
+                Side::Staff => {}
+            }
+        }
+        summary
+    }
+}
+
 /// Which requests [`Host::find_requests`](crate::Host::find_requests) lists.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RequestQuery {
@@ -56,4 +77,25 @@ pub struct RequestActivity {
     pub last_activity: String,
     /// Its exchanges.
     pub exchanges: ExchangeSummary,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_side_speaks_and_a_customers_word_resets_the_reminders() {
+        let summary = ExchangeSummary::of([
+            (Side::Staff, REMINDER, "2026-11-01T10:00:00.000Z"),
+            (Side::Customer, "mail", "2026-11-02T10:00:00.000Z"),
+            (Side::Staff, REMINDER, "2026-11-03T10:00:00.000Z"),
+            (Side::Staff, "mail", "2026-11-04T10:00:00.000Z"),
+            (Side::Staff, REMINDER, "2026-11-05T10:00:00.000Z"),
+        ]);
+        assert_eq!(summary.count, 5);
+        assert_eq!(summary.last_side, Some(Side::Staff));
+        assert_eq!(summary.last_at.as_deref(), Some("2026-11-05T10:00:00.000Z"));
+        assert_eq!(summary.reminders, 2);
+        assert_eq!(ExchangeSummary::of([]), ExchangeSummary::default());
+    }
 }

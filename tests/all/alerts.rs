@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::support::{Setup, root};
+use relais::store::prelude::*;
 
 /// The demo directory, plus a contract whose groups hold a contact
 /// without an email address, a contact alerted by fax, a contact of

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{Engine, Setup, root, wait_for};
+use relais::store::prelude::*;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 

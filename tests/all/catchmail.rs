@@ -3,6 +3,7 @@
 //! come of it (`post-message AUTHOR SIDE`, `reply-failure CODE` or `none`).
 
 use crate::support::{Setup, fixture};
+use relais::store::prelude::*;
 
 fn corpus_setup() -> Setup {
     let setup = Setup::new();

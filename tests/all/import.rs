@@ -2,6 +2,7 @@
 //! references reported with file:line:col and nothing written.
 
 use crate::support::{Setup, fixture};
+use relais::store::prelude::*;
 
 #[test]
 fn design_example_imports_and_reimports_unchanged() {

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::support::{Setup, fixture, write_mail};
+use relais::store::prelude::*;
 
 #[test]
 fn json_line_per_mail_with_rules_effects_and_outcome() {

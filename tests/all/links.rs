@@ -1,6 +1,7 @@
 //! `relais link` and `relais thread` on the command line.
 
 use crate::support::Setup;
+use relais::store::prelude::*;
 
 fn ingest(setup: &Setup, name: &str, headers: &str) {
     let path = setup.dir.path().join(name);

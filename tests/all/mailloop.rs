@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{Engine, Setup, root, wait_for};
+use relais::store::prelude::*;
 
 /// The servers' coordinates, from `tests/mail-servers.sh env`, and a hold
 /// on them: shared by tests that only use them, exclusive for the tests

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, ingest_support_mail};
 use crate::support::{Setup, fixture};
+use relais::store::prelude::*;
 
 /// The manual runs of the store, oldest first, each with its trace.
 fn manual_runs(setup: &Setup) -> Vec<(String, Value)> {

@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{Engine, Setup, fixture, wait_for};
+use relais::store::prelude::*;
 
 #[test]
 fn a_listing_piped_into_head_ends_quietly() {

@@ -3,6 +3,7 @@
 //! plugin here is built from source.
 
 use crate::support::{Setup, build_wasm, fixture, root, test_plugin, write_mail};
+use relais::store::prelude::*;
 
 const MISBEHAVE_RULES: &str = "rules:
   - id: misbehave

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{Engine, Setup, build_wasm, root, wait_for};
+use relais::store::prelude::*;
 
 /// How long any wait may take; never a timing assertion.
 const LIMIT: Duration = Duration::from_secs(30);

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::support::{Setup, write_mail};
+use relais::store::prelude::*;
 
 const RULE: &str = "waiting-customer-reminders";
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{Engine, Setup, TEST_CONFIG, fixture, wait_for, write_mail};
+use relais::store::prelude::*;
 
 /// Jeanne's mail to CatchMail on request 23010203 (design example), with
 /// `extra` headers first.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::{Engine, Setup, wait_for};
+use relais::store::prelude::*;
 
 /// A set-up whose rules directory holds `rules` (one file), and the engine
 /// config that runs it with no mail source; the `noop` test plugin, which
@@ -86,14 +87,13 @@ fn a_run_missed_while_stopped_runs_once_or_is_skipped() {
     );
     let (setup, config) = setup_with(&rules);
     // Both last fired three days ago: 3 a.m. passed (at least) twice since.
-    let three_days_ago = (chrono::Utc::now() - chrono::TimeDelta::days(3))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let three_days_ago = chrono::Utc::now() - chrono::TimeDelta::days(3);
     let store = setup.store();
     store
-        .set_last_fired("catch-up", &three_days_ago, "0 0 3 * * * UTC")
+        .set_last_fired("catch-up", three_days_ago, "0 0 3 * * * UTC")
         .expect("record");
     store
-        .set_last_fired("skipper", &three_days_ago, "0 0 3 * * * UTC")
+        .set_last_fired("skipper", three_days_ago, "0 0 3 * * * UTC")
         .expect("record");
     drop(store);
     let mut engine = Engine::start(&setup, &config);

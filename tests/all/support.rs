@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+use relais::store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

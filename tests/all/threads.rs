@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::support::{Setup, fixture};
+use relais::store::prelude::*;
 
 /// The requests of the two directory files, before any mail.
 const EXISTING: [u64; 4] = [23010150, 23010151, 23010203, 23020001];

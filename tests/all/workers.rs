@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::{TOKEN, call};
 use crate::support::{Engine, Setup, root, test_plugin, wait_for, write_mail};
+use relais::store::prelude::*;
 
 const SLEEPY_RULE: &str = "rules:
   - id: slow

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use relais::Store;
+use relais::store::prelude::*;
 
 /// The repository's root.
 pub fn root() -> PathBuf {

@@ -8,7 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use crate::app::answers::{EventAnswer, ImportAnswer, PostedMessage, RecordedExchange};
-use crate::store::{Candidate, ExchangeRecord, MessageRecord, ThreadNode};
+use crate::app::links::Candidate;
+use crate::store::{ExchangeRecord, MessageRecord, ThreadNode};
 
 /// Every failure: `field` names what in the body or path was at fault.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -31,6 +31,7 @@ use crate::config::{RequestStates, SecretValue};
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::store::prelude::*;
 use crate::tasks::{Call, CallError, Command, CommandTask, Task, WriteTask};
 
 pub use crate::app::actions::ContractEventBody;
@@ -923,7 +924,12 @@ async fn mail_candidates(
     let message_id = crate::sources::mail::typed_id(&message_id);
     let asked = message_id.clone();
     let found = read(&state, move |store| {
-        store.candidates(&asked, &closed, &relais_sdk::SubjectPrefixes::default())
+        crate::app::links::candidates(
+            store,
+            &asked,
+            &closed,
+            &relais_sdk::SubjectPrefixes::default(),
+        )
     })
     .await?;
     match found {

@@ -5,9 +5,8 @@
 
 use super::CallError;
 use crate::directory::RequestSpec;
-use crate::store::{
-    ExchangeRecord, MAX_PAGE, MailQuery, MailRow, MessageRecord, OutboxRecord, Store,
-};
+use crate::store::prelude::*;
+use crate::store::{ExchangeRecord, MAX_PAGE, MailQuery, MailRow, MessageRecord, OutboxRecord};
 
 /// A mail Relais queued about a request, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -107,7 +106,10 @@ pub struct Activity {
 }
 
 /// Request `number`'s activity.
-pub fn activity(store: &Store, number: u64) -> Result<Activity, CallError> {
+pub fn activity(
+    store: &(impl DirectoryRead + Conversations + Outbox + MailStore + Runs),
+    number: u64,
+) -> Result<Activity, CallError> {
     let Some(request) = store.request(number)? else {
         return Err(CallError::NotFound(format!("no request {number}")));
     };

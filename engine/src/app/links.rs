@@ -6,7 +6,82 @@
 use relais_sdk::{PartyKind, SubjectPrefixes};
 
 use crate::effects::{ManualEffect, NewTicket, TicketFor};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
+use crate::store::prelude::*;
+
+/// An open ticket a mail could be linked to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct Candidate {
+    /// Request number.
+    pub number: u64,
+    /// Its subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Its state.
+    pub state: String,
+    /// Its customer.
+    pub customer: String,
+    /// Its requester.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+    /// Last update (RFC 3339).
+    pub updated_at: String,
+    /// `requester` (the sender asked for it) or `customer` (the sender's
+    /// customer did).
+    pub why: &'static str,
+    /// Whether its subject is the mail's, prefixes and tags aside.
+    pub same_subject: bool,
+}
+
+/// How many candidates are offered at most.
+const MAX_CANDIDATES: usize = 50;
+
+/// Open tickets a stored mail could go to: those its sender requested,
+/// then those of the sender's customers. Those whose subject is the mail's
+/// come first in each group, then the most recently updated; at most 50.
+/// `None` when no mail has this id.
+pub fn candidates(
+    store: &(impl Mails + Threads + DirectoryRead),
+    message_id: &str,
+    closed_states: &[String],
+    prefixes: &SubjectPrefixes,
+) -> Result<Option<Vec<Candidate>>, StoreError> {
+    let Some(mail) = store.mail(message_id)? else {
+        return Ok(None);
+    };
+    let tag = store.ticket_tag()?;
+    let subject_key = |subject: &str| prefixes.strip(&tag.remove(subject)).to_lowercase();
+    let wanted = subject_key(&mail.subject);
+    let sender = mail.sender.unwrap_or_default();
+    let mut candidates: Vec<Candidate> = store
+        .sender_requests(&sender)?
+        .into_iter()
+        .filter(|row| !closed_states.contains(&row.state))
+        .map(|row| Candidate {
+            same_subject: !wanted.is_empty()
+                && row
+                    .subject
+                    .as_deref()
+                    .is_some_and(|s| subject_key(s) == wanted),
+            why: if row.own { "requester" } else { "customer" },
+            number: row.number,
+            subject: row.subject,
+            state: row.state,
+            customer: row.customer,
+            requester: row.requester,
+            updated_at: row.updated_at,
+        })
+        .collect();
+    candidates.sort_by(|a, b| {
+        let rank = |c: &Candidate| (c.why == "requester", c.same_subject);
+        (rank(b), &b.updated_at)
+            .cmp(&(rank(a), &a.updated_at))
+            .then(a.number.cmp(&b.number))
+    });
+    candidates.truncate(MAX_CANDIDATES);
+    Ok(Some(candidates))
+}
 
 /// Where a mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +152,7 @@ pub enum Planned {
 /// another ticket moves only with `replace`; otherwise nothing changes and
 /// the error says where it is.
 pub fn plan(
-    store: &Store,
+    store: &(impl DirectoryRead + Mails + Threads),
     message_id: &str,
     target: &Target,
     replace: bool,
@@ -124,7 +199,7 @@ pub fn plan(
 }
 
 fn new_ticket(
-    store: &Store,
+    store: &impl DirectoryRead,
     sender: Option<&str>,
     subject: &str,
     requester: Option<&str>,
@@ -197,7 +272,7 @@ fn new_ticket(
 }
 
 /// A mail's subject as a ticket's: reply prefixes and ticket tags removed.
-fn ticket_subject(store: &Store, subject: &str) -> Result<String, StoreError> {
+fn ticket_subject(store: &impl DirectoryRead, subject: &str) -> Result<String, StoreError> {
     let prefixes = SubjectPrefixes::default();
     let subject = prefixes.strip(&store.ticket_tag()?.remove(subject));
     Ok(if subject.is_empty() {
@@ -205,4 +280,66 @@ fn ticket_subject(store: &Store, subject: &str) -> Result<String, StoreError> {
     } else {
         subject
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::{MailStatus, NewMail, Store};
+
+    const DIRECTORY: &str = "companies: [ { code: A, name: Acme } ]\n\
+        customers: [ { code: C1, name: Dupont, company: A }, { code: C2, name: Durand, company: A } ]\n\
+        contacts: [ { id: ct1, name: Jeanne, customer: C1, email: Jeanne@Dupont.example },\n\
+                    { id: ct2, name: Luc, customer: C1, email: luc@dupont.example },\n\
+                    { id: ct3, name: Marc, customer: C2, email: marc@durand.example } ]\n\
+        request-types: [ { code: INC } ]\n\
+        requests: [ { number: 7, company: A, customer: C1, type: INC, requester: ct1, state: open, subject: Printer down },\n\
+                    { number: 8, company: A, customer: C1, type: INC, requester: ct2, state: open, subject: VPN },\n\
+                    { number: 9, company: A, customer: C1, type: INC, requester: ct1, state: closed, subject: Old },\n\
+                    { number: 10, company: A, customer: C2, type: INC, requester: ct3, state: open, subject: Other } ]\n";
+
+    #[test]
+    fn candidates_are_the_senders_then_its_customers_open_tickets() {
+        let mut store = Store::open_in_memory().expect("store");
+        let data = crate::directory::parse(Path::new("d.yaml"), DIRECTORY, &store).expect("valid");
+        store.import_directory(&data).expect("import");
+        let tx = store.begin().expect("tx");
+        tx.insert_mail(&NewMail {
+            message_id: "m@x",
+            account: "support",
+            subject: "Re: [#7] Printer down",
+            sender: Some("jeanne@dupont.example"),
+            sent_at: None,
+            in_reply_to: &[],
+            references: &[],
+            raw: b"m",
+            attachments: &[],
+            report: None,
+            automatic: None,
+            status: MailStatus::Processed,
+            error: None,
+            fingerprint: None,
+            text: "",
+        })
+        .expect("insert");
+        tx.commit().expect("commit");
+        let closed = vec!["closed".to_string()];
+        let found = candidates(&store, "m@x", &closed, &SubjectPrefixes::default())
+            .expect("q")
+            .expect("mail");
+        let numbers: Vec<u64> = found.iter().map(|c| c.number).collect();
+        // 7: requested by the sender, same subject; 8: its customer's;
+        // 9 closed and 10 another customer's are left out.
+        assert_eq!(numbers, [7, 8]);
+        assert_eq!(found[0].why, "requester");
+        assert!(found[0].same_subject);
+        assert_eq!(found[1].why, "customer");
+        assert!(
+            candidates(&store, "none@x", &closed, &Default::default())
+                .expect("q")
+                .is_none()
+        );
+    }
 }

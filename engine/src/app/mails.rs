@@ -62,7 +62,7 @@ pub struct MailFilters {
 
 /// `value` (RFC 3339, or a date at UTC midnight) as the store writes
 /// times: UTC, milliseconds, `Z`.
-fn time(field: &str, value: &str) -> Result<String, CallError> {
+fn time(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, CallError> {
     let value = value.trim();
     let parsed = chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -74,7 +74,7 @@ fn time(field: &str, value: &str) -> Result<String, CallError> {
             field: Some(field.to_string()),
             message: format!("`{value}` is neither an RFC 3339 time nor a date (2026-11-30)"),
         })?;
-    Ok(parsed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    Ok(parsed)
 }
 
 /// An empty filter is no filter.
@@ -126,8 +126,9 @@ mod tests {
             ..MailFilters::default()
         };
         let query = filters.query().expect("valid");
-        assert_eq!(query.since.as_deref(), Some("2026-11-30T00:00:00.000Z"));
-        assert_eq!(query.until.as_deref(), Some("2026-12-01T09:00:00.000Z"));
+        let utc = |text: &str| Some(text.parse::<chrono::DateTime<chrono::Utc>>().expect("time"));
+        assert_eq!(query.since, utc("2026-11-30T00:00:00Z"));
+        assert_eq!(query.until, utc("2026-12-01T09:00:00Z"));
         assert_eq!(query.limit, DEFAULT_PAGE);
         let bad = MailFilters {
             until: Some("yesterday".into()),

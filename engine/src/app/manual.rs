@@ -17,6 +17,7 @@ use super::answers::{ImportAnswer, PostedMessage, RecordedExchange};
 use super::links::{self, LinkError, Linked, Planned, Target};
 use crate::directory::Kind;
 use crate::effects::{self, Applied, EffectContext, MailIdentity, ManualEffect};
+use crate::store::prelude::*;
 use crate::store::{MessageRecord, NewExchange, RunRecord, Store, StoreError, Tx};
 use crate::templates::Templates;
 

@@ -26,6 +26,7 @@ use relais_sdk::{Contract, ContractEvent, Event};
 use crate::config::RequestStates;
 use crate::directory::RequestSpec;
 use crate::dispatch::{DecidedEvent, Decider, Dispatcher, Report};
+use crate::store::prelude::*;
 
 /// Why a call was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +120,7 @@ pub enum Command {
         /// The event (the rule and the time it fired for).
         event: Event,
         /// When it fired, as `schedule_state` keeps it.
-        recorded: String,
+        recorded: chrono::DateTime<chrono::Utc>,
         /// The schedule it fired on.
         schedule: String,
     },
@@ -199,7 +200,7 @@ impl Command {
                     Event::Schedule(fired) => fired.rule.as_str(),
                     _ => "",
                 };
-                dispatcher.store.set_last_fired(rule, recorded, schedule)?;
+                dispatcher.store.set_last_fired(rule, *recorded, schedule)?;
                 Ok(report)
             }
         }

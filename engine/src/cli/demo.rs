@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use relais::Store;
+use relais::store::prelude::*;
 
 const DIRECTORY: &str = include_str!("../../../demo/directory.yaml");
 const CONFIG: &str = include_str!("../../../demo/relais.yaml");

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use relais::app::CallError;
 use relais::app::links::Target;
+use relais::app::links::{Candidate, candidates};
 use relais::app::manual::{Context as WriteContext, Via, Write, Written};
 use relais::sources::mail::typed_id;
-use relais::store::{Candidate, Direction, ThreadNode};
+use relais::store::{Direction, ThreadNode};
 use relais_sdk::SubjectPrefixes;
 
 use super::{Paths, open_store};
+use relais::store::prelude::*;
 
 /// Prints the thread of `message_id` as a tree.
 pub fn thread(paths: &Paths, message_id: &str, json: bool) -> Result<ExitCode> {
@@ -86,13 +88,13 @@ pub fn link(paths: &Paths, message_id: &str, request: LinkRequest, json: bool) -
     match request {
         LinkRequest::Candidates => {
             let config = &paths.config;
-            let candidates = store
-                .candidates(
-                    message_id,
-                    &config.requests.closed_states,
-                    &SubjectPrefixes::default(),
-                )?
-                .with_context(|| format!("no stored mail <{message_id}>"))?;
+            let candidates = candidates(
+                &store,
+                message_id,
+                &config.requests.closed_states,
+                &SubjectPrefixes::default(),
+            )?
+            .with_context(|| format!("no stored mail <{message_id}>"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&candidates)?);
             } else {

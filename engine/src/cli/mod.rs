@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use relais::plugins::{Limits, Runtime};
 use relais::reload::Generation;
+use relais::store::prelude::*;
 use relais::yaml::Diagnostic;
 use relais::{Dispatcher, Options, Outcome, Plugins, Store};
 

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Paths, dispatcher, load_or_explain, output, runtime};
+use relais::store::prelude::*;
 
 /// One test file.
 #[derive(Debug, Deserialize)]

@@ -26,6 +26,7 @@ use crate::sources::mail::MailError;
 use crate::store::Store;
 
 use crate::app::manual::{self, Written};
+use crate::store::prelude::*;
 pub use crate::tasks::{
     Call, CallError, CallResult, Command, CommandTask, Job, Task, Work, WriteTask,
 };

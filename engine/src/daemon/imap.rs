@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dispatcher::{Job, Task};
 use crate::config::{Account, Security};
+use crate::store::prelude::*;
 use crate::store::{ImapReceipt, Store};
 
 /// A connection, with or without TLS.

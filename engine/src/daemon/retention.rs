@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dispatcher::{Call, CallError, Task};
 use crate::config::Retention;
+use crate::store::prelude::*;
 
 /// How often the store is looked at.
 const EVERY: Duration = Duration::from_secs(3600);

@@ -24,6 +24,7 @@ use crate::reload::Active;
 use crate::rules::Missed;
 use crate::rules::Rule;
 use crate::store::Store;
+use crate::store::prelude::*;
 
 /// How late a time may be seen and still count as on time rather than
 /// missed: the scheduler looks every second.
@@ -108,17 +109,12 @@ impl State {
         &self,
         rule: &Rule,
         schedule: &str,
-        stored: Option<(String, Option<String>)>,
+        stored: Option<(DateTime<Utc>, Option<String>)>,
     ) -> Option<DateTime<Utc>> {
-        let stored = stored.and_then(|(at, recorded)| {
-            // A row from before schedules were recorded keeps its time.
-            if recorded.as_deref().is_some_and(|r| r != schedule) {
-                return None;
-            }
-            DateTime::parse_from_rfc3339(&at)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        });
+        // A row from before schedules were recorded keeps its time.
+        let stored = stored
+            .filter(|(_, recorded)| recorded.as_deref().is_none_or(|r| r == schedule))
+            .map(|(at, _)| at);
         let remembered = self
             .fired
             .get(&rule.id)
@@ -234,7 +230,7 @@ pub async fn run(
             let fire = Fire {
                 rule: rule.id.clone(),
                 event,
-                recorded: stamp(recorded),
+                recorded,
                 schedule,
             };
             // Only a run counts as in flight; arming and skipping record
@@ -258,7 +254,7 @@ pub async fn run(
 struct Fire {
     rule: String,
     event: Option<Event>,
-    recorded: String,
+    recorded: DateTime<Utc>,
     schedule: String,
 }
 
@@ -293,7 +289,7 @@ impl Fire {
                 work: Box::new(move |dispatcher| {
                     dispatcher
                         .store
-                        .set_last_fired(&rule, &recorded, &schedule)?;
+                        .set_last_fired(&rule, recorded, &schedule)?;
                     Ok(Value::Null)
                 }),
                 done,
@@ -399,10 +395,7 @@ mod tests {
         let key = daily.schedule_key().expect("scheduled");
         assert_eq!(key, "0 0 8 * * * Europe/Paris");
         let stored = |schedule: Option<&str>| {
-            Some((
-                "2026-11-22T07:00:00.000Z".to_string(),
-                schedule.map(str::to_string),
-            ))
+            Some((at("2026-11-22T07:00:00Z"), schedule.map(str::to_string)))
         };
         let last = Some(at("2026-11-22T07:00:00Z"));
         assert_eq!(state.last(&daily, &key, stored(Some(&key))), last);

@@ -30,6 +30,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::dispatcher::{Call, CallError, Task};
 use crate::config::{Config, Smtp, SmtpSecurity};
+use crate::store::prelude::*;
 use crate::store::{Delivery, DeliveryMark, Store};
 
 /// How often the outbox is looked at when nothing wakes the sender.
@@ -217,7 +218,7 @@ impl Transport {
     /// After a crash: hidden pickup files whose delivery was recorded are
     /// published, the others removed (their mail is still queued and is
     /// written again).
-    pub async fn recover(&self, store: &Store) {
+    pub async fn recover(&self, store: &impl Outbox) {
         let Transport::Pickup(dir) = self else {
             return;
         };
@@ -444,14 +445,11 @@ pub async fn drain(store: &Store, config: &Config, transport: &Transport) -> usi
 }
 
 /// How long until the next queued mail is due (at most [`IDLE_POLL`]).
-fn next_wait(store: &Store) -> Duration {
+fn next_wait(store: &impl Outbox) -> Duration {
     let Ok(Some(next)) = store.next_due() else {
         return IDLE_POLL;
     };
-    let Ok(next) = chrono::DateTime::parse_from_rfc3339(&next) else {
-        return Duration::ZERO;
-    };
-    (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
+    (next - chrono::Utc::now())
         .to_std()
         .unwrap_or(Duration::ZERO)
         .min(IDLE_POLL)

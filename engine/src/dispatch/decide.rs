@@ -16,6 +16,7 @@ use crate::effects;
 use crate::plugins::Plugins;
 use crate::rules::RuleSet;
 use crate::sources::mail::{MailError, ParsedMail, derived_message_id};
+use crate::store::prelude::*;
 use crate::store::{MailStatus, Store, StoreError};
 use crate::templates::Templates;
 

@@ -9,22 +9,25 @@ use relais_sdk::{
 };
 
 use super::LogLine;
+use crate::store::{DirectoryRead, Exchanges, Threads};
 use crate::store::{Store, StoreError};
 use crate::templates::Templates;
 
 /// The host queries, answered from the store and the templates, with the
-/// plugin's logs collected for the trace.
+/// plugin's logs collected for the trace. What a plugin may read is what
+/// `S` offers: the directory, the requests' activity and mail threads,
+/// never a write.
 #[derive(Debug)]
-pub struct StoreHost {
-    store: Store,
+pub struct StoreHost<S = Store> {
+    store: S,
     templates: Arc<Templates>,
     plugin: String,
     logs: Mutex<Vec<LogLine>>,
 }
 
-impl StoreHost {
+impl<S> StoreHost<S> {
     /// Queries on `store` and `templates` for `plugin`.
-    pub fn new(store: Store, templates: Arc<Templates>, plugin: &str) -> StoreHost {
+    pub fn new(store: S, templates: Arc<Templates>, plugin: &str) -> StoreHost<S> {
         StoreHost {
             store,
             templates,
@@ -43,7 +46,7 @@ fn host_error(error: StoreError) -> HostError {
     HostError(error.to_string())
 }
 
-impl Host for StoreHost {
+impl<S: DirectoryRead + Exchanges + Threads + Send + Sync> Host for StoreHost<S> {
     fn request(&self, number: u64) -> Result<Option<Request>, HostError> {
         self.store.request(number).map_err(host_error)
     }

@@ -27,6 +27,7 @@ use crate::effects::{self, EffectContext, MailIdentity};
 use crate::plugins::Plugins;
 use crate::rules::RuleSet;
 use crate::sources::mail::{MailError, ParsedMail};
+use crate::store::prelude::*;
 use crate::store::{ImapReceipt, MailStatus, NewMail, RunRecord, Store, StoreError};
 use crate::templates::Templates;
 

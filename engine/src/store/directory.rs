@@ -6,7 +6,10 @@ use relais_sdk::{
 };
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Cached, Store, StoreError, Tx, from_json, now, to_json};
+use super::prelude::*;
+use super::{
+    Cached, DirectoryRead, DirectoryWrites, Import, Store, StoreError, Tx, from_json, now, to_json,
+};
 use crate::directory::{DirectoryFile, Existing, Kind, RequestSpec, UserKindSpec};
 
 /// How many records of each kind an import wrote.
@@ -46,14 +49,8 @@ const SETTING_MESSAGES: &str = "direct-messages-enabled";
 const SETTING_NOTIFY: &str = "notify-by-email-default";
 const SETTING_TICKET_TAG: &str = "ticket-tag";
 
-impl Store {
-    /// Writes a checked import file in one transaction. Records are upserted
-    /// by code, id, login or number, so importing the same file twice
-    /// changes nothing the second time.
-    pub fn import_directory(
-        &mut self,
-        data: &DirectoryFile,
-    ) -> Result<DirectoryCounts, StoreError> {
+impl Import for Store {
+    fn import_directory(&mut self, data: &DirectoryFile) -> Result<DirectoryCounts, StoreError> {
         // A savepoint inside a batch of the dispatcher, a transaction alone.
         let tx = self.begin()?;
         let counts = tx.import_directory(data)?;
@@ -62,10 +59,8 @@ impl Store {
     }
 }
 
-impl Tx<'_> {
-    /// Writes a checked import file within this transaction (see
-    /// [`Store::import_directory`]).
-    pub fn import_directory(&self, data: &DirectoryFile) -> Result<DirectoryCounts, StoreError> {
+impl DirectoryWrites for Tx<'_> {
+    fn import_directory(&self, data: &DirectoryFile) -> Result<DirectoryCounts, StoreError> {
         let tx = self;
         let stamp = now();
         let set = |key: &str, value: Option<String>| -> Result<(), StoreError> {
@@ -212,11 +207,118 @@ impl Tx<'_> {
             requests: data.requests.len(),
         })
     }
+
+    fn save_request(&self, request: &RequestSpec) -> Result<(), StoreError> {
+        upsert_request(&self.conn, request, &now())
+    }
+
+    fn party(
+        &self,
+        kind: relais_sdk::PartyKind,
+        id: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let sql = match kind {
+            relais_sdk::PartyKind::Collaborator => "SELECT NULL FROM collaborators WHERE id = ?1",
+            relais_sdk::PartyKind::Contact => "SELECT customer FROM contacts WHERE id = ?1",
+        };
+        Ok(self.conn.one(sql, [id], |r| r.get(0)).optional()?)
+    }
+
+    fn address_parties(&self, address: &str) -> Result<Vec<Option<String>>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT NULL FROM collaborators
+              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE
+             UNION ALL
+             SELECT customer FROM contacts
+              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE",
+        )?;
+        let mut owners: Vec<Option<String>> = statement
+            .query_map([address], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        // The gateway's format is the alert plugin's (`{fax}@gw`,
+        // `fax-{fax}@gw`...): the local part's digits are the number's.
+        let local = address.split('@').next().unwrap_or_default();
+        let digits: String = local.chars().filter(char::is_ascii_digit).collect();
+        if owners.is_empty() && digits.len() >= 6 {
+            let mut faxes = self
+                .conn
+                .prepare_cached("SELECT customer, fax FROM contacts WHERE fax IS NOT NULL")?;
+            let rows =
+                faxes.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (customer, fax) = row?;
+                let fax: String = fax.chars().filter(char::is_ascii_digit).collect();
+                if fax == digits {
+                    owners.push(Some(customer));
+                }
+            }
+        }
+        Ok(owners)
+    }
+
+    fn contact_email(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let email: Option<Option<String>> = self
+            .conn
+            .one("SELECT email FROM contacts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(email.flatten().filter(|e| !e.trim().is_empty()))
+    }
 }
 
 impl Store {
-    /// How many records of each kind the directory holds.
-    pub fn directory_counts(&self) -> Result<DirectoryCounts, StoreError> {
+    /// A contact or collaborator as an alert recipient.
+    pub(super) fn recipient(
+        &self,
+        kind: PartyKind,
+        id: &str,
+    ) -> Result<Option<Recipient>, StoreError> {
+        let sql = match kind {
+            PartyKind::Contact => {
+                "SELECT name, customer, site, email, reception, fax, alerts FROM contacts WHERE id = ?1"
+            }
+            PartyKind::Collaborator => {
+                "SELECT name, NULL, NULL, email, 'email', NULL, alerts FROM collaborators WHERE id = ?1"
+            }
+        };
+        let row: Option<RecipientRow> = self
+            .conn()
+            .one(sql, [id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .optional()?;
+        let Some((name, customer, site, email, reception, fax, alerts)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Recipient {
+            kind,
+            id: id.to_string(),
+            name,
+            customer,
+            site,
+            email: email.filter(|e: &String| !e.trim().is_empty()),
+            reception: match reception.as_str() {
+                "fax" => Reception::Fax,
+                "none" => Reception::None,
+                _ => Reception::Email,
+            },
+            fax,
+            alerts: from_json(&alerts)?,
+        }))
+    }
+}
+
+impl DirectoryRead for Store {
+    fn directory_counts(&self) -> Result<DirectoryCounts, StoreError> {
         let count = |table: &str| -> Result<usize, StoreError> {
             let n: i64 = self
                 .conn()
@@ -235,8 +337,7 @@ impl Store {
         })
     }
 
-    /// The global settings (defaults for those never imported).
-    pub fn settings(&self) -> Result<Settings, StoreError> {
+    fn settings(&self) -> Result<Settings, StoreError> {
         let mut settings = Settings::default();
         let conn = self.conn();
         let mut statement = conn.prepare_cached("SELECT key, value FROM settings")?;
@@ -254,8 +355,7 @@ impl Store {
         Ok(settings)
     }
 
-    /// The request with this number.
-    pub fn request(&self, number: u64) -> Result<Option<Request>, StoreError> {
+    fn request(&self, number: u64) -> Result<Option<Request>, StoreError> {
         Ok(self
             .conn()
             .one(
@@ -268,8 +368,7 @@ impl Store {
             .optional()?)
     }
 
-    /// The request type with this code.
-    pub fn request_type(&self, code: &str) -> Result<Option<RequestType>, StoreError> {
+    fn request_type(&self, code: &str) -> Result<Option<RequestType>, StoreError> {
         Ok(self
             .conn()
             .one(
@@ -285,18 +384,14 @@ impl Store {
             .optional()?)
     }
 
-    /// The codes of every request type, sorted.
-    pub fn request_type_codes(&self) -> Result<Vec<String>, StoreError> {
+    fn request_type_codes(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached("SELECT code FROM request_types ORDER BY code")?;
         let codes = statement.query_map([], |row| row.get(0))?;
         Ok(codes.collect::<Result<_, _>>()?)
     }
 
-    /// A contract with its alert settings and its recipient groups, each
-    /// member with its address, reception mode and subscriptions. A member
-    /// no longer in the directory is left out.
-    pub fn contract_details(
+    fn contract_details(
         &self,
         code: &str,
     ) -> Result<Option<relais_sdk::ContractDetails>, StoreError> {
@@ -376,56 +471,7 @@ impl Store {
         }))
     }
 
-    /// A contact or collaborator as an alert recipient.
-    pub(super) fn recipient(
-        &self,
-        kind: PartyKind,
-        id: &str,
-    ) -> Result<Option<Recipient>, StoreError> {
-        let sql = match kind {
-            PartyKind::Contact => {
-                "SELECT name, customer, site, email, reception, fax, alerts FROM contacts WHERE id = ?1"
-            }
-            PartyKind::Collaborator => {
-                "SELECT name, NULL, NULL, email, 'email', NULL, alerts FROM collaborators WHERE id = ?1"
-            }
-        };
-        let row: Option<RecipientRow> = self
-            .conn()
-            .one(sql, [id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .optional()?;
-        let Some((name, customer, site, email, reception, fax, alerts)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Recipient {
-            kind,
-            id: id.to_string(),
-            name,
-            customer,
-            site,
-            email: email.filter(|e: &String| !e.trim().is_empty()),
-            reception: match reception.as_str() {
-                "fax" => Reception::Fax,
-                "none" => Reception::None,
-                _ => Reception::Email,
-            },
-            fax,
-            alerts: from_json(&alerts)?,
-        }))
-    }
-
-    /// A customer with its main site, language and alert formats.
-    pub fn customer(&self, code: &str) -> Result<Option<Customer>, StoreError> {
+    fn customer(&self, code: &str) -> Result<Option<Customer>, StoreError> {
         let conn = self.conn();
         let found: Option<Customer> = conn
             .one(
@@ -466,9 +512,7 @@ impl Store {
         Ok(Some(customer))
     }
 
-    /// Every (customer, language, template) an alert format names, for
-    /// checking that the templates exist.
-    pub fn alert_templates(&self) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+    fn alert_templates(&self) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare(
             "SELECT f.customer, c.language, f.template FROM alert_formats AS f
@@ -478,10 +522,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Collaborators and contacts whose `email` or `email2` is `email`
-    /// (case-insensitive), each with its linked users: one query, since
-    /// CatchMail asks it for every mail.
-    pub fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, StoreError> {
+    fn address_owners(&self, email: &str) -> Result<Vec<AddressOwner>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(
             "SELECT o.kind, o.id, o.name, o.customer,
@@ -538,8 +579,7 @@ impl Store {
         Ok(owners)
     }
 
-    /// The customer of a contact.
-    pub fn contact_customer(&self, id: &str) -> Result<Option<String>, StoreError> {
+    fn contact_customer(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()
             .one("SELECT customer FROM contacts WHERE id = ?1", [id], |r| {
@@ -548,8 +588,7 @@ impl Store {
             .optional()?)
     }
 
-    /// A contact's mail address.
-    pub fn contact_email(&self, id: &str) -> Result<Option<String>, StoreError> {
+    fn contact_email(&self, id: &str) -> Result<Option<String>, StoreError> {
         let email: Option<Option<String>> = self
             .conn()
             .one("SELECT email FROM contacts WHERE id = ?1", [id], |r| {
@@ -559,8 +598,7 @@ impl Store {
         Ok(email.flatten().filter(|e| !e.trim().is_empty()))
     }
 
-    /// The customer of a contract.
-    pub fn contract_customer(&self, code: &str) -> Result<Option<String>, StoreError> {
+    fn contract_customer(&self, code: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()
             .one(
@@ -571,8 +609,7 @@ impl Store {
             .optional()?)
     }
 
-    /// Whether a directory record of `kind` with this id or code exists.
-    pub fn exists_in(&self, kind: Kind, id: &str) -> Result<bool, StoreError> {
+    fn exists_in(&self, kind: Kind, id: &str) -> Result<bool, StoreError> {
         let sql = match kind {
             Kind::Company => "SELECT 1 FROM companies WHERE code = ?1",
             Kind::Customer => "SELECT 1 FROM customers WHERE code = ?1",
@@ -650,74 +687,6 @@ fn upsert_request(
         ],
     )?;
     Ok(())
-}
-
-impl Tx<'_> {
-    /// Creates or replaces a request as the support system saved it.
-    pub fn save_request(&self, request: &RequestSpec) -> Result<(), StoreError> {
-        upsert_request(&self.conn, request, &now())
-    }
-
-    /// Whether a collaborator or contact exists: `None` when not, else its
-    /// customer (`None` for a collaborator). Read inside the event, so an
-    /// effect is checked against the directory it is applied to.
-    pub fn party(
-        &self,
-        kind: relais_sdk::PartyKind,
-        id: &str,
-    ) -> Result<Option<Option<String>>, StoreError> {
-        let sql = match kind {
-            relais_sdk::PartyKind::Collaborator => "SELECT NULL FROM collaborators WHERE id = ?1",
-            relais_sdk::PartyKind::Contact => "SELECT customer FROM contacts WHERE id = ?1",
-        };
-        Ok(self.conn.one(sql, [id], |r| r.get(0)).optional()?)
-    }
-
-    /// Who owns `address`: for each collaborator `None`, for each contact
-    /// `Some(customer)`. An email-to-fax address whose local part's digits
-    /// are a contact's fax number (at least six) counts as that contact's.
-    pub fn address_parties(&self, address: &str) -> Result<Vec<Option<String>>, StoreError> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT NULL FROM collaborators
-              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE
-             UNION ALL
-             SELECT customer FROM contacts
-              WHERE email = ?1 COLLATE NOCASE OR email2 = ?1 COLLATE NOCASE",
-        )?;
-        let mut owners: Vec<Option<String>> = statement
-            .query_map([address], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        // The gateway's format is the alert plugin's (`{fax}@gw`,
-        // `fax-{fax}@gw`...): the local part's digits are the number's.
-        let local = address.split('@').next().unwrap_or_default();
-        let digits: String = local.chars().filter(char::is_ascii_digit).collect();
-        if owners.is_empty() && digits.len() >= 6 {
-            let mut faxes = self
-                .conn
-                .prepare_cached("SELECT customer, fax FROM contacts WHERE fax IS NOT NULL")?;
-            let rows =
-                faxes.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            for row in rows {
-                let (customer, fax) = row?;
-                let fax: String = fax.chars().filter(char::is_ascii_digit).collect();
-                if fax == digits {
-                    owners.push(Some(customer));
-                }
-            }
-        }
-        Ok(owners)
-    }
-
-    /// A contact's mail address (Mail 1), read inside the event.
-    pub fn contact_email(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let email: Option<Option<String>> = self
-            .conn
-            .one("SELECT email FROM contacts WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        Ok(email.flatten().filter(|e| !e.trim().is_empty()))
-    }
 }
 
 pub(super) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {

@@ -7,7 +7,8 @@
 use relais_sdk::{ExchangeSummary, REMINDER, Recipient, RequestActivity, RequestQuery, Side};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Cached, OutgoingMail, Store, StoreError, Tx, now};
+use super::prelude::*;
+use super::{Cached, ExchangeWrites, Exchanges, OutgoingMail, Store, StoreError, Tx, now};
 
 /// An exchange as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -108,45 +109,30 @@ pub fn check_type(code: &str) -> Result<(), StoreError> {
     }
 }
 
+/// A request's exchanges, as summarised by the SDK's rule
+/// ([`ExchangeSummary::of`]): the store reads the rows, oldest first.
 fn summary(conn: &rusqlite::Connection, request: u64) -> Result<ExchangeSummary, StoreError> {
-    let (count, last_at): (i64, Option<String>) = conn.one(
-        "SELECT count(*), max(created_at) FROM exchanges WHERE request = ?1",
-        [request as i64],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+    let mut statement = conn.prepare_cached(
+        "SELECT direction, type, created_at FROM exchanges WHERE request = ?1
+         ORDER BY created_at, id",
     )?;
-    let last: Option<String> = conn
-        .one(
-            "SELECT direction FROM exchanges WHERE request = ?1
-             ORDER BY created_at DESC, id DESC LIMIT 1",
-            [request as i64],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let reminders: i64 = conn.one(
-        "SELECT count(*) FROM exchanges
-         WHERE request = ?1 AND direction = 'sent' AND type = ?2
-           AND created_at > coalesce((SELECT max(created_at) FROM exchanges
-                                      WHERE request = ?1 AND direction = 'received'), '')",
-        params![request as i64, REMINDER],
-        |r| r.get(0),
-    )?;
-    Ok(ExchangeSummary {
-        count: count as u32,
-        last_side: last.map(|direction| {
-            if direction == "received" {
+    let rows: Vec<(String, Option<String>, String)> = statement
+        .query_map([request as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(ExchangeSummary::of(rows.iter().map(
+        |(direction, kind, at)| {
+            let side = if direction == "received" {
                 Side::Customer
             } else {
                 Side::Staff
-            }
-        }),
-        last_at,
-        reminders: reminders as u32,
-    })
+            };
+            (side, kind.as_deref().unwrap_or_default(), at.as_str())
+        },
+    )))
 }
 
-impl Store {
-    /// The exchanges on a request, oldest first.
-    pub fn exchanges(&self, request: u64) -> Result<Vec<ExchangeRecord>, StoreError> {
+impl Exchanges for Store {
+    fn exchanges(&self, request: u64) -> Result<Vec<ExchangeRecord>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!(
             "{SELECT} WHERE e.request = ?1 ORDER BY e.created_at, e.id"
@@ -155,8 +141,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// One exchange.
-    pub fn exchange(&self, id: i64) -> Result<Option<ExchangeRecord>, StoreError> {
+    fn exchange(&self, id: i64) -> Result<Option<ExchangeRecord>, StoreError> {
         Ok(self
             .conn()
             .one(
@@ -167,16 +152,11 @@ impl Store {
             .optional()?)
     }
 
-    /// A request's exchanges summed up: how many, who spoke last, how many
-    /// reminders since the customer last spoke.
-    pub fn exchange_summary(&self, request: u64) -> Result<ExchangeSummary, StoreError> {
+    fn exchange_summary(&self, request: u64) -> Result<ExchangeSummary, StoreError> {
         summary(&self.conn(), request)
     }
 
-    /// The requests in one of `query.states` whose last activity (a save,
-    /// an exchange, a direct message) is not after `query.idle_since`, the
-    /// longest idle first.
-    pub fn find_requests(&self, query: &RequestQuery) -> Result<Vec<RequestActivity>, StoreError> {
+    fn find_requests(&self, query: &RequestQuery) -> Result<Vec<RequestActivity>, StoreError> {
         let limit = query.limit.min(RequestQuery::MAX_LIMIT);
         if query.states.is_empty() || limit == 0 {
             return Ok(Vec::new());
@@ -213,8 +193,7 @@ impl Store {
             .collect()
     }
 
-    /// The contact with this id, with its addresses.
-    pub fn contact(&self, id: &str) -> Result<Option<Recipient>, StoreError> {
+    fn contact(&self, id: &str) -> Result<Option<Recipient>, StoreError> {
         self.recipient(relais_sdk::PartyKind::Contact, id)
     }
 }
@@ -267,10 +246,28 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records `mail`, just queued in the outbox as `outbox`, as an exchange
-    /// sent to the customer on the request it is about, of type
-    /// `exchange_type`.
-    pub fn record_sent_mail(
+    /// The one contact of `request`'s customer with this address (email or
+    /// email2, in any case); `None` when none or several have it.
+    fn customer_contact(&self, request: u64, address: &str) -> Result<Option<String>, StoreError> {
+        let conn = &*self.conn;
+        let mut statement = conn.prepare_cached(
+            "SELECT c.id FROM contacts AS c JOIN requests AS r ON r.customer = c.customer
+             WHERE r.number = ?1
+               AND (c.email = ?2 COLLATE NOCASE OR c.email2 = ?2 COLLATE NOCASE)
+             LIMIT 2",
+        )?;
+        let ids: Vec<String> = statement
+            .query_map(params![request as i64, address.trim()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(match ids.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        })
+    }
+}
+
+impl ExchangeWrites for Tx<'_> {
+    fn record_sent_mail(
         &self,
         outbox: i64,
         mail: &OutgoingMail,
@@ -308,8 +305,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records an exchange by hand; its id.
-    pub fn record_exchange(&self, request: u64, new: &NewExchange) -> Result<i64, StoreError> {
+    fn record_exchange(&self, request: u64, new: &NewExchange) -> Result<i64, StoreError> {
         let found = self.require_request(request)?;
         if new.direction != "received" && new.direction != "sent" {
             return Err(StoreError::Refused(format!(
@@ -375,25 +371,6 @@ impl Tx<'_> {
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
-    }
-
-    /// The one contact of `request`'s customer with this address (email or
-    /// email2, in any case); `None` when none or several have it.
-    fn customer_contact(&self, request: u64, address: &str) -> Result<Option<String>, StoreError> {
-        let conn = &*self.conn;
-        let mut statement = conn.prepare_cached(
-            "SELECT c.id FROM contacts AS c JOIN requests AS r ON r.customer = c.customer
-             WHERE r.number = ?1
-               AND (c.email = ?2 COLLATE NOCASE OR c.email2 = ?2 COLLATE NOCASE)
-             LIMIT 2",
-        )?;
-        let ids: Vec<String> = statement
-            .query_map(params![request as i64, address.trim()], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok(match ids.as_slice() {
-            [one] => Some(one.clone()),
-            _ => None,
-        })
     }
 }
 

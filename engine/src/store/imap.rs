@@ -4,7 +4,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Cached, Store, StoreError, Tx, now};
+use super::prelude::*;
+use super::{Cached, ImapState, ReceiptWrites, Store, StoreError, Tx, now};
 
 /// Where a mail came from on its IMAP server: written in the transaction of
 /// its processing, so the last UID never runs ahead of what committed.
@@ -18,10 +19,8 @@ pub struct ImapReceipt {
     pub uid: u32,
 }
 
-impl Tx<'_> {
-    /// Records that the mail `receipt` names was processed: it becomes the
-    /// account's last UID and waits to be flagged on the server.
-    pub fn record_receipt(&self, receipt: &ImapReceipt) -> Result<(), StoreError> {
+impl ReceiptWrites for Tx<'_> {
+    fn record_receipt(&self, receipt: &ImapReceipt) -> Result<(), StoreError> {
         self.conn.run(
             "INSERT INTO imap_state (account, uidvalidity, last_uid) VALUES (?1, ?2, ?3)
              ON CONFLICT (account) DO UPDATE SET uidvalidity = ?2, last_uid = max(last_uid, ?3)
@@ -42,8 +41,26 @@ impl Tx<'_> {
 }
 
 impl Store {
-    /// The account's UIDVALIDITY and last processed UID, if it was ever seen.
-    pub fn imap_state(&self, account: &str) -> Result<Option<(u32, u32)>, StoreError> {
+    /// Deletes the rows of `table` for these UIDs, in one transaction.
+    fn forget_uids(
+        &mut self,
+        table: &str,
+        account: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<(), StoreError> {
+        let sql =
+            format!("DELETE FROM {table} WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3");
+        let tx = self.begin()?;
+        for uid in uids {
+            tx.conn.run(&sql, params![account, uidvalidity, uid])?;
+        }
+        tx.commit()
+    }
+}
+
+impl ImapState for Store {
+    fn imap_state(&self, account: &str) -> Result<Option<(u32, u32)>, StoreError> {
         Ok(self
             .conn()
             .one(
@@ -54,10 +71,7 @@ impl Store {
             .optional()?)
     }
 
-    /// Starts over on a mailbox whose UIDVALIDITY is new: its UIDs mean
-    /// other mails now, so every mail in it is fetched again (those already
-    /// processed are recognised by Message-ID), and old bookkeeping goes.
-    pub fn reset_imap_state(&mut self, account: &str, uidvalidity: u32) -> Result<(), StoreError> {
+    fn reset_imap_state(&mut self, account: &str, uidvalidity: u32) -> Result<(), StoreError> {
         let tx = self.begin()?;
         tx.conn.run(
             "INSERT INTO imap_state (account, uidvalidity, last_uid) VALUES (?1, ?2, 0)
@@ -75,8 +89,7 @@ impl Store {
         tx.commit()
     }
 
-    /// UIDs processed but not yet acknowledged on the server.
-    pub fn imap_pending(&self, account: &str, uidvalidity: u32) -> Result<Vec<u32>, StoreError> {
+    fn imap_pending(&self, account: &str, uidvalidity: u32) -> Result<Vec<u32>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(
             "SELECT uid FROM imap_pending WHERE account = ?1 AND uidvalidity = ?2 ORDER BY uid",
@@ -87,8 +100,7 @@ impl Store {
         Ok(uids)
     }
 
-    /// The server acknowledged these UIDs (flagged or moved).
-    pub fn imap_acknowledged(
+    fn imap_acknowledged(
         &mut self,
         account: &str,
         uidvalidity: u32,
@@ -97,25 +109,7 @@ impl Store {
         self.forget_uids("imap_pending", account, uidvalidity, uids)
     }
 
-    /// Deletes the rows of `table` for these UIDs, in one transaction.
-    fn forget_uids(
-        &mut self,
-        table: &str,
-        account: &str,
-        uidvalidity: u32,
-        uids: &[u32],
-    ) -> Result<(), StoreError> {
-        let sql =
-            format!("DELETE FROM {table} WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3");
-        let tx = self.begin()?;
-        for uid in uids {
-            tx.conn.run(&sql, params![account, uidvalidity, uid])?;
-        }
-        tx.commit()
-    }
-
-    /// Processed UIDs received more than `days` days ago, still on the server.
-    pub fn imap_expired(
+    fn imap_expired(
         &self,
         account: &str,
         uidvalidity: u32,
@@ -136,8 +130,7 @@ impl Store {
         Ok(uids)
     }
 
-    /// These UIDs were deleted from the server.
-    pub fn imap_deleted(
+    fn imap_deleted(
         &mut self,
         account: &str,
         uidvalidity: u32,

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{Cached, Store, StoreError, Tx, from_json, now, to_json};
+use super::{Cached, MailWrites, Mails, Store, StoreError, Tx, from_json, now, to_json};
 
 /// What became of a stored mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,11 +112,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-impl Store {
-    /// Whether a mail with this Message-ID is stored.
-    /// Whether a mail with this Message-ID is stored: `None` when not,
-    /// else its fingerprint (`None` for mail stored before fingerprints).
-    pub fn mail_fingerprint(&self, message_id: &str) -> Result<Option<Option<String>>, StoreError> {
+impl Mails for Store {
+    fn mail_fingerprint(&self, message_id: &str) -> Result<Option<Option<String>>, StoreError> {
         Ok(self
             .conn()
             .one(
@@ -127,8 +124,7 @@ impl Store {
             .optional()?)
     }
 
-    /// Whether a mail with this Message-ID is stored.
-    pub fn mail_exists(&self, message_id: &str) -> Result<bool, StoreError> {
+    fn mail_exists(&self, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .one(
@@ -140,8 +136,7 @@ impl Store {
             .is_some())
     }
 
-    /// A stored mail by Message-ID.
-    pub fn mail(&self, message_id: &str) -> Result<Option<MailRecord>, StoreError> {
+    fn mail(&self, message_id: &str) -> Result<Option<MailRecord>, StoreError> {
         let row = self
             .conn()
             .one(
@@ -184,9 +179,7 @@ impl Store {
         .transpose()
     }
 
-    /// The raw message of a stored mail, byte for byte: what was stored of
-    /// it with the bodies of its attachments written back.
-    pub fn raw_mail(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn raw_mail(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let conn = self.conn();
         let Some((id, kept)) = conn
             .one(
@@ -227,8 +220,7 @@ impl Store {
         Ok(Some(super::apart::rebuild(&kept, &placed)))
     }
 
-    /// How many blobs (raw messages and attachment contents) are stored.
-    pub fn blob_count(&self) -> Result<u64, StoreError> {
+    fn blob_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn()
             .one("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))? as u64)
@@ -253,10 +245,10 @@ impl Tx<'_> {
         }
         Ok(key)
     }
+}
 
-    /// Stores a mail with its raw message and attachments. A mail whose
-    /// Message-ID is already stored is refused: each mail is stored once.
-    pub fn insert_mail(&self, mail: &NewMail<'_>) -> Result<i64, StoreError> {
+impl MailWrites for Tx<'_> {
+    fn insert_mail(&self, mail: &NewMail<'_>) -> Result<i64, StoreError> {
         // Each byte once: the bodies of attachments stored apart leave the
         // raw message, which must still come back whole.
         let cuts: Vec<(usize, super::apart::Cut)> = mail
@@ -342,6 +334,7 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::prelude::*;
 
     fn mail<'a>(id: &'a str, raw: &'a [u8], attachments: &'a [NewAttachment]) -> NewMail<'a> {
         NewMail {

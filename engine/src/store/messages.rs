@@ -3,7 +3,8 @@
 use relais_sdk::{Author, MessageSource, Side};
 use rusqlite::params;
 
-use super::{Cached, Store, StoreError, Tx, now};
+use super::prelude::*;
+use super::{Cached, MessageWrites, Messages, Store, StoreError, Tx, now};
 
 /// A direct message as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -74,29 +75,6 @@ fn name<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 }
 
 impl Store {
-    /// The direct messages on a request, oldest first.
-    pub fn messages(&self, request: u64) -> Result<Vec<MessageRecord>, StoreError> {
-        let conn = self.conn();
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE request = ?1 ORDER BY id"
-        ))?;
-        let rows = statement.query_map([request as i64], message_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// One direct message.
-    pub fn message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
-        use rusqlite::OptionalExtension;
-        Ok(self
-            .conn()
-            .one(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
-                [id],
-                message_from_row,
-            )
-            .optional()?)
-    }
-
     /// Marks a message read or unread; `None` when there is no such message.
     pub fn set_message_read(
         &mut self,
@@ -111,18 +89,39 @@ impl Store {
         }
         self.message(id)
     }
+}
 
-    /// How many direct messages are stored in all.
-    pub fn message_count(&self) -> Result<u64, StoreError> {
+impl Messages for Store {
+    fn messages(&self, request: u64) -> Result<Vec<MessageRecord>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE request = ?1 ORDER BY id"
+        ))?;
+        let rows = statement.query_map([request as i64], message_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .one(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
+                [id],
+                message_from_row,
+            )
+            .optional()?)
+    }
+
+    fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn()
             .one("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }
 
-impl Tx<'_> {
-    /// Marks a message read or unread; whether there is such a message.
-    pub fn set_message_read(&self, id: i64, read: bool) -> Result<bool, StoreError> {
+impl MessageWrites for Tx<'_> {
+    fn set_message_read(&self, id: i64, read: bool) -> Result<bool, StoreError> {
         let changed = self.conn.run(
             "UPDATE messages SET read = ?2 WHERE id = ?1",
             params![id, read],
@@ -130,8 +129,7 @@ impl Tx<'_> {
         Ok(changed > 0)
     }
 
-    /// The request, or a refusal naming it when it does not exist.
-    pub fn require_request(&self, request: u64) -> Result<relais_sdk::Request, StoreError> {
+    fn require_request(&self, request: u64) -> Result<relais_sdk::Request, StoreError> {
         use rusqlite::OptionalExtension;
         self.conn
             .one(
@@ -145,13 +143,7 @@ impl Tx<'_> {
             .ok_or_else(|| StoreError::Refused(format!("request {request} does not exist")))
     }
 
-    /// Posts a direct message. Refused when the request does not exist or
-    /// its conversation is locked (its messages stay visible, none is added).
-    pub fn post_message(
-        &self,
-        message: &NewMessage<'_>,
-        run: Option<i64>,
-    ) -> Result<i64, StoreError> {
+    fn post_message(&self, message: &NewMessage<'_>, run: Option<i64>) -> Result<i64, StoreError> {
         let NewMessage {
             request,
             author,
@@ -185,8 +177,7 @@ impl Tx<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Creates a ticket (support request) with the next free number.
-    pub fn create_request(
+    fn create_request(
         &self,
         company: &str,
         customer: &str,

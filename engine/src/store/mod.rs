@@ -10,6 +10,7 @@ mod imap;
 mod mail;
 mod messages;
 mod outbox;
+mod ports;
 mod retention;
 mod runs;
 mod search;
@@ -18,6 +19,7 @@ mod threads;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, Params, Row};
 
 pub use directory::DirectoryCounts;
@@ -25,11 +27,22 @@ pub use exchanges::{ExchangeRecord, NewExchange};
 pub use imap::ImapReceipt;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
+/// The store's traits, for calling their methods on [`Store`] and [`Tx`].
+pub mod prelude {
+    pub use super::ports::*;
+}
+
 pub use outbox::{Delivery, DeliveryMark, OutboxRecord, OutgoingMail};
+pub use ports::{
+    Conversations, DirectoryRead, DirectoryWrites, EventTx, ExchangeWrites, Exchanges, Expiry,
+    ImapState, Import, LastFired, LinkWrites, MailSearch, MailStore, MailWrites, Mails,
+    MessageWrites, Messages, Outbox, OutboxWrites, ReceiptWrites, RunWrites, Runs, ScheduleState,
+    SourceState, Threads, UnitOfWork,
+};
 pub use retention::{Cutoffs, Expired};
 pub use runs::{RunRecord, RunSummary};
 pub use search::{MAX_PAGE, MailPage, MailQuery, MailRow};
-pub use threads::{Candidate, Direction, LinkChange, ThreadNode};
+pub use threads::{Direction, LinkChange, SenderRequest, ThreadNode};
 
 /// A store failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +52,8 @@ pub enum StoreError {
     Open {
         /// The database file.
         path: PathBuf,
-        /// What SQLite said.
-        source: rusqlite::Error,
+        /// What the database said.
+        source: DatabaseError,
     },
     /// The database was written by a newer Relais.
     #[error(
@@ -54,9 +67,9 @@ pub enum StoreError {
         /// Latest version this build knows.
         supported: i64,
     },
-    /// An SQLite error.
+    /// The database failed a statement.
     #[error("store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[from] DatabaseError),
     /// A stored JSON column did not decode.
     #[error("store: corrupt JSON column: {0}")]
     Json(#[from] serde_json::Error),
@@ -66,10 +79,28 @@ pub enum StoreError {
     Refused(String),
 }
 
-/// Migrations, in order; the store's `user_version` is how many ran.
+/// What the database said when it failed, kept opaque so that no type of
+/// the database's driver leaves the store.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DatabaseError(Box<dyn std::error::Error + Send + Sync>);
+
+impl From<rusqlite::Error> for DatabaseError {
+    fn from(error: rusqlite::Error) -> Self {
+        DatabaseError(Box::new(error))
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Database(error.into())
+    }
+}
+
 /// The schema version from which stored mail is indexed for search.
 const SEARCHABLE_SINCE: i64 = 9;
 
+/// Migrations, in order; the store's `user_version` is how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("schema2.sql"),
@@ -110,7 +141,7 @@ impl Store {
         };
         let conn = open().map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         })?;
         Self::setup(conn, path)
     }
@@ -170,21 +201,6 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a consistent copy of the store to `path` (SQLite's `VACUUM
-    /// INTO`), while others go on reading and writing it.
-    pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
-        let target = path.to_string_lossy().into_owned();
-        self.conn().execute("VACUUM INTO ?1", [target])?;
-        Ok(())
-    }
-
-    /// The schema version of the store.
-    pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn()
-            .pragma_query_value(None, "user_version", |row| row.get(0))?)
-    }
-
     /// The connection, for one statement or transaction. A panic while it
     /// was held cannot leave a transaction open ([`Tx`] rolls back on drop),
     /// so a poisoned lock is safe to take over.
@@ -192,11 +208,23 @@ impl Store {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts the one transaction in which an event's mail, effects and run
-    /// trace are written. Dropped without [`Tx::commit`], it writes nothing.
-    /// Inside a batch ([`Store::begin_batch`]) it is a savepoint: the event
-    /// is still all or nothing, and the batch commits once for all.
-    pub fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
+    pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
+        let target = path.to_string_lossy().into_owned();
+        self.conn().execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+}
+
+impl UnitOfWork for Store {
+    type Unit<'a> = Tx<'a>;
+
+    fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
         let conn = self.conn();
         let nested = !conn.is_autocommit();
         conn.execute_batch(if nested {
@@ -211,20 +239,15 @@ impl Store {
         })
     }
 
-    /// Opens a batch: the events until [`Store::commit_batch`] share one
-    /// commit (one disk sync), each in its own savepoint. Readers of other
-    /// connections see none of it until then.
-    pub fn begin_batch(&mut self) -> Result<(), StoreError> {
+    fn begin_batch(&mut self) -> Result<(), StoreError> {
         Ok(self.conn().execute_batch("BEGIN IMMEDIATE")?)
     }
 
-    /// Makes a batch durable.
-    pub fn commit_batch(&mut self) -> Result<(), StoreError> {
+    fn commit_batch(&mut self) -> Result<(), StoreError> {
         Ok(self.conn().execute_batch("COMMIT")?)
     }
 
-    /// Drops a batch whose commit failed.
-    pub fn rollback_batch(&mut self) {
+    fn rollback_batch(&mut self) {
         let conn = self.conn();
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -240,10 +263,8 @@ pub struct Tx<'a> {
     nested: bool,
 }
 
-impl Tx<'_> {
-    /// Makes every write of this transaction durable (or, in a batch, part
-    /// of the batch's commit).
-    pub fn commit(mut self) -> Result<(), StoreError> {
+impl EventTx for Tx<'_> {
+    fn commit(mut self) -> Result<(), StoreError> {
         self.conn.execute_batch(if self.nested {
             "RELEASE event"
         } else {
@@ -299,9 +320,23 @@ impl Cached for Connection {
     }
 }
 
-/// The current time, RFC 3339 in UTC with milliseconds.
+/// A time as the store writes it: RFC 3339 in UTC with milliseconds, one
+/// width for every time, so that stored times sort as they compare. The
+/// store's API takes and gives [`DateTime`]; the text stays inside.
+pub(crate) fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The current time, as the store writes it.
 pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    stamp(Utc::now())
+}
+
+/// A stored time read back; `None` for a value no Relais wrote.
+fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {

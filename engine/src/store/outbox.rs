@@ -3,7 +3,13 @@
 
 use rusqlite::params;
 
-use super::{Cached, Store, StoreError, Tx, from_json, now, to_json};
+use chrono::{DateTime, Utc};
+
+use super::prelude::*;
+use super::{
+    Cached, Outbox, OutboxWrites, Store, StoreError, Tx, from_json, now, parse_stamp, stamp,
+    to_json,
+};
 
 /// A mail to queue.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -74,13 +80,8 @@ pub enum DeliveryMark {
     Failed(String),
 }
 
-impl Store {
-    /// The outbox, newest first, optionally only one status.
-    pub fn outbox(
-        &self,
-        status: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<OutboxRecord>, StoreError> {
+impl Outbox for Store {
+    fn outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!(
             "SELECT {MAIL_COLUMNS}, status, attempts, last_error, created_at
@@ -90,9 +91,7 @@ impl Store {
         records(rows)
     }
 
-    /// The mail about request `number` (alerts, notices, replies,
-    /// reminders), oldest first.
-    pub fn outbox_of_request(&self, number: u64) -> Result<Vec<OutboxRecord>, StoreError> {
+    fn outbox_of_request(&self, number: u64) -> Result<Vec<OutboxRecord>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!(
             "SELECT {MAIL_COLUMNS}, status, attempts, last_error, created_at
@@ -100,6 +99,107 @@ impl Store {
         ))?;
         let rows = statement.query([number as i64])?;
         records(rows)
+    }
+
+    fn due_mail(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MAIL_COLUMNS}, attempts FROM outbox
+             WHERE status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+             ORDER BY id LIMIT ?2"
+        ))?;
+        let mut rows = statement.query(params![now(), limit as i64])?;
+        let mut due = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (id, mail) = mail_from_row(row)?;
+            due.push(Delivery {
+                id,
+                mail,
+                attempts: row.get::<_, i64>(10)? as u32,
+            });
+        }
+        Ok(due)
+    }
+
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<String> = self.conn().one(
+            "SELECT min(coalesce(next_attempt_at, '')) FROM outbox WHERE status = 'queued'",
+            [],
+            |r| r.get(0),
+        )?;
+        // A mail never tried is due now (its empty time sorts first).
+        Ok(next.map(|at| parse_stamp(&at).unwrap_or(DateTime::<Utc>::MIN_UTC)))
+    }
+
+    fn record_deliveries(&mut self, marks: &[(i64, DeliveryMark)]) -> Result<(), StoreError> {
+        let tx = self.begin()?;
+        for (id, mark) in marks {
+            // The attempt itself was counted by its `Attempt` mark.
+            match mark {
+                DeliveryMark::Attempt { next } => tx.conn.run(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2
+                     WHERE id = ?1 AND status = 'queued'",
+                    params![id, next],
+                )?,
+                DeliveryMark::Sent(answer) => tx.conn.run(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?2,
+                            last_error = NULL, next_attempt_at = NULL, answer = ?3
+                     WHERE id = ?1",
+                    params![id, now(), answer],
+                )?,
+                DeliveryMark::Retry { error, next } => tx.conn.run(
+                    "UPDATE outbox SET last_error = ?2, next_attempt_at = ?3
+                     WHERE id = ?1",
+                    params![id, error, next],
+                )?,
+                DeliveryMark::Failed(error) => tx.conn.run(
+                    "UPDATE outbox SET status = 'failed', last_error = ?2,
+                            next_attempt_at = NULL
+                     WHERE id = ?1",
+                    params![id, error],
+                )?,
+            };
+        }
+        tx.commit()
+    }
+
+    fn outbox_status(&self, message_id: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .one(
+                "SELECT status FROM outbox WHERE message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn retry_mail(&self, id: Option<i64>) -> Result<usize, StoreError> {
+        Ok(self.conn().run(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = NULL
+             WHERE status = 'failed' AND (?1 IS NULL OR id = ?1)",
+            params![id],
+        )?)
+    }
+
+    fn outbox_depth(&self) -> Result<u64, StoreError> {
+        Ok(self.conn().one(
+            "SELECT count(*) FROM outbox WHERE status = 'queued'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    fn outbox_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT s.status, (SELECT count(*) FROM outbox AS o WHERE o.status = s.status)
+             FROM (SELECT 'queued' AS status UNION ALL SELECT 'sent' UNION ALL SELECT 'failed'
+                   UNION ALL SELECT 'suppressed') AS s",
+        )?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -155,121 +255,8 @@ fn mail_from_row(row: &rusqlite::Row<'_>) -> Result<(i64, OutgoingMail), StoreEr
     ))
 }
 
-impl Store {
-    /// Queued mails whose next attempt is due, oldest first.
-    pub fn due_mail(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let conn = self.conn();
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT {MAIL_COLUMNS}, attempts FROM outbox
-             WHERE status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
-             ORDER BY id LIMIT ?2"
-        ))?;
-        let mut rows = statement.query(params![now(), limit as i64])?;
-        let mut due = Vec::new();
-        while let Some(row) = rows.next()? {
-            let (id, mail) = mail_from_row(row)?;
-            due.push(Delivery {
-                id,
-                mail,
-                attempts: row.get::<_, i64>(10)? as u32,
-            });
-        }
-        Ok(due)
-    }
-
-    /// When the next queued mail is due, if any is queued.
-    pub fn next_due(&self) -> Result<Option<String>, StoreError> {
-        Ok(self.conn().one(
-            "SELECT min(coalesce(next_attempt_at, '')) FROM outbox WHERE status = 'queued'",
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
-    /// Records what became of delivery attempts, all in one transaction.
-    pub fn record_deliveries(&mut self, marks: &[(i64, DeliveryMark)]) -> Result<(), StoreError> {
-        let tx = self.begin()?;
-        for (id, mark) in marks {
-            // The attempt itself was counted by its `Attempt` mark.
-            match mark {
-                DeliveryMark::Attempt { next } => tx.conn.run(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2
-                     WHERE id = ?1 AND status = 'queued'",
-                    params![id, next],
-                )?,
-                DeliveryMark::Sent(answer) => tx.conn.run(
-                    "UPDATE outbox SET status = 'sent', sent_at = ?2,
-                            last_error = NULL, next_attempt_at = NULL, answer = ?3
-                     WHERE id = ?1",
-                    params![id, now(), answer],
-                )?,
-                DeliveryMark::Retry { error, next } => tx.conn.run(
-                    "UPDATE outbox SET last_error = ?2, next_attempt_at = ?3
-                     WHERE id = ?1",
-                    params![id, error, next],
-                )?,
-                DeliveryMark::Failed(error) => tx.conn.run(
-                    "UPDATE outbox SET status = 'failed', last_error = ?2,
-                            next_attempt_at = NULL
-                     WHERE id = ?1",
-                    params![id, error],
-                )?,
-            };
-        }
-        tx.commit()
-    }
-
-    /// The status of the outbox mail with this Message-ID, if any.
-    pub fn outbox_status(&self, message_id: &str) -> Result<Option<String>, StoreError> {
-        use rusqlite::OptionalExtension;
-        Ok(self
-            .conn()
-            .one(
-                "SELECT status FROM outbox WHERE message_id = ?1",
-                [message_id],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    /// Queues failed mail again: one by id, or every failed one. Returns how
-    /// many were queued.
-    pub fn retry_mail(&self, id: Option<i64>) -> Result<usize, StoreError> {
-        Ok(self.conn().run(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = NULL
-             WHERE status = 'failed' AND (?1 IS NULL OR id = ?1)",
-            params![id],
-        )?)
-    }
-
-    /// How many mails wait in the outbox.
-    pub fn outbox_depth(&self) -> Result<u64, StoreError> {
-        Ok(self.conn().one(
-            "SELECT count(*) FROM outbox WHERE status = 'queued'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
-    }
-
-    /// How many mails the outbox holds, by status (every status listed,
-    /// zero included).
-    pub fn outbox_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let conn = self.conn();
-        let mut statement = conn.prepare_cached(
-            "SELECT s.status, (SELECT count(*) FROM outbox AS o WHERE o.status = s.status)
-             FROM (SELECT 'queued' AS status UNION ALL SELECT 'sent' UNION ALL SELECT 'failed'
-                   UNION ALL SELECT 'suppressed') AS s",
-        )?;
-        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-impl Tx<'_> {
-    /// Queues a mail for the sender task. A failure notice carries its
-    /// recipient as `rate_key`; `suppressed` records one that the rate limit
-    /// held back (kept for the record, never sent).
-    pub fn queue_mail(
+impl OutboxWrites for Tx<'_> {
+    fn queue_mail(
         &self,
         mail: &OutgoingMail,
         run: Option<i64>,
@@ -305,18 +292,16 @@ impl Tx<'_> {
         Ok(id)
     }
 
-    /// Failure notices queued for `rate_key` since `since` (RFC 3339),
-    /// counted up to `limit` (so the cost stays bounded).
-    pub fn notices_since(
+    fn notices_since(
         &self,
         rate_key: &str,
-        since: &str,
+        since: DateTime<Utc>,
         limit: u32,
     ) -> Result<u32, StoreError> {
         Ok(self.conn.one(
             "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE rate_key = ?1 AND created_at >= ?2
                AND status <> 'suppressed' LIMIT ?3)",
-            params![rate_key, since, limit],
+            params![rate_key, stamp(since), limit],
             |r| r.get(0),
         )?)
     }

@@ -13,17 +13,20 @@
 
 use rusqlite::params;
 
-use super::{Cached, Store, StoreError, sha256_hex};
+use chrono::{DateTime, Utc};
 
-/// Cut-off times (RFC 3339): what is older goes.
+use super::prelude::*;
+use super::{Cached, Expiry, Store, StoreError, sha256_hex, stamp};
+
+/// Cut-off times: what is older goes.
 #[derive(Debug, Clone, Default)]
 pub struct Cutoffs {
     /// Runs started before this.
-    pub runs: Option<String>,
+    pub runs: Option<DateTime<Utc>>,
     /// Raw mail received before this.
-    pub raw_mail: Option<String>,
+    pub raw_mail: Option<DateTime<Utc>>,
     /// Outbox mail sent (or held back) before this.
-    pub sent_outbox: Option<String>,
+    pub sent_outbox: Option<DateTime<Utc>>,
 }
 
 /// How much one batch removed.
@@ -44,19 +47,17 @@ impl Expired {
     }
 }
 
-impl Store {
-    /// Removes at most `batch` of each kind of record older than its
-    /// cut-off, in one transaction; call again until it removes nothing.
-    pub fn expire(&mut self, cutoffs: &Cutoffs, batch: usize) -> Result<Expired, StoreError> {
+impl Expiry for Store {
+    fn expire(&mut self, cutoffs: &Cutoffs, batch: usize) -> Result<Expired, StoreError> {
         let tx = self.begin()?;
         let conn = &*tx.conn;
         let batch = batch.max(1) as i64;
         let mut expired = Expired::default();
-        if let Some(before) = &cutoffs.runs {
+        if let Some(before) = cutoffs.runs.map(stamp) {
             let ids = ids(
                 conn,
                 "SELECT id FROM runs WHERE started_at < ?1 AND outcome != 'failed' ORDER BY id LIMIT ?2",
-                before,
+                &before,
                 batch,
             )?;
             for id in &ids {
@@ -72,7 +73,7 @@ impl Store {
             }
             expired.runs = ids.len();
         }
-        if let Some(before) = &cutoffs.raw_mail {
+        if let Some(before) = cutoffs.raw_mail.map(stamp) {
             let empty = sha256_hex(b"");
             conn.run(
                 "INSERT INTO blobs (sha256, size, content) VALUES (?1, 0, x'') ON CONFLICT (sha256) DO NOTHING",
@@ -110,12 +111,12 @@ impl Store {
             }
             expired.raw_mails = ids.len();
         }
-        if let Some(before) = &cutoffs.sent_outbox {
+        if let Some(before) = cutoffs.sent_outbox.map(stamp) {
             let ids = ids(
                 conn,
                 "SELECT id FROM outbox WHERE status IN ('sent', 'suppressed')
                    AND coalesce(sent_at, created_at) < ?1 ORDER BY id LIMIT ?2",
-                before,
+                &before,
                 batch,
             )?;
             for id in &ids {
@@ -170,8 +171,7 @@ mod tests {
         store
             .record_deliveries(&[(sent, DeliveryMark::Sent("250 ok".to_string()))])
             .expect("sent");
-        let future = (chrono::Utc::now() + chrono::Duration::days(1))
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let future = chrono::Utc::now() + chrono::Duration::days(1);
         let cutoffs = Cutoffs {
             sent_outbox: Some(future),
             ..Cutoffs::default()

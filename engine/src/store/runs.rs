@@ -2,7 +2,12 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Cached, Store, StoreError, Tx, from_json};
+use chrono::{DateTime, Utc};
+
+use super::{
+    Cached, LastFired, RunWrites, Runs, ScheduleState, Store, StoreError, Tx, from_json,
+    parse_stamp, stamp,
+};
 
 /// A run trace to record.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -48,9 +53,8 @@ pub struct RunSummary {
     pub duration_us: u64,
 }
 
-impl Store {
-    /// The most recent runs, newest first.
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+impl Runs for Store {
+    fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(
             "SELECT id, trigger, summary, outcome, error, started_at, duration_us
@@ -70,8 +74,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// One run with its full trace.
-    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+    fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
         let row = self
             .conn()
             .one(
@@ -111,19 +114,38 @@ impl Store {
         .transpose()
     }
 
-    /// Runs of one mail, newest first.
-    pub fn runs_of_mail(&self, message_id: &str) -> Result<Vec<i64>, StoreError> {
+    fn runs_of_mail(&self, message_id: &str) -> Result<Vec<i64>, StoreError> {
         let conn = self.conn();
         let mut statement =
             conn.prepare_cached("SELECT id FROM runs WHERE message_id = ?1 ORDER BY id DESC")?;
         let rows = statement.query_map([message_id], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn set_engine_status(&self, status: &str) -> Result<(), StoreError> {
+        self.conn().run(
+            "INSERT INTO engine_status (key, value, updated_at) VALUES ('engine', ?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            rusqlite::params![status, super::now()],
+        )?;
+        Ok(())
+    }
+
+    fn engine_status(&self) -> Result<Option<(String, String)>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .one(
+                "SELECT value, updated_at FROM engine_status WHERE key = 'engine'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
 }
 
-impl Tx<'_> {
-    /// Records a run trace; returns its id.
-    pub fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
+impl RunWrites for Tx<'_> {
+    fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
         self.conn.run(
             "INSERT INTO runs (trigger, summary, message_id, outcome, error, started_at, duration_us, trace)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -142,55 +164,32 @@ impl Tx<'_> {
     }
 }
 
-impl Store {
-    /// Records what the running engine says of itself (JSON).
-    pub fn set_engine_status(&self, status: &str) -> Result<(), StoreError> {
-        self.conn().run(
-            "INSERT INTO engine_status (key, value, updated_at) VALUES ('engine', ?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            rusqlite::params![status, super::now()],
-        )?;
-        Ok(())
-    }
-
-    /// What the engine last said of itself, and when.
-    pub fn engine_status(&self) -> Result<Option<(String, String)>, StoreError> {
+impl ScheduleState for Store {
+    fn last_fired(&self, rule: &str) -> Result<Option<LastFired>, StoreError> {
         use rusqlite::OptionalExtension;
-        Ok(self
-            .conn()
-            .one(
-                "SELECT value, updated_at FROM engine_status WHERE key = 'engine'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-    }
-}
-
-impl Store {
-    /// When the scheduled rule `rule` last fired (RFC 3339), if ever, and
-    /// the schedule it was armed with (none for a store from before
-    /// schedules were recorded).
-    pub fn last_fired(&self, rule: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
-        use rusqlite::OptionalExtension;
-        Ok(self
+        let row: Option<(String, Option<String>)> = self
             .conn()
             .one(
                 "SELECT last_fired, schedule FROM schedule_state WHERE rule = ?1",
                 [rule],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?)
+            .optional()?;
+        // A time no Relais wrote is as if the rule never fired.
+        Ok(row.and_then(|(at, schedule)| Some((parse_stamp(&at)?, schedule))))
     }
 
-    /// Records that the scheduled rule `rule` fired (or was armed) at `at`
-    /// (RFC 3339) on `schedule`.
-    pub fn set_last_fired(&self, rule: &str, at: &str, schedule: &str) -> Result<(), StoreError> {
+    fn set_last_fired(
+        &self,
+        rule: &str,
+        at: DateTime<Utc>,
+        schedule: &str,
+    ) -> Result<(), StoreError> {
         self.conn().run(
             "INSERT INTO schedule_state (rule, last_fired, schedule) VALUES (?1, ?2, ?3)
              ON CONFLICT (rule) DO UPDATE SET last_fired = excluded.last_fired,
                 schedule = excluded.schedule",
-            rusqlite::params![rule, at, schedule],
+            rusqlite::params![rule, stamp(at), schedule],
         )?;
         Ok(())
     }

@@ -7,7 +7,8 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Cached, Store, StoreError, Tx};
+use super::prelude::*;
+use super::{Cached, MailSearch, Store, StoreError, Tx, stamp};
 
 /// The most rows one page holds.
 pub const MAX_PAGE: usize = 500;
@@ -37,10 +38,10 @@ pub struct MailQuery {
     /// `Some(false)`: no automatic mail (out-of-office, list, bounce);
     /// `Some(true)`: only automatic mail.
     pub automatic: Option<bool>,
-    /// Received at or after this time (RFC 3339).
-    pub since: Option<String>,
-    /// Received before this time (RFC 3339).
-    pub until: Option<String>,
+    /// Received at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Received before this time.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// Only mail older than the mail of this row id (the page after one
     /// that ended there).
     pub before: Option<i64>,
@@ -136,8 +137,37 @@ impl Filter {
 }
 
 impl Store {
-    /// The mails `query` asks for, newest first.
-    pub fn search_mails(&self, query: &MailQuery) -> Result<MailPage, StoreError> {
+    /// Indexes the mails stored before the store was searchable, from
+    /// their raw message (once, when the store is opened).
+    pub(super) fn index_unsearchable(&self) -> Result<usize, StoreError> {
+        let missing: Vec<(i64, String, String)> = self
+            .conn()
+            .prepare(
+                "SELECT m.id, m.message_id, m.subject FROM mails AS m
+                 WHERE m.id NOT IN (SELECT rowid FROM mail_search)",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, message_id, subject) in &missing {
+            let body = self
+                .raw_mail(message_id)?
+                .and_then(|raw| {
+                    mail_parser::MessageParser::default()
+                        .parse(&raw)
+                        .and_then(|parsed| parsed.body_text(0).map(|text| text.into_owned()))
+                })
+                .unwrap_or_default();
+            self.conn().run(
+                "INSERT INTO mail_search (rowid, subject, body) VALUES (?1, ?2, ?3)",
+                params![id, subject, body],
+            )?;
+        }
+        Ok(missing.len())
+    }
+}
+
+impl MailSearch for Store {
+    fn search_mails(&self, query: &MailQuery) -> Result<MailPage, StoreError> {
         let mut filter = Filter::default();
         match query.linked {
             Some(true) => filter.holds("l.request IS NOT NULL"),
@@ -195,10 +225,10 @@ impl Store {
             None => {}
         }
         if let Some(since) = &query.since {
-            filter.bind("m.received_at >= ?", SqlValue::Text(since.clone()));
+            filter.bind("m.received_at >= ?", SqlValue::Text(stamp(*since)));
         }
         if let Some(until) = &query.until {
-            filter.bind("m.received_at < ?", SqlValue::Text(until.clone()));
+            filter.bind("m.received_at < ?", SqlValue::Text(stamp(*until)));
         }
         if let Some(before) = query.before {
             filter.bind("m.id < ?", SqlValue::Integer(before));
@@ -268,34 +298,6 @@ impl Store {
             None
         };
         Ok(MailPage { mails, next_before })
-    }
-
-    /// Indexes the mails stored before the store was searchable, from
-    /// their raw message (once, when the store is opened).
-    pub(super) fn index_unsearchable(&self) -> Result<usize, StoreError> {
-        let missing: Vec<(i64, String, String)> = self
-            .conn()
-            .prepare(
-                "SELECT m.id, m.message_id, m.subject FROM mails AS m
-                 WHERE m.id NOT IN (SELECT rowid FROM mail_search)",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, message_id, subject) in &missing {
-            let body = self
-                .raw_mail(message_id)?
-                .and_then(|raw| {
-                    mail_parser::MessageParser::default()
-                        .parse(&raw)
-                        .and_then(|parsed| parsed.body_text(0).map(|text| text.into_owned()))
-                })
-                .unwrap_or_default();
-            self.conn().run(
-                "INSERT INTO mail_search (rowid, subject, body) VALUES (?1, ?2, ?3)",
-                params![id, subject, body],
-            )?;
-        }
-        Ok(missing.len())
     }
 }
 

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Cached, Store, StoreError, Tx, from_json, now};
+use super::prelude::*;
+use super::{Cached, LinkWrites, Store, StoreError, Threads, Tx, from_json, now};
 
 /// How many mails a thread gathers at most, and how many ids its walk
 /// visits: a thread of hundreds of References must stay one cheap query
@@ -80,29 +81,24 @@ pub struct LinkChange {
     pub previous: Option<u64>,
 }
 
-/// An open ticket a mail could be linked to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub struct Candidate {
+/// A request of a sender's customers, as stored: what ticket linking
+/// ranks (`app::links::candidates`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderRequest {
     /// Request number.
     pub number: u64,
     /// Its subject.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Its state.
     pub state: String,
     /// Its customer.
     pub customer: String,
     /// Its requester.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub requester: Option<String>,
     /// Last update (RFC 3339).
     pub updated_at: String,
-    /// `requester` (the sender asked for it) or `customer` (the sender's
-    /// customer did).
-    pub why: &'static str,
-    /// Whether its subject is the mail's, prefixes and tags aside.
-    pub same_subject: bool,
+    /// Whether the sender is its requester.
+    pub own: bool,
 }
 
 impl Tx<'_> {
@@ -120,31 +116,6 @@ impl Tx<'_> {
             )?;
         }
         Ok(())
-    }
-
-    /// Links a stored mail to a ticket for a rule's run. A mail links to at
-    /// most one ticket: linking it again to the same ticket is a no-op, to
-    /// another is refused.
-    pub fn link_mail(
-        &self,
-        message_id: &str,
-        request: u64,
-        run: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.set_link(message_id, request, run, false, "rule")
-            .map(|_| ())
-    }
-
-    /// Links a stored mail to a ticket by hand. With `replace`, a mail
-    /// already on another ticket moves; without, that is refused.
-    pub fn link_mail_manually(
-        &self,
-        message_id: &str,
-        request: u64,
-        replace: bool,
-        run: Option<i64>,
-    ) -> Result<LinkChange, StoreError> {
-        self.set_link(message_id, request, run, replace, "manual")
     }
 
     fn set_link(
@@ -201,9 +172,30 @@ impl Tx<'_> {
             previous: previous.filter(|p| *p != request),
         })
     }
+}
 
-    /// Puts a ticket into `state` (a closed ticket reopened by a follow-up).
-    pub fn reopen_request(&self, number: u64, state: &str) -> Result<(), StoreError> {
+impl LinkWrites for Tx<'_> {
+    fn link_mail(
+        &self,
+        message_id: &str,
+        request: u64,
+        run: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.set_link(message_id, request, run, false, "rule")
+            .map(|_| ())
+    }
+
+    fn link_mail_manually(
+        &self,
+        message_id: &str,
+        request: u64,
+        replace: bool,
+        run: Option<i64>,
+    ) -> Result<LinkChange, StoreError> {
+        self.set_link(message_id, request, run, replace, "manual")
+    }
+
+    fn reopen_request(&self, number: u64, state: &str) -> Result<(), StoreError> {
         if state.trim().is_empty() {
             return Err(StoreError::Refused(
                 "a reopened ticket needs a state".to_string(),
@@ -218,10 +210,8 @@ impl Tx<'_> {
     }
 }
 
-impl Store {
-    /// The ticket a mail belongs to: the one a received mail is linked to,
-    /// or the one a mail Relais sent is about.
-    pub fn linked_ticket(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
+impl Threads for Store {
+    fn linked_ticket(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
             .conn()
             .one(
@@ -237,10 +227,7 @@ impl Store {
             .map(|n| n as u64))
     }
 
-    /// The mails (received and sent) of the thread `message_id` belongs to,
-    /// oldest first, at most 500; empty when no stored mail has that id or
-    /// names it.
-    pub fn thread_mails(&self, message_id: &str) -> Result<Vec<ThreadNode>, StoreError> {
+    fn thread_mails(&self, message_id: &str) -> Result<Vec<ThreadNode>, StoreError> {
         let conn = self.conn();
         let mut names = conn.prepare_cached("SELECT ref FROM mail_refs WHERE message_id = ?1")?;
         let mut named_by =
@@ -322,8 +309,7 @@ impl Store {
         Ok(nodes)
     }
 
-    /// The stored mails of a thread, as the `mail` capability reads them.
-    pub fn thread(&self, message_id: &str) -> Result<Vec<relais_sdk::ThreadMail>, StoreError> {
+    fn thread(&self, message_id: &str) -> Result<Vec<relais_sdk::ThreadMail>, StoreError> {
         Ok(self
             .thread_mails(message_id)?
             .into_iter()
@@ -339,11 +325,7 @@ impl Store {
             .collect())
     }
 
-    /// The thread of `message_id` as a tree: each mail under the one it
-    /// answers (its In-Reply-To, else its newest stored reference), roots
-    /// first; replies and receipts oldest first. `None` when no stored mail
-    /// is in that thread.
-    pub fn thread_tree(&self, message_id: &str) -> Result<Option<Vec<ThreadNode>>, StoreError> {
+    fn thread_tree(&self, message_id: &str) -> Result<Option<Vec<ThreadNode>>, StoreError> {
         let nodes = self.thread_mails(message_id)?;
         if nodes.is_empty() {
             return Ok(None);
@@ -351,23 +333,8 @@ impl Store {
         Ok(Some(build_tree(nodes)))
     }
 
-    /// Open tickets a stored mail could go to: those its sender requested,
-    /// then those of the sender's customers (a contact's `email` or
-    /// `email2`, case-insensitive). Those whose subject is the mail's come
-    /// first in each group, then the most recently updated; at most 50.
-    /// `None` when no mail has this id.
-    pub fn candidates(
-        &self,
-        message_id: &str,
-        closed_states: &[String],
-        prefixes: &relais_sdk::SubjectPrefixes,
-    ) -> Result<Option<Vec<Candidate>>, StoreError> {
-        let Some(mail) = self.mail(message_id)? else {
-            return Ok(None);
-        };
-        let sender = mail.sender.unwrap_or_default().trim().to_lowercase();
-        let tag = self.ticket_tag()?;
-        // One lock for the rest: the connection's mutex is not reentrant.
+    fn sender_requests(&self, sender: &str) -> Result<Vec<SenderRequest>, StoreError> {
+        let sender = sender.trim().to_lowercase();
         let conn = self.conn();
         let mut statement = conn.prepare_cached(
             "SELECT r.number, r.subject, r.state, r.customer, r.requester, r.updated_at,
@@ -378,52 +345,17 @@ impl Store {
                                                WHERE lower(email) = ?1 OR lower(email2) = ?1)",
         )?;
         let rows = statement.query_map([&sender], |r| {
-            Ok((
-                Candidate {
-                    number: r.get::<_, i64>(0)? as u64,
-                    subject: r.get(1)?,
-                    state: r.get(2)?,
-                    customer: r.get(3)?,
-                    requester: r.get(4)?,
-                    updated_at: r.get(5)?,
-                    why: "customer",
-                    same_subject: false,
-                },
-                r.get::<_, Option<bool>>(6)?.unwrap_or(false),
-            ))
+            Ok(SenderRequest {
+                number: r.get::<_, i64>(0)? as u64,
+                subject: r.get(1)?,
+                state: r.get(2)?,
+                customer: r.get(3)?,
+                requester: r.get(4)?,
+                updated_at: r.get(5)?,
+                own: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
+            })
         })?;
-        let subject_key = |subject: &str| prefixes.strip(&tag.remove(subject)).to_lowercase();
-        let wanted = subject_key(&mail.subject);
-        let mut candidates = Vec::new();
-        for row in rows {
-            let (mut candidate, own) = row?;
-            if closed_states.contains(&candidate.state) {
-                continue;
-            }
-            if own {
-                candidate.why = "requester";
-            }
-            candidate.same_subject = !wanted.is_empty()
-                && candidate
-                    .subject
-                    .as_deref()
-                    .is_some_and(|s| subject_key(s) == wanted);
-            candidates.push(candidate);
-        }
-        candidates.sort_by(|a, b| {
-            let rank = |c: &Candidate| (c.why == "requester", c.same_subject);
-            (rank(b), &b.updated_at)
-                .cmp(&(rank(a), &a.updated_at))
-                .then(a.number.cmp(&b.number))
-        });
-        candidates.truncate(50);
-        Ok(Some(candidates))
-    }
-
-    /// The desk's ticket tag (`settings.ticket-tag`, checked on import).
-    pub fn ticket_tag(&self) -> Result<relais_sdk::TicketTag, StoreError> {
-        let settings = self.settings()?;
-        Ok(relais_sdk::TicketTag::parse(&settings.ticket_tag).unwrap_or_default())
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -661,26 +593,14 @@ mod tests {
     }
 
     #[test]
-    fn candidates_are_the_senders_then_its_customers_open_tickets() {
-        let mut store = store();
-        receive(&mut store, "m@x", &[], &[]);
-        let closed = vec!["closed".to_string()];
-        let found = store
-            .candidates("m@x", &closed, &relais_sdk::SubjectPrefixes::default())
-            .expect("q")
-            .expect("mail");
-        let numbers: Vec<u64> = found.iter().map(|c| c.number).collect();
-        // 7: requested by the sender, same subject; 8: its customer's;
-        // 9 closed and 10 another customer's are left out.
-        assert_eq!(numbers, [7, 8]);
-        assert_eq!(found[0].why, "requester");
-        assert!(found[0].same_subject);
-        assert_eq!(found[1].why, "customer");
-        assert!(
-            store
-                .candidates("none@x", &closed, &Default::default())
-                .expect("q")
-                .is_none()
-        );
+    fn a_senders_requests_are_its_customers_with_its_own_marked() {
+        let store = store();
+        let mut found = store.sender_requests(" JEANNE@dupont.example ").expect("q");
+        found.sort_by_key(|r| r.number);
+        let rows: Vec<(u64, bool)> = found.iter().map(|r| (r.number, r.own)).collect();
+        // 7 and 9 (closed) requested by the sender, 8 its customer's; 10,
+        // another customer's, is not among them.
+        assert_eq!(rows, [(7, true), (8, false), (9, true)]);
+        assert!(store.sender_requests("").expect("q").is_empty());
     }
 }
