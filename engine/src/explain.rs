@@ -36,9 +36,7 @@ pub fn event_of(
 /// The rules of `rules` fired by `event` that do not match it, each with
 /// why, as trace entries (`recomputed: true`).
 pub fn not_matched(rules: &RuleSet, event: &Event) -> Vec<Value> {
-    let Some(trigger) = Trigger::of(event) else {
-        return Vec::new();
-    };
+    let trigger = Trigger::of(event);
     rules
         .for_trigger(trigger)
         .filter_map(|rule| {

@@ -23,6 +23,7 @@ pub mod status;
 pub mod store;
 pub mod tasks;
 pub mod templates;
+pub mod triggers;
 pub mod yaml;
 
 pub use dispatch::{Dispatcher, Options, Outcome, Report, StoreHost};

@@ -10,7 +10,7 @@ use relais_sdk::{Event, RequestSaved};
 use crate::config::RequestStates;
 use crate::directory::RequestSpec;
 
-use super::notices::{human_size, summarize_event, summarize_mail, too_large_notice};
+use super::notices::{human_size, too_large_notice};
 use super::{Options, Outcome, Report, RuleTrace, StoreHost};
 use crate::effects;
 use crate::plugins::Plugins;
@@ -19,6 +19,7 @@ use crate::sources::mail::{MailError, ParsedMail, derived_message_id};
 use crate::store::prelude::*;
 use crate::store::{MailStatus, Store, StoreError};
 use crate::templates::Templates;
+use crate::triggers::{MailReceived, Unit};
 
 /// The deciding half of a [`Dispatcher`]: matches rules and runs plugins,
 /// reading the store and never writing it.
@@ -60,7 +61,11 @@ impl Decider<'_> {
     pub fn decide_event(&self, event: &Event) -> Result<DecidedEvent, StoreError> {
         let started = Instant::now();
         let started_at = crate::store::now();
-        let mut report = Report::new(event.trigger(), summarize_event(event), Outcome::NoMatch);
+        let mut report = Report::new(
+            event.trigger(),
+            crate::triggers::summary(event),
+            Outcome::NoMatch,
+        );
         report.event = serde_json::to_value(event).ok();
         self.run_rules(event, &mut report)?;
         Ok(DecidedEvent {
@@ -152,7 +157,7 @@ impl Decider<'_> {
         let mail = &parsed.mail;
         report.message_id = Some(mail.message_id.clone());
         report.authentication = Some(mail.authentication.clone());
-        report.summary = summarize_mail(mail);
+        report.summary = MailReceived::summary(mail);
         if duplicate {
             report.outcome = Outcome::Duplicate;
             return Ok(DecidedMail {

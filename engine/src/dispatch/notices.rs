@@ -1,40 +1,9 @@
-//! Summaries of events for traces and logs, and the notices the engine
-//! writes itself rather than a plugin (a mail too large to process).
+//! The notices the engine writes itself rather than a plugin (a mail too
+//! large to process).
 
-use relais_sdk::{Effect, Event};
+use relais_sdk::Effect;
 
 use crate::effects::MailIdentity;
-
-pub(super) fn summarize_mail(mail: &relais_sdk::Mail) -> String {
-    let from = mail
-        .from
-        .as_ref()
-        .map(|a| a.email.as_str())
-        .unwrap_or("(no sender)");
-    let subject: String = mail.subject.chars().take(80).collect();
-    format!(
-        "mail <{}> from {from} on {}: {subject:?}",
-        mail.message_id, mail.account
-    )
-}
-
-pub(super) fn summarize_event(event: &Event) -> String {
-    match event {
-        Event::MailReceived(mail) => summarize_mail(mail),
-        Event::RequestSaved(saved) => {
-            let changes: Vec<&str> = saved.changes.iter().map(|c| c.as_str()).collect();
-            format!(
-                "request {} saved [{}]",
-                saved.after.number,
-                changes.join(", ")
-            )
-        }
-        Event::ContractEvent(contract) => {
-            format!("contract {} {}", contract.contract.code, contract.kind)
-        }
-        Event::Schedule(fired) => format!("schedule of rule {} at {}", fired.rule, fired.fired_at),
-    }
-}
 
 /// The reason code of the notice a too-large mail's sender gets.
 pub const MAIL_TOO_LARGE: &str = "mail-too-large";

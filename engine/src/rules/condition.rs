@@ -6,149 +6,9 @@ use std::fmt;
 use regex::{Regex, RegexBuilder};
 use relais_sdk::{ChangeKind, Event};
 
-use super::schema::{Case, Matcher, Trigger, When};
+use super::schema::{Case, Matcher, When};
+use crate::triggers::{self, Field, Trigger};
 use crate::yaml::{Diagnostic, Document, Segment, YamlPath};
-
-/// A field of an event that conditions can test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Field {
-    /// The mail's account.
-    Account,
-    /// The From address.
-    From,
-    /// Any To address.
-    To,
-    /// Any Cc address.
-    Cc,
-    /// Any To or Cc address.
-    Recipient,
-    /// The subject.
-    Subject,
-    /// The text body.
-    Body,
-    /// The request's state after the save.
-    State,
-    /// The request type.
-    Type,
-    /// The request's company.
-    Company,
-    /// The request's or contract's customer.
-    Customer,
-    /// The request's or contract's contract code.
-    Contract,
-    /// The contract event's kind.
-    Kind,
-}
-
-impl Field {
-    fn name(self) -> &'static str {
-        match self {
-            Field::Account => "account",
-            Field::From => "from",
-            Field::To => "to",
-            Field::Cc => "cc",
-            Field::Recipient => "recipient",
-            Field::Subject => "subject",
-            Field::Body => "body",
-            Field::State => "state",
-            Field::Type => "type",
-            Field::Company => "company",
-            Field::Customer => "customer",
-            Field::Contract => "contract",
-            Field::Kind => "kind",
-        }
-    }
-
-    fn applies_to(self, trigger: Trigger) -> bool {
-        use Field::*;
-        match trigger {
-            Trigger::MailReceived => {
-                matches!(self, Account | From | To | Cc | Recipient | Subject | Body)
-            }
-            Trigger::RequestSaved => matches!(self, State | Type | Company | Customer | Contract),
-            Trigger::ContractEvent => matches!(self, Customer | Contract | Kind),
-            Trigger::Schedule => false,
-        }
-    }
-
-    /// Whether `test` holds for one of this field's values in `event`,
-    /// without copying any of them.
-    pub(crate) fn any(self, event: &Event, mut test: impl FnMut(&str) -> bool) -> bool {
-        match event {
-            Event::MailReceived(mail) => match self {
-                Field::Account => test(&mail.account),
-                Field::From => mail.from.iter().any(|a| test(&a.email)),
-                Field::To => mail.to.iter().any(|a| test(&a.email)),
-                Field::Cc => mail.cc.iter().any(|a| test(&a.email)),
-                Field::Recipient => mail.to.iter().chain(&mail.cc).any(|a| test(&a.email)),
-                Field::Subject => test(&mail.subject),
-                Field::Body => test(&mail.text),
-                _ => false,
-            },
-            Event::RequestSaved(saved) => {
-                let request = &saved.after;
-                match self {
-                    Field::State => test(&request.state),
-                    Field::Type => test(&request.request_type),
-                    Field::Company => test(&request.company),
-                    Field::Customer => test(&request.customer),
-                    Field::Contract => request.contract.as_deref().is_some_and(test),
-                    _ => false,
-                }
-            }
-            Event::ContractEvent(contract) => match self {
-                Field::Kind => test(&contract.kind),
-                Field::Customer => test(&contract.contract.customer),
-                Field::Contract => test(&contract.contract.code),
-                _ => false,
-            },
-            Event::Schedule(_) => false,
-        }
-    }
-
-    /// The values of this field in `event`; a test holds when it holds for any.
-    fn values(self, event: &Event) -> Vec<String> {
-        match event {
-            Event::MailReceived(mail) => {
-                let emails = |list: &[relais_sdk::Address]| {
-                    list.iter().map(|a| a.email.clone()).collect::<Vec<_>>()
-                };
-                match self {
-                    Field::Account => vec![mail.account.clone()],
-                    Field::From => mail.from.iter().map(|a| a.email.clone()).collect(),
-                    Field::To => emails(&mail.to),
-                    Field::Cc => emails(&mail.cc),
-                    Field::Recipient => {
-                        let mut all = emails(&mail.to);
-                        all.extend(emails(&mail.cc));
-                        all
-                    }
-                    Field::Subject => vec![mail.subject.clone()],
-                    Field::Body => vec![mail.text.clone()],
-                    _ => Vec::new(),
-                }
-            }
-            Event::RequestSaved(saved) => {
-                let request = &saved.after;
-                match self {
-                    Field::State => vec![request.state.clone()],
-                    Field::Type => vec![request.request_type.clone()],
-                    Field::Company => vec![request.company.clone()],
-                    Field::Customer => vec![request.customer.clone()],
-                    Field::Contract => request.contract.iter().cloned().collect(),
-                    _ => Vec::new(),
-                }
-            }
-            Event::ContractEvent(contract) => match self {
-                Field::Kind => vec![contract.kind.clone()],
-                Field::Customer => vec![contract.contract.customer.clone()],
-                Field::Contract => vec![contract.contract.code.clone()],
-                _ => Vec::new(),
-            },
-            Event::Schedule(_) => Vec::new(),
-        }
-    }
-}
 
 /// A compiled test on a field's value.
 #[derive(Debug, Clone)]
@@ -222,7 +82,9 @@ impl Condition {
     /// says, without building the reason, and copying nothing.
     pub fn holds(&self, event: &Event) -> bool {
         match self {
-            Condition::Field(field, test) => field.any(event, |value| test.holds(value)),
+            Condition::Field(field, test) => {
+                triggers::any(event, *field, |value| test.holds(value))
+            }
             Condition::Change(kinds) => match event {
                 Event::RequestSaved(saved) => saved.changes.iter().any(|c| kinds.contains(c)),
                 _ => false,
@@ -253,7 +115,7 @@ impl Condition {
     pub fn check(&self, event: &Event) -> Result<(), String> {
         match self {
             Condition::Field(field, test) => {
-                let values = field.values(event);
+                let values = triggers::values(event, *field);
                 if values.iter().any(|v| test.holds(v)) {
                     Ok(())
                 } else if values.is_empty() {
@@ -349,12 +211,8 @@ pub fn compile(
         let Some(Matcher(spec)) = matcher else {
             continue;
         };
-        if !field.applies_to(trigger) {
-            let usable: Vec<&str> = fields
-                .iter()
-                .filter(|(_, f, _)| f.applies_to(trigger))
-                .map(|(k, _, _)| *k)
-                .collect();
+        if !trigger.fields().contains(&field) {
+            let usable: Vec<&str> = trigger.fields().iter().map(|f| f.name()).collect();
             let message = if usable.is_empty() {
                 format!(
                     "`{key}` does not apply to `{}` rules, which take no field conditions",

@@ -151,7 +151,7 @@ struct TriggerIndex {
     /// For each field some rules require a value of: the rules by that
     /// value, lowercased.
     by_value: Vec<(
-        condition::Field,
+        crate::triggers::Field,
         std::collections::HashMap<String, Vec<usize>>,
     )>,
 }
@@ -213,15 +213,12 @@ impl RuleSet {
     /// those that require a field's value the event does not have are left
     /// out unseen. How many rules the trigger has in all is the second.
     pub fn candidates(&self, event: &Event) -> (Vec<&Rule>, usize) {
-        let Some(trigger) = Trigger::of(event) else {
-            return (Vec::new(), 0);
-        };
-        let Some(index) = self.index.by_trigger.get(&trigger) else {
+        let Some(index) = self.index.by_trigger.get(&Trigger::of(event)) else {
             return (Vec::new(), 0);
         };
         let mut positions = index.unindexed.clone();
         for (field, by_value) in &index.by_value {
-            field.any(event, |value| {
+            crate::triggers::any(event, *field, |value| {
                 if let Some(found) = by_value.get(&value.to_lowercase()) {
                     positions.extend_from_slice(found);
                 }

@@ -113,42 +113,7 @@ pub enum Missed {
     Skip,
 }
 
-/// What fires a rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Trigger {
-    /// A mail arrived (IMAP, spool folder, `relais ingest`).
-    MailReceived,
-    /// A support request was created or updated.
-    RequestSaved,
-    /// A contract event.
-    ContractEvent,
-    /// The rule's `cron` expression fired.
-    Schedule,
-}
-
-impl Trigger {
-    /// The trigger `event` fires.
-    pub fn of(event: &relais_sdk::Event) -> Option<Trigger> {
-        use relais_sdk::Event;
-        match event {
-            Event::MailReceived(_) => Some(Trigger::MailReceived),
-            Event::RequestSaved(_) => Some(Trigger::RequestSaved),
-            Event::ContractEvent(_) => Some(Trigger::ContractEvent),
-            Event::Schedule(_) => Some(Trigger::Schedule),
-        }
-    }
-
-    /// The name used in rule files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::MailReceived => "mail-received",
-            Trigger::RequestSaved => "request-saved",
-            Trigger::ContractEvent => "contract-event",
-            Trigger::Schedule => "schedule",
-        }
-    }
-}
+pub use crate::triggers::Trigger;
 
 /// `run: { plugin: NAME, config: { ... } }`
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -24,10 +24,7 @@ mod sandbox;
 use std::fmt;
 use std::sync::Arc;
 
-use relais_sdk::{
-    CAPABILITIES, ContractEvent, Effect, Event, Host, Level, Mail, Metadata, RequestSaved,
-    ScheduleFired, TRIGGERS, WIT_VERSION,
-};
+use relais_sdk::{CAPABILITIES, Effect, Event, Host, Level, Metadata, WIT_VERSION};
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentType, Instance, InstancePre, Lower, TypedFunc,
 };
@@ -37,6 +34,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use super::convert;
 use super::{Failure, Origin, Plugin, PluginInfo};
 use crate::rules::RuleConfig;
+use crate::triggers::{self, CallWith, HostEvent, Trigger, Unit, WithEvent};
 pub use error::{EngineError, LoadError};
 pub use limits::{Limits, LimitsFile, LimitsSpec, MAX_MEMORY_MIB};
 pub use runtime::{Runtime, default_cache_dir};
@@ -63,7 +61,7 @@ pub struct WasmPlugin {
     limits: Limits,
     pre: InstancePre<State>,
     /// The `handle` function of each trigger it handles, found once.
-    handlers: Vec<(&'static str, ComponentExportIndex)>,
+    handlers: Vec<(Trigger, ComponentExportIndex)>,
 }
 
 /// What every handler answers.
@@ -92,34 +90,42 @@ fn call_handler<T: ComponentType + Lower + Sync>(
     Ok(func.call(store, (data, config))?.0)
 }
 
-/// Calls the handler of `event`'s trigger, at `index`.
-fn call_event(
-    store: &mut Store<State>,
-    instance: &Instance,
-    index: &ComponentExportIndex,
-    event: &Event,
-    config: &str,
-) -> wasmtime::Result<Result<Vec<wit::Effect>, String>> {
-    match event {
-        Event::MailReceived(mail) => call_handler(store, instance, index, mail, config),
-        Event::RequestSaved(saved) => call_handler(store, instance, index, saved, config),
-        Event::ContractEvent(event) => call_handler(store, instance, index, event, config),
-        Event::Schedule(fired) => call_handler(store, instance, index, fired, config),
+/// A call of the handler at `index` with an event and the rule's config,
+/// typed by the event's trigger (`triggers::with_payload`).
+struct HandlerCall<'a> {
+    store: &'a mut Store<State>,
+    instance: &'a Instance,
+    index: &'a ComponentExportIndex,
+    config: &'a str,
+}
+
+impl CallWith for HandlerCall<'_> {
+    type Output = wasmtime::Result<Result<Vec<wit::Effect>, String>>;
+
+    fn call<U: Unit>(self, event: &U::Event) -> Self::Output
+    where
+        U::Event: HostEvent,
+    {
+        call_handler(self.store, self.instance, self.index, event, self.config)
     }
 }
 
-/// Checks that the handler of `trigger` at `index` takes its event's type.
-fn check_handler(
-    store: &mut Store<State>,
-    instance: &Instance,
-    index: &ComponentExportIndex,
-    trigger: &str,
-) -> wasmtime::Result<()> {
-    match trigger {
-        "mail-received" => handler::<Mail>(store, instance, index).map(drop),
-        "request-saved" => handler::<RequestSaved>(store, instance, index).map(drop),
-        "contract-event" => handler::<ContractEvent>(store, instance, index).map(drop),
-        _ => handler::<ScheduleFired>(store, instance, index).map(drop),
+/// The check that the handler at `index` takes its trigger's event type
+/// (`Trigger::with_event`).
+struct HandlerCheck<'a> {
+    store: &'a mut Store<State>,
+    instance: &'a Instance,
+    index: &'a ComponentExportIndex,
+}
+
+impl WithEvent for HandlerCheck<'_> {
+    type Output = wasmtime::Result<()>;
+
+    fn with<U: Unit>(self) -> Self::Output
+    where
+        U::Event: HostEvent,
+    {
+        handler::<U::Event>(self.store, self.instance, self.index).map(drop)
     }
 }
 
@@ -237,24 +243,30 @@ impl WasmPlugin {
         }
         let mut handlers = Vec::new();
         for trigger in &metadata.triggers {
-            let Some(known) = TRIGGERS.iter().find(|known| *known == trigger) else {
+            let Some(known) = Trigger::ALL.iter().find(|known| known.as_str() == trigger) else {
                 return Err(LoadError::UnknownTrigger {
                     name: metadata.name.clone(),
                     trigger: trigger.clone(),
-                    known: TRIGGERS.join(", "),
+                    known: relais_sdk::TRIGGERS.join(", "),
                 });
             };
-            let index =
-                handler_index(&component, engine, known).ok_or_else(|| LoadError::NoHandler {
+            let index = handler_index(&component, engine, known.as_str()).ok_or_else(|| {
+                LoadError::NoHandler {
                     name: metadata.name.clone(),
                     trigger: trigger.clone(),
-                })?;
-            check_handler(&mut store, &instance, &index, known).map_err(|e| {
-                LoadError::HandlerMismatch {
-                    trigger: trigger.clone(),
-                    detail: format!("{e:#}"),
                 }
             })?;
+            let check = HandlerCheck {
+                store: &mut store,
+                instance: &instance,
+                index: &index,
+            };
+            known
+                .with_event(check)
+                .map_err(|e| LoadError::HandlerMismatch {
+                    trigger: trigger.clone(),
+                    detail: format!("{e:#}"),
+                })?;
             handlers.push((*known, index));
         }
         for interface in &imported {
@@ -377,18 +389,24 @@ impl Plugin for WasmPlugin {
             Some((stdout.clone(), stderr.clone())),
         )
         .map_err(|error| Failure::Fault(error.to_string()))?;
-        let trigger = event.trigger();
+        let trigger = Trigger::of(event);
         let Some((_, index)) = self.handlers.iter().find(|(t, _)| *t == trigger) else {
             return Err(Failure::Fault(format!(
-                "plugin `{}` does not handle `{trigger}` (it handles {})",
+                "plugin `{}` does not handle `{}` (it handles {})",
                 self.info.name,
+                trigger.as_str(),
                 self.info.triggers.join(", ")
             )));
         };
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| call_event(&mut store, &instance, index, event, config.json()));
+        let result = self.pre.instantiate(&mut store).and_then(|instance| {
+            let call = HandlerCall {
+                store: &mut store,
+                instance: &instance,
+                index,
+                config: config.json(),
+            };
+            triggers::with_payload(event, call)
+        });
         drop(store);
         let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
         for (stream, level, text) in [
