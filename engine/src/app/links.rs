@@ -284,47 +284,13 @@ fn ticket_subject(store: &impl DirectoryRead, subject: &str) -> Result<String, S
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::store::{MailStatus, NewMail, Store};
-
-    const DIRECTORY: &str = "companies: [ { code: A, name: Acme } ]\n\
-        customers: [ { code: C1, name: Dupont, company: A }, { code: C2, name: Durand, company: A } ]\n\
-        contacts: [ { id: ct1, name: Jeanne, customer: C1, email: Jeanne@Dupont.example },\n\
-                    { id: ct2, name: Luc, customer: C1, email: luc@dupont.example },\n\
-                    { id: ct3, name: Marc, customer: C2, email: marc@durand.example } ]\n\
-        request-types: [ { code: INC } ]\n\
-        requests: [ { number: 7, company: A, customer: C1, type: INC, requester: ct1, state: open, subject: Printer down },\n\
-                    { number: 8, company: A, customer: C1, type: INC, requester: ct2, state: open, subject: VPN },\n\
-                    { number: 9, company: A, customer: C1, type: INC, requester: ct1, state: closed, subject: Old },\n\
-                    { number: 10, company: A, customer: C2, type: INC, requester: ct3, state: open, subject: Other } ]\n";
+    use crate::store::fixtures::{directory_store, receive};
 
     #[test]
     fn candidates_are_the_senders_then_its_customers_open_tickets() {
-        let mut store = Store::open_in_memory().expect("store");
-        let data = crate::directory::parse(Path::new("d.yaml"), DIRECTORY, &store).expect("valid");
-        store.import_directory(&data).expect("import");
-        let tx = store.begin().expect("tx");
-        tx.insert_mail(&NewMail {
-            message_id: "m@x",
-            account: "support",
-            subject: "Re: [#7] Printer down",
-            sender: Some("jeanne@dupont.example"),
-            sent_at: None,
-            in_reply_to: &[],
-            references: &[],
-            raw: b"m",
-            attachments: &[],
-            report: None,
-            automatic: None,
-            status: MailStatus::Processed,
-            error: None,
-            fingerprint: None,
-            text: "",
-        })
-        .expect("insert");
-        tx.commit().expect("commit");
+        let mut store = directory_store();
+        receive(&mut store, "m@x", &[], &[]);
         let closed = vec!["closed".to_string()];
         let found = candidates(&store, "m@x", &closed, &SubjectPrefixes::default())
             .expect("q")

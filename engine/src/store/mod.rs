@@ -27,6 +27,12 @@ pub use exchanges::{ExchangeRecord, NewExchange};
 pub use imap::ImapReceipt;
 pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
+/// Stores for tests of the layers above.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    pub(crate) use super::threads::tests::{receive, store as directory_store};
+}
+
 /// The store's traits, for calling their methods on [`Store`] and [`Tx`].
 pub mod prelude {
     pub use super::ports::*;

@@ -436,7 +436,7 @@ fn descends_from(parent: &[Option<usize>], node: usize, ancestor: usize) -> bool
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
 
     use super::*;
@@ -453,14 +453,17 @@ mod tests {
                     { number: 9, company: A, customer: C1, type: INC, requester: ct1, state: closed, subject: Old },\n\
                     { number: 10, company: A, customer: C2, type: INC, requester: ct3, state: open, subject: Other } ]\n";
 
-    fn store() -> Store {
+    /// A store with a directory of two customers and four requests (7, 8
+    /// and 9 of Dupont's, 9 closed; 10 of Durand's).
+    pub(crate) fn store() -> Store {
         let mut store = Store::open_in_memory().expect("store");
         let data = crate::directory::parse(Path::new("d.yaml"), DIRECTORY, &store).expect("valid");
         store.import_directory(&data).expect("import");
         store
     }
 
-    fn receive(store: &mut Store, id: &str, irt: &[&str], refs: &[&str]) {
+    /// Stores a mail from Jeanne (Dupont's) about request 7.
+    pub(crate) fn receive(store: &mut Store, id: &str, irt: &[&str], refs: &[&str]) {
         let in_reply_to: Vec<String> = irt.iter().map(|s| s.to_string()).collect();
         let references: Vec<String> = refs.iter().map(|s| s.to_string()).collect();
         let tx = store.begin().expect("tx");
