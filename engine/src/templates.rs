@@ -34,6 +34,19 @@ pub const FUEL: u64 = 2_000_000;
 /// may still build a huge text.
 pub const MAX_RENDERED: usize = 1024 * 1024;
 
+/// The notices the engine writes itself (not a plugin), by template name,
+/// with the text each has when the templates directory has no version of
+/// its own: `mail-too-large` knows `limit` (the size limit, readable).
+pub const NOTICES: &[(&str, &str)] = &[(
+    "mail-too-large",
+    include_str!("../../templates/mail-too-large.jinja"),
+)];
+
+/// A context of the engine's notices, for checking templates.
+fn notice_sample() -> serde_json::Value {
+    serde_json::json!({ "limit": "25.0 MiB" })
+}
+
 /// The loaded templates, by name and language.
 #[derive(Debug)]
 pub struct Templates {
@@ -122,7 +135,7 @@ impl Templates {
                 && let Some(expression) = error.range().and_then(|r| source.get(r))
             {
                 message = format!(
-                    "undefined value `{expression}`: alert templates know request, customer, contract, change and recipient; reminder templates know request, customer, contact and reminder"
+                    "undefined value `{expression}`: alert templates know request, customer, contract, change and recipient; reminder templates know request, customer, contact and reminder; notice templates know limit"
                 );
             }
             Diagnostic {
@@ -143,7 +156,9 @@ impl Templates {
         let alert = template.render(AlertContext::sample());
         if let Err(alert) = alert {
             let reminder = template.render(ReminderContext::sample());
-            if let Err(reminder) = reminder {
+            if let Err(reminder) = reminder
+                && template.render(notice_sample()).is_err()
+            {
                 let error = if reminder.line() > alert.line() {
                     reminder
                 } else {
@@ -157,6 +172,33 @@ impl Templates {
             .map_err(|e| located(&e))?;
         self.files.insert(key.to_string(), path.to_path_buf());
         Ok(())
+    }
+
+    /// Renders the engine's own notice `name` (see [`NOTICES`]): the
+    /// templates directory's version when it has one and it renders, else
+    /// the built-in one, so that a broken template never keeps a notice
+    /// from going out. Why the built-in text was used goes to `warnings`.
+    pub fn render_notice(
+        &self,
+        name: &str,
+        context: &serde_json::Value,
+        warnings: &mut Vec<String>,
+    ) -> Result<Rendered, String> {
+        if self.exists(name) {
+            match self.render(name, None, context) {
+                Ok(rendered) => return Ok(rendered),
+                Err(error) => warnings.push(format!("{error}; the built-in text was sent")),
+            }
+        }
+        let (_, source) = NOTICES
+            .iter()
+            .find(|(notice, _)| *notice == name)
+            .ok_or_else(|| format!("no built-in notice `{name}`"))?;
+        let mut built_in = Templates::new();
+        built_in
+            .add(name, source.to_string(), Path::new("(built-in)"))
+            .map_err(|error| error.to_string())?;
+        built_in.render(name, None, context)
     }
 
     /// The key of the template rendering `name` in `language`: `NAME.LANG`

@@ -129,7 +129,7 @@ fn a_template_naming_an_unknown_field_is_caught_by_check() {
     let run = setup.relais(&["check", "--templates", dir.to_str().expect("utf-8")]);
     assert_eq!(run.code, 1, "{run:?}");
     let expected = format!(
-        "{}:4:1: undefined value `request.numero`: alert templates know request, customer, contract, change and recipient; reminder templates know request, customer, contact and reminder\n1 error\n",
+        "{}:4:1: undefined value `request.numero`: alert templates know request, customer, contract, change and recipient; reminder templates know request, customer, contact and reminder; notice templates know limit\n1 error\n",
         dir.join("alert-closed.en.jinja").display()
     );
     assert_eq!(run.stderr, expected);

@@ -178,6 +178,7 @@ impl Decider<'_> {
                 mail,
                 &self.options.identity,
                 self.options.max_mail_bytes,
+                self.templates,
                 &mut report.warnings,
             ));
             return Ok(DecidedMail {
