@@ -497,6 +497,7 @@ mod tests {
             rule_set: None,
             duration_us: 0,
             event: None,
+            retry_of: None,
         };
         report.trace.push(RuleTrace {
             id: "r".into(),

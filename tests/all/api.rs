@@ -39,7 +39,12 @@ impl Api {
     /// The demo directory imported, and `relais run` with the API on a
     /// free port; `extra` is appended to the config.
     pub fn start(extra: &str) -> Api {
-        let setup = Setup::new();
+        Api::start_with(Setup::new(), false, extra)
+    }
+
+    /// The same on `setup` (its rules, its plugins), with the spool folder
+    /// `spool/` watched when `spool` is set.
+    pub fn start_with(setup: Setup, spool: bool, extra: &str) -> Api {
         let import = setup.relais(&[
             "import",
             root().join("demo/directory.yaml").to_str().expect("utf-8"),
@@ -55,12 +60,13 @@ impl Api {
 rules: {rules}
 templates: {templates}
 plugins: plugins
-spool: ~
+spool: {spool}
 outbox: {{ pickup: outbox }}
 http: {{ listen: 127.0.0.1:{port}, token: {{ file: api-token }} }}
 {extra}",
-            rules = root().join("rules").display(),
+            rules = setup.rules.display(),
             templates = root().join("templates").display(),
+            spool = if spool { "spool" } else { "~" },
         );
         let path = setup.dir.path().join("relais.yaml");
         std::fs::write(&path, config).expect("config");

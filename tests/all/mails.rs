@@ -286,3 +286,93 @@ fn the_api_searches_the_store_with_the_same_filters() {
         401
     );
 }
+
+#[test]
+fn attachments_are_listed_and_downloaded_as_files_never_rendered() {
+    let api = Api::start("");
+    let head = "From: jeanne@dupont.example\r\nTo: support@acme.example\r\nSubject: Rapport\r\n\
+        Message-ID: <att1@dupont.example>\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+    let mail = format!(
+        "{head}--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nCi-joint.\r\n--b\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\
+         Content-Disposition: attachment; filename*=UTF-8''rapport%20%C3%A9t%C3%A9%22.html\r\n\r\n\
+         <html><script>alert(1)</script></html>\r\n--b\r\n\
+         Content-Type: text/plain\r\nContent-Disposition: attachment\r\n\r\nsans nom\r\n--b--\r\n"
+    );
+    let path = api.setup.dir.path().join("att.eml");
+    std::fs::write(&path, mail).expect("write");
+    let run = api.setup.relais(&[
+        "ingest",
+        "--account",
+        "support",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    let listed = api.send("GET", "/mails/att1@dupont.example/attachments", None);
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let listed = listed.json();
+    assert_eq!(listed[0]["position"], 0, "{listed}");
+    assert_eq!(listed[0]["filename"], "rapport été\".html", "{listed}");
+    assert_eq!(listed[0]["content-type"], "text/html", "{listed}");
+    assert_eq!(listed[1]["filename"], Value::Null, "{listed}");
+
+    let file = api.send(
+        "GET",
+        "/mails/%3Catt1@dupont.example%3E/attachments/0",
+        None,
+    );
+    assert_eq!(file.status, 200, "{file:?}");
+    assert_eq!(
+        file.body.trim_end(),
+        "<html><script>alert(1)</script></html>"
+    );
+    let headers = file.headers.to_lowercase();
+    assert!(
+        headers.contains("content-type: application/octet-stream"),
+        "{}",
+        file.headers
+    );
+    assert!(
+        headers.contains("x-content-type-options: nosniff"),
+        "{}",
+        file.headers
+    );
+    assert!(
+        file.headers.contains(
+            "attachment; filename=\"rapport _t__.html\"; filename*=UTF-8''rapport%20%C3%A9t%C3%A9%22.html"
+        ),
+        "{}",
+        file.headers
+    );
+    let unnamed = api.send("GET", "/mails/att1@dupont.example/attachments/1", None);
+    assert!(
+        unnamed.headers.contains("filename=\"attachment-1\""),
+        "{}",
+        unnamed.headers
+    );
+    assert_eq!(
+        api.send("GET", "/mails/att1@dupont.example/attachments/7", None)
+            .status,
+        404
+    );
+    assert_eq!(
+        api.send("GET", "/mails/none@x/attachments", None).status,
+        404
+    );
+    assert_eq!(
+        api.send("GET", "/mails/none@x/attachments/0", None).status,
+        404
+    );
+    // Without the token, nothing.
+    let anonymous = api
+        .call(
+            "GET",
+            "/mails/att1@dupont.example/attachments/0",
+            None,
+            None,
+        )
+        .expect("answer");
+    assert_eq!(anonymous.status, 401);
+}

@@ -19,6 +19,7 @@ mod ops;
 mod plugins;
 mod reload;
 mod reminders;
+mod runs;
 mod safety;
 mod schedule;
 mod support;

@@ -346,6 +346,33 @@ fn every_route_answers_what_its_document_says() {
     call("GET", activity, "/requests/99999999/activity", None);
     call("GET", activity, "/requests/abc/activity", None);
     call("GET", "/mails", "/mails?since=soon", None);
+    let attachments = "/mails/{message_id}/attachments";
+    call(
+        "GET",
+        attachments,
+        "/mails/q1@elsewhere.example/attachments",
+        None,
+    );
+    call("GET", attachments, "/mails/none@x/attachments", None);
+    let attachment = "/mails/{message_id}/attachments/{n}";
+    call(
+        "GET",
+        attachment,
+        "/mails/q1@elsewhere.example/attachments/0",
+        None,
+    );
+    call("GET", "/runs", "/runs?limit=2", None);
+    call("GET", "/runs", "/runs?trigger=manual&outcome=applied", None);
+    call("GET", "/runs", "/runs?outcome=broken", None);
+    let run = "/runs/{id}";
+    let listed = call("GET", "/runs", "/runs?limit=1", None);
+    let newest = listed.json()["runs"][0]["id"].as_i64().expect("a run");
+    call("GET", run, &format!("/runs/{newest}"), None);
+    call("GET", run, "/runs/999999", None);
+    let retry = "/runs/{id}/retry";
+    // The newest run did not fail: 409.
+    call("POST", retry, &format!("/runs/{newest}/retry"), None);
+    call("POST", retry, "/runs/999999/retry", None);
 
     let without = api.call("GET", "/status", None, None).expect("answer");
     contract.check("GET", "/status", &without);

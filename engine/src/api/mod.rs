@@ -100,8 +100,13 @@ fn routes() -> Routes {
         .routes(routes!(fire_rule))
         .routes(routes!(search_mails))
         .routes(routes!(mail_thread))
+        .routes(routes!(mail_attachments))
+        .routes(routes!(mail_attachment))
         .routes(routes!(mail_candidates))
         .routes(routes!(link_mail))
+        .routes(routes!(list_runs))
+        .routes(routes!(show_run))
+        .routes(routes!(retry_run))
         .split_for_parts();
     // A directory is bigger than any other body.
     let (import_route, import_doc) = OpenApiRouter::new()
@@ -887,6 +892,155 @@ async fn search_mails(
     let query = filters.query()?;
     let page = read(&state, move |store| store.search_mails(&query)).await?;
     ok(StatusCode::OK, page)
+}
+
+/// The runs, newest first, a page at a time: each event's outcome, and
+/// filters by outcome, trigger, rule, plugin and time.
+#[utoipa::path(get, path = "/runs", tag = "runs",
+    params(crate::app::runs::RunFilters),
+    responses(
+        (status = 200, description = "One page of runs", body = crate::store::RunPage),
+        (status = 400, description = "A filter is wrong", body = ErrorBody)))]
+async fn list_runs(
+    State(state): State<Arc<ApiState>>,
+    Query(filters): Query<crate::app::runs::RunFilters>,
+) -> Answer {
+    let query = filters.query()?;
+    let page = read(&state, move |store| store.find_runs(&query)).await?;
+    ok(StatusCode::OK, page)
+}
+
+/// One run's whole trace: each rule that matched with its plugin, effects
+/// and logs, and why each other rule of its trigger did not match,
+/// recomputed against the rule set running now.
+#[utoipa::path(get, path = "/runs/{id}", tag = "runs",
+    params(("id" = i64, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = crate::store::RunRecord),
+        (status = 404, description = "No such run", body = ErrorBody)))]
+async fn show_run(State(state): State<Arc<ApiState>>, Path(id): Path<i64>) -> Answer {
+    let run = call(&state, move |dispatcher| {
+        let Some(run) = dispatcher.store.run(id)? else {
+            return Err(CallError::NotFound(format!("no run {id}")));
+        };
+        Ok(crate::explain::explained(
+            &*dispatcher.store,
+            dispatcher.rules,
+            run,
+        )?)
+    })
+    .await?;
+    ok(StatusCode::OK, run)
+}
+
+/// Retries a failed run: its event replayed through the rule set running
+/// now, as a new run whose trace names the one it retries (`retry-of`);
+/// the failed run is kept. A mail keeps the sender authentication it
+/// arrived with.
+#[utoipa::path(post, path = "/runs/{id}/retry", tag = "runs",
+    params(("id" = i64, Path, description = "The failed run's id")),
+    responses(
+        (status = 200, description = "What the retry did", body = EventAnswer),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run did not fail, or its event is gone", body = ErrorBody)))]
+async fn retry_run(State(state): State<Arc<ApiState>>, Path(id): Path<i64>) -> Answer {
+    let store = state.store.clone();
+    let command = tokio::task::spawn_blocking(move || crate::app::retry::prepare(&store, id))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let report = command_report(&state, command).await?;
+    ok(StatusCode::OK, EventAnswer::from(&report))
+}
+
+/// A stored mail's attachments: place, file name, the type the sender
+/// gave, size.
+#[utoipa::path(get, path = "/mails/{message_id}/attachments", tag = "mails",
+    params(("message_id" = String, Path, description = "The mail's Message-ID, with or without `<>`")),
+    responses(
+        (status = 200, description = "Its attachments", body = Vec<crate::store::StoredAttachment>),
+        (status = 404, description = "No such stored mail", body = ErrorBody)))]
+async fn mail_attachments(
+    State(state): State<Arc<ApiState>>,
+    Path(message_id): Path<String>,
+) -> Answer {
+    let message_id = crate::sources::mail::typed_id(&message_id);
+    let asked = message_id.clone();
+    match read(&state, move |store| store.attachments(&asked)).await? {
+        Some(listed) => ok(StatusCode::OK, listed),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no stored mail <{message_id}>"),
+        )),
+    }
+}
+
+/// One attachment's content, as a download: served as
+/// `application/octet-stream` with `Content-Disposition: attachment`
+/// whatever type the sender claimed, so that a browser never renders it
+/// (an HTML or SVG attachment runs nothing).
+#[utoipa::path(get, path = "/mails/{message_id}/attachments/{n}", tag = "mails",
+    params(
+        ("message_id" = String, Path, description = "The mail's Message-ID, with or without `<>`"),
+        ("n" = u32, Path, description = "The attachment's place, from 0")),
+    responses(
+        (status = 200, description = "The attachment's bytes", body = Vec<u8>,
+            content_type = "application/octet-stream"),
+        (status = 404, description = "No such mail or attachment", body = ErrorBody)))]
+async fn mail_attachment(
+    State(state): State<Arc<ApiState>>,
+    Path((message_id, n)): Path<(String, u32)>,
+) -> Answer {
+    let message_id = crate::sources::mail::typed_id(&message_id);
+    let asked = message_id.clone();
+    let Some((attachment, content)) =
+        read(&state, move |store| store.attachment(&asked, n)).await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("mail <{message_id}> has no attachment {n}"),
+        ));
+    };
+    let name = attachment
+        .filename
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| format!("attachment-{n}"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_DISPOSITION, content_disposition(&name)),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_string(),
+            ),
+        ],
+        content,
+    )
+        .into_response())
+}
+
+/// `attachment` with the file name twice (RFC 6266): a plain ASCII one for
+/// old clients, and the name itself, percent-encoded in UTF-8.
+fn content_disposition(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
 }
 
 /// The thread of a mail as a tree: the mails it answers, its replies and

@@ -92,6 +92,19 @@ pub fn contract_event(
     Ok(EventAnswer::from(&report))
 }
 
+/// Retries a failed run, here and now (the CLI's way; the daemon hands
+/// the same [`Command`] to its dispatcher): see [`super::retry`].
+pub fn retry(
+    dispatcher: &mut Dispatcher<'_>,
+    run: i64,
+    metrics: &Metrics,
+) -> Result<EventAnswer, CallError> {
+    let command = super::retry::prepare(&*dispatcher.store, run)?;
+    let report = command.run(dispatcher)?;
+    metrics.record(&report);
+    Ok(EventAnswer::from(&report))
+}
+
 /// Runs a `schedule` rule now, as its schedule would at `at` (RFC 3339;
 /// now by default). When the rule last fired is left as it was: its
 /// schedule goes on as before.

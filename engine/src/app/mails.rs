@@ -62,7 +62,7 @@ pub struct MailFilters {
 
 /// `value` (RFC 3339, or a date at UTC midnight) as the store writes
 /// times: UTC, milliseconds, `Z`.
-fn time(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, CallError> {
+pub(super) fn time(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, CallError> {
     let value = value.trim();
     let parsed = chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -78,7 +78,7 @@ fn time(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, CallE
 }
 
 /// An empty filter is no filter.
-fn given(value: &Option<String>) -> Option<String> {
+pub(super) fn given(value: &Option<String>) -> Option<String> {
     value
         .as_deref()
         .map(str::trim)

@@ -20,6 +20,8 @@ pub mod answers;
 pub mod links;
 pub mod mails;
 pub mod manual;
+pub mod retry;
+pub mod runs;
 
 use relais_sdk::{Contract, ContractEvent, Event};
 
@@ -114,6 +116,16 @@ pub enum Command {
         /// Write nothing, say what would be done.
         dry_run: bool,
     },
+    /// A failed run's event replayed through the rule set running now
+    /// (see [`retry::prepare`]).
+    Retry {
+        /// The failed run.
+        of: i64,
+        /// Its event, rebuilt.
+        event: Event,
+        /// For a mail, who its sender was found to be when it arrived.
+        authentication: Option<relais_sdk::SenderAuthentication>,
+    },
     /// A schedule rule fired: its run, and when it last fired recorded with
     /// it.
     Fire {
@@ -132,11 +144,8 @@ impl Command {
     pub fn keys(&self) -> Vec<String> {
         match self {
             Command::SaveRequest { request, .. } => vec![request_key(request.number)],
-            Command::ContractEvent { contract, .. } => vec![format!("contract:{contract}")],
-            Command::Fire { event, .. } => match event {
-                Event::Schedule(fired) => vec![format!("rule:{}", fired.rule)],
-                _ => Vec::new(),
-            },
+            Command::ContractEvent { contract, .. } => vec![contract_key(contract)],
+            Command::Fire { event, .. } | Command::Retry { event, .. } => event_keys(event),
         }
     }
 
@@ -174,6 +183,11 @@ impl Command {
                 Ok(decider.decide_event(&event)?)
             }
             Command::Fire { event, .. } => Ok(decider.decide_event(event)?),
+            Command::Retry {
+                of,
+                event,
+                authentication,
+            } => Ok(decider.decide_again(*of, event, authentication.as_ref())?),
         }
     }
 
@@ -203,6 +217,7 @@ impl Command {
                 dispatcher.store.set_last_fired(rule, *recorded, schedule)?;
                 Ok(report)
             }
+            Command::Retry { event, .. } => Ok(dispatcher.commit_again(decided, event)?),
         }
     }
 
@@ -217,4 +232,47 @@ impl Command {
 /// the mails whose subject may name it.
 pub fn request_key(number: u64) -> String {
     format!("request:{number}")
+}
+
+/// The ordering keys of a mail: every Message-ID of its thread it names
+/// (its own, `In-Reply-To`, `References`), its sender's address, and each
+/// number of six digits or more in its subject (the requests it may name,
+/// whatever the desk's tag format).
+pub fn mail_keys(mail: &relais_sdk::Mail) -> Vec<String> {
+    let mut keys = Vec::new();
+    let ids = std::iter::once(&mail.message_id)
+        .chain(&mail.in_reply_to)
+        .chain(&mail.references);
+    keys.extend(ids.map(|id| format!("id:{}", id.to_lowercase())));
+    if let Some(from) = &mail.from {
+        keys.push(format!("from:{}", from.email.to_lowercase()));
+    }
+    let numbers = mail
+        .subject
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|digits| digits.len() >= 6)
+        .filter_map(|digits| digits.parse::<u64>().ok());
+    keys.extend(numbers.map(request_key));
+    keys
+}
+
+/// The ordering keys of an event: a mail's ([`mail_keys`]), a request
+/// save's request, a contract event's contract, a schedule's rule.
+pub fn event_keys(event: &Event) -> Vec<String> {
+    match event {
+        Event::MailReceived(mail) => mail_keys(mail),
+        Event::RequestSaved(saved) => vec![request_key(saved.after.number)],
+        Event::ContractEvent(event) => vec![contract_key(&event.contract.code)],
+        Event::Schedule(fired) => vec![rule_key(&fired.rule)],
+    }
+}
+
+/// The ordering key of a contract's events.
+fn contract_key(code: &str) -> String {
+    format!("contract:{code}")
+}
+
+/// The ordering key of a schedule rule's firings.
+fn rule_key(rule: &str) -> String {
+    format!("rule:{rule}")
 }

@@ -158,10 +158,33 @@ enum Command {
     Runs {
         #[command(subcommand)]
         show: Option<RunsCommand>,
-        /// How many runs to list.
+        /// Only runs that ended so: applied, no-match, failed, rejected,
+        /// duplicate, dry-run.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only runs of this trigger (mail-received, request-saved,
+        /// contract-event, schedule, or manual).
+        #[arg(long)]
+        trigger: Option<String>,
+        /// Only runs in which this rule matched.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only runs in which this plugin ran.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// Started at or after this time (RFC 3339, or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Started before this time (RFC 3339, or a date).
+        #[arg(long)]
+        until: Option<String>,
+        /// The page after the one whose last run this is.
+        #[arg(long)]
+        before: Option<i64>,
+        /// How many runs to list (at most 500).
         #[arg(long, default_value_t = 20)]
         limit: usize,
-        /// JSON output.
+        /// JSON output: one run per line.
         #[arg(long)]
         json: bool,
     },
@@ -475,6 +498,15 @@ enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Retry a failed run: its event through the rule set of the
+    /// directories, as a new run (the failed one is kept).
+    Retry {
+        /// Run id.
+        id: i64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line; exit 0 on success, 1 on failure (invalid input,
@@ -581,12 +613,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Runs {
+            show: Some(RunsCommand::Retry { id, json }),
+            ..
+        } => run_event(paths, json, "nothing retried", |dispatcher, metrics| {
+            relais::app::actions::retry(dispatcher, id, metrics)
+        }),
+        Command::Runs {
             show: None,
+            outcome,
+            trigger,
+            rule,
+            plugin,
+            since,
+            until,
+            before,
             limit,
             json,
         } => {
+            let filters = relais::app::runs::RunFilters {
+                outcome,
+                trigger,
+                rule,
+                plugin,
+                since,
+                until,
+                before,
+                limit: Some(limit),
+            };
+            let query = match filters.query() {
+                Ok(query) => query,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let store = open_store(&paths.db)?;
-            let runs = store.runs(limit)?;
+            let runs = store.find_runs(&query)?.runs;
             if json {
                 for run in &runs {
                     println!("{}", serde_json::to_string(run)?);

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use tokio::sync::{Notify, mpsc};
 
-use super::order::{Order, Ticket, mail_keys};
+use super::order::{Order, Ticket};
+use crate::app::mail_keys;
 use crate::dispatch::{DecidedEvent, DecidedMail, Decider, Dispatcher, Options, Report};
 use crate::reload::Active;
 use crate::sources::mail::MailError;

@@ -268,32 +268,11 @@ fn shares_a_key(a: &Ticket, b: &Ticket) -> bool {
     a.keys.iter().any(|key| b.keys.contains(key))
 }
 
-/// The ordering keys of a mail: every Message-ID of its thread it names
-/// (its own, `In-Reply-To`, `References`), its sender's address, and each
-/// number of six digits or more in its subject (the requests it may name,
-/// whatever the desk's tag format).
-pub fn mail_keys(mail: &relais_sdk::Mail) -> Vec<String> {
-    let mut keys = Vec::new();
-    let ids = std::iter::once(&mail.message_id)
-        .chain(&mail.in_reply_to)
-        .chain(&mail.references);
-    keys.extend(ids.map(|id| format!("id:{}", id.to_lowercase())));
-    if let Some(from) = &mail.from {
-        keys.push(format!("from:{}", from.email.to_lowercase()));
-    }
-    let numbers = mail
-        .subject
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|digits| digits.len() >= 6)
-        .filter_map(|digits| digits.parse::<u64>().ok());
-    keys.extend(numbers.map(crate::app::request_key));
-    keys
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+    use crate::app::mail_keys;
 
     fn keys(list: &[&str]) -> Vec<String> {
         list.iter().map(|k| k.to_string()).collect()

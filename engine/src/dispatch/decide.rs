@@ -75,6 +75,65 @@ impl Decider<'_> {
         })
     }
 
+    /// Decides a failed run's event again, through the rule set running
+    /// now (a dead letter replayed): the run `of` is kept, and the new one
+    /// says it is its retry. A mail keeps the sender's authentication its
+    /// first run found, since what the receiving server said came with it.
+    pub fn decide_again(
+        &self,
+        of: i64,
+        event: &Event,
+        authentication: Option<&relais_sdk::SenderAuthentication>,
+    ) -> Result<DecidedEvent, StoreError> {
+        let started = Instant::now();
+        let started_at = crate::store::now();
+        let mut event = event.clone();
+        let mut report = Report::new(
+            event.trigger(),
+            crate::triggers::summary(&event),
+            Outcome::NoMatch,
+        );
+        report.retry_of = Some(of);
+        if let Event::MailReceived(mail) = &mut event {
+            if let Some(authentication) = authentication {
+                mail.authentication = authentication.clone();
+            }
+            if let Some(warning) = self.cut_text(mail) {
+                report.warnings.push(warning);
+            }
+            report.message_id = Some(mail.message_id.clone());
+            report.authentication = Some(mail.authentication.clone());
+        } else {
+            report.event = serde_json::to_value(&event).ok();
+        }
+        self.run_rules(&event, &mut report)?;
+        Ok(DecidedEvent {
+            report,
+            started,
+            started_at,
+        })
+    }
+
+    /// Cuts a mail's text at `max-text-kib` for plugins; the warning that
+    /// says so, when it was cut.
+    fn cut_text(&self, mail: &mut relais_sdk::Mail) -> Option<String> {
+        if mail.text.len() <= self.options.max_text_bytes {
+            return None;
+        }
+        let mut end = self.options.max_text_bytes;
+        while !mail.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let warning = format!(
+            "text of {} cut to {} for plugins (limits.max-text-kib); the whole mail is stored",
+            human_size(mail.text.len() as u64),
+            human_size(end as u64)
+        );
+        mail.text.truncate(end);
+        mail.text_truncated = true;
+        Some(warning)
+    }
+
     /// Decides what a request save runs: the request before (as stored),
     /// after, the change kinds between them, and `request-saved`'s rules.
     /// `request` must have passed [`crate::requests::check`].
@@ -139,18 +198,8 @@ impl Decider<'_> {
             &self.options.trusted_authserv_ids,
             parsed.mail.from.as_ref().map(|from| from.email.as_str()),
         );
-        if parsed.mail.text.len() > self.options.max_text_bytes {
-            let mut end = self.options.max_text_bytes;
-            while !parsed.mail.text.is_char_boundary(end) {
-                end -= 1;
-            }
-            parsed.warnings.push(format!(
-                "text of {} cut to {} for plugins (limits.max-text-kib); the whole mail is stored",
-                human_size(parsed.mail.text.len() as u64),
-                human_size(end as u64)
-            ));
-            parsed.mail.text.truncate(end);
-            parsed.mail.text_truncated = true;
+        if let Some(warning) = self.cut_text(&mut parsed.mail) {
+            parsed.warnings.push(warning);
         }
         report.warnings = parsed.warnings.clone();
         let duplicate = self.is_duplicate(&mut parsed, &mut report)?;

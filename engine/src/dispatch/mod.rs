@@ -232,6 +232,36 @@ impl Dispatcher<'_> {
         Ok(report)
     }
 
+    /// Writes what [`Decider::decide_again`] decided: the effects and a
+    /// new run, the failed one kept; a replayed mail's status becomes the
+    /// new run's.
+    pub fn commit_again(
+        &mut self,
+        decided: DecidedEvent,
+        event: &relais_sdk::Event,
+    ) -> Result<Report, StoreError> {
+        let DecidedEvent {
+            mut report,
+            started,
+            started_at,
+        } = decided;
+        let mail = match event {
+            relais_sdk::Event::MailReceived(mail) => Some(mail),
+            _ => None,
+        };
+        self.commit(
+            &mut report,
+            None,
+            started,
+            started_at,
+            mail,
+            None,
+            None,
+            false,
+        )?;
+        Ok(report)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
@@ -294,6 +324,13 @@ impl Dispatcher<'_> {
             }
             if let Some(request) = save {
                 tx.save_request(request)?;
+            }
+            // A stored mail replayed: what became of it is this run's.
+            if report.retry_of.is_some()
+                && mail.is_none()
+                && let Some(message_id) = &report.message_id
+            {
+                tx.set_mail_status(message_id, status)?;
             }
             let run = tx.record_run(&run_record(report, &started_at, started))?;
             if apply {
@@ -431,6 +468,7 @@ fn run_record(report: &Report, started_at: &str, started: Instant) -> RunRecord 
             "warnings": report.warnings,
             "authentication": report.authentication,
             "event": report.event,
+            "retry-of": report.retry_of,
         }),
     }
 }

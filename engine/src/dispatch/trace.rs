@@ -129,6 +129,9 @@ pub struct Report {
     /// the run can be replayed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<serde_json::Value>,
+    /// The failed run this one replays (`POST /runs/{id}/retry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<i64>,
 }
 
 impl Report {
@@ -151,6 +154,7 @@ impl Report {
             rule_set: None,
             duration_us: 0,
             event: None,
+            retry_of: None,
         }
     }
 }

@@ -107,6 +107,22 @@ pub struct MailRecord {
     pub ticket: Option<u64>,
 }
 
+/// An attachment of a stored mail, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct StoredAttachment {
+    /// Its place among the mail's attachments, from 0: what
+    /// `GET /mails/{message_id}/attachments/{n}` takes.
+    pub position: u32,
+    /// Its file name, as the sender gave it.
+    pub filename: Option<String>,
+    /// Its content type, as the sender gave it (never what it is served
+    /// with).
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 /// SHA-256 of `bytes`, lowercase hex: the key of a blob.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -179,6 +195,63 @@ impl Mails for Store {
         .transpose()
     }
 
+    fn attachments(&self, message_id: &str) -> Result<Option<Vec<StoredAttachment>>, StoreError> {
+        let conn = self.conn();
+        let Some(id) = conn
+            .one(
+                "SELECT id FROM mails WHERE message_id = ?1",
+                [message_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let listed = conn
+            .prepare_cached(
+                "SELECT position, filename, content_type, size FROM mail_attachments
+                  WHERE mail = ?1 ORDER BY position",
+            )?
+            .query_map([id], |r| {
+                Ok(StoredAttachment {
+                    position: r.get::<_, i64>(0)? as u32,
+                    filename: r.get(1)?,
+                    content_type: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(listed))
+    }
+
+    fn attachment(
+        &self,
+        message_id: &str,
+        position: u32,
+    ) -> Result<Option<(StoredAttachment, Vec<u8>)>, StoreError> {
+        Ok(self
+            .conn()
+            .one(
+                "SELECT a.position, a.filename, a.content_type, a.size, b.content
+                   FROM mails m JOIN mail_attachments a ON a.mail = m.id
+                   JOIN blobs b ON b.sha256 = a.sha256
+                  WHERE m.message_id = ?1 AND a.position = ?2",
+                params![message_id, position],
+                |r| {
+                    Ok((
+                        StoredAttachment {
+                            position: r.get::<_, i64>(0)? as u32,
+                            filename: r.get(1)?,
+                            content_type: r.get(2)?,
+                            size: r.get::<_, i64>(3)? as u64,
+                        },
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                },
+            )
+            .optional()?)
+    }
+
     fn raw_mail(&self, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let conn = self.conn();
         let Some((id, kept)) = conn
@@ -248,6 +321,16 @@ impl Tx<'_> {
 }
 
 impl MailWrites for Tx<'_> {
+    fn set_mail_status(&self, message_id: &str, status: MailStatus) -> Result<(), StoreError> {
+        self.conn.run(
+            "UPDATE mails SET status = ?2,
+                    error = CASE WHEN ?2 = 'processed' THEN NULL ELSE error END
+             WHERE message_id = ?1",
+            params![message_id, status.as_str()],
+        )?;
+        Ok(())
+    }
+
     fn insert_mail(&self, mail: &NewMail<'_>) -> Result<i64, StoreError> {
         // Each byte once: the bodies of attachments stored apart leave the
         // raw message, which must still come back whole.

@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags, Params, Row};
 pub use directory::DirectoryCounts;
 pub use exchanges::{ExchangeRecord, NewExchange};
 pub use imap::ImapReceipt;
-pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, sha256_hex};
+pub use mail::{MailRecord, MailStatus, NewAttachment, NewMail, StoredAttachment, sha256_hex};
 pub use messages::{MessageRecord, NewMessage};
 /// Stores for tests of the layers above.
 #[cfg(test)]
@@ -46,7 +46,7 @@ pub use ports::{
     SourceState, Threads, UnitOfWork,
 };
 pub use retention::{Cutoffs, Expired};
-pub use runs::{RunRecord, RunSummary};
+pub use runs::{RunPage, RunQuery, RunRecord, RunSummary};
 pub use search::{MAX_PAGE, MailPage, MailQuery, MailRow};
 pub use threads::{Direction, LinkChange, SenderRequest, ThreadNode};
 

@@ -109,6 +109,17 @@ pub trait Messages {
 
 /// Stored mail by its Message-ID: its record, its raw bytes, its fingerprint.
 pub trait Mails {
+    /// The attachments of a stored mail, in order; `None` when no mail
+    /// has this id.
+    fn attachments(&self, message_id: &str) -> Result<Option<Vec<StoredAttachment>>, StoreError>;
+
+    /// One attachment of a stored mail with its content.
+    fn attachment(
+        &self,
+        message_id: &str,
+        position: u32,
+    ) -> Result<Option<(StoredAttachment, Vec<u8>)>, StoreError>;
+
     /// Whether a mail with this Message-ID is stored.
     /// Whether a mail with this Message-ID is stored: `None` when not,
     /// else its fingerprint (`None` for mail stored before fingerprints).
@@ -228,6 +239,9 @@ pub trait DirectoryWrites {
 
 /// A received mail stored, with its attachments, inside an event.
 pub trait MailWrites {
+    /// Sets what became of a stored mail (a replayed one's new outcome).
+    fn set_mail_status(&self, message_id: &str, status: MailStatus) -> Result<(), StoreError>;
+
     /// Stores a mail with its raw message and attachments. A mail whose
     /// Message-ID is already stored is refused: each mail is stored once.
     fn insert_mail(&self, mail: &NewMail<'_>) -> Result<i64, StoreError>;
@@ -448,6 +462,9 @@ pub trait ScheduleState {
 
 /// The run traces and the engine's published status, for the API and the CLI.
 pub trait Runs {
+    /// The runs a listing asks for, newest first, a page at a time.
+    fn find_runs(&self, query: &RunQuery) -> Result<RunPage, StoreError>;
+
     /// The most recent runs, newest first.
     fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError>;
 

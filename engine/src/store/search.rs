@@ -120,19 +120,35 @@ fn contains(value: &str) -> String {
 
 /// The conditions of a search, and the values they bind, in order.
 #[derive(Default)]
-struct Filter {
+pub(super) struct Filter {
     conditions: Vec<&'static str>,
     values: Vec<SqlValue>,
 }
 
 impl Filter {
-    fn holds(&mut self, condition: &'static str) {
+    pub(super) fn holds(&mut self, condition: &'static str) {
         self.conditions.push(condition);
     }
 
-    fn bind(&mut self, condition: &'static str, value: SqlValue) {
+    pub(super) fn bind(&mut self, condition: &'static str, value: SqlValue) {
         self.conditions.push(condition);
         self.values.push(value);
+    }
+
+    /// The `WHERE` clause (empty when nothing is asked) and the values it
+    /// binds, then `limit` for the `LIMIT ?` that ends the statement.
+    pub(super) fn finish(self, limit: usize) -> (String, Vec<SqlValue>) {
+        let Filter {
+            conditions,
+            mut values,
+        } = self;
+        values.push(SqlValue::Integer(limit as i64));
+        let clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        (clause, values)
     }
 }
 
@@ -234,17 +250,8 @@ impl MailSearch for Store {
             filter.bind("m.id < ?", SqlValue::Integer(before));
         }
         let limit = query.limit.clamp(1, MAX_PAGE);
-        let Filter {
-            conditions,
-            mut values,
-        } = filter;
         // One more than asked: whether a next page exists.
-        values.push(SqlValue::Integer(limit as i64 + 1));
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let (filter, values) = filter.finish(limit + 1);
         let sql = format!(
             "SELECT m.id, m.message_id, m.account, m.sender, m.subject, m.sent_at, m.received_at,
                     m.status, m.size, l.request, l.how, l.run, m.automatic,
