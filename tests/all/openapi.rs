@@ -361,6 +361,10 @@ fn every_route_answers_what_its_document_says() {
         "/mails/q1@elsewhere.example/attachments/0",
         None,
     );
+    call("GET", "/outbox", "/outbox?limit=3", None);
+    call("GET", "/outbox", "/outbox?status=lost", None);
+    let outbox_retry = "/outbox/{id}/retry";
+    call("POST", outbox_retry, "/outbox/999999/retry", None);
     call("GET", "/runs", "/runs?limit=2", None);
     call("GET", "/runs", "/runs?trigger=manual&outcome=applied", None);
     call("GET", "/runs", "/runs?outcome=broken", None);

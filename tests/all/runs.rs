@@ -1,6 +1,7 @@
-//! Runs over the API: listed with their filters, one shown with its trace,
-//! and a failed event (a mail, a contract event) retried through the rule
-//! set running now, the failed run kept.
+//! What the engine did, over the API and the CLI: runs listed with their
+//! filters, one shown with its trace, a failed event (a mail, a contract
+//! event) retried through the rule set running now, the failed run kept;
+//! the outbox by status, and a failed mail queued again.
 
 use std::time::Duration;
 
@@ -220,4 +221,75 @@ fn the_cli_lists_failed_runs_and_retries_one_whose_effect_was_refused() {
     let twice = setup.relais(&["runs", "retry", &run.to_string()]);
     assert_eq!(twice.code, 1, "{twice:?}");
     assert!(twice.stderr.contains("did not fail"), "{twice:?}");
+}
+
+#[test]
+fn the_outbox_is_listed_by_status_and_a_failed_mail_is_queued_again() {
+    let mut api = Api::start("");
+    let saved = api.send(
+        "PUT",
+        "/requests/23010299",
+        Some(&json!({
+            "company": "ACME-FR", "customer": "C001", "type": "INCIDENT",
+            "requester": "ct-jeanne", "state": "open", "contract": "K-2026-001",
+            "subject": "Messagerie lente"
+        })),
+    );
+    assert_eq!(saved.status, 201, "{saved:?}");
+    let port = api.port;
+    let sent = |port: u16| -> Vec<Value> {
+        crate::api::call(
+            port,
+            "GET",
+            "/outbox?status=sent",
+            Some(crate::api::TOKEN),
+            None,
+        )
+        .filter(|a| a.status == 200)
+        .and_then(|a| a.json().as_array().cloned())
+        .unwrap_or_default()
+    };
+    wait_for(
+        &mut api.engine,
+        Duration::from_secs(30),
+        "the alerts sent",
+        || !sent(port).is_empty(),
+    );
+    let mail = sent(port)[0].clone();
+    let id = mail["id"].as_i64().expect("an id");
+    assert!(
+        mail["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("[#23010299]")),
+        "{mail}"
+    );
+
+    // A sent mail is not queued again.
+    let refused = api.send("POST", &format!("/outbox/{id}/retry"), None);
+    assert_eq!(refused.status, 409, "{refused:?}");
+    assert_eq!(api.send("POST", "/outbox/999999/retry", None).status, 404);
+
+    // Say its server refused it for good, as a permanent failure leaves it.
+    let conn = rusqlite::Connection::open(api.setup.db()).expect("open");
+    conn.execute(
+        "UPDATE outbox SET status = 'failed', last_error = '550 5.1.1 no such user' WHERE id = ?1",
+        [id],
+    )
+    .expect("fail it");
+    drop(conn);
+    let failed = api.send("GET", "/outbox?status=failed", None).json();
+    assert_eq!(failed[0]["id"], id, "{failed}");
+    assert_eq!(failed[0]["last-error"], "550 5.1.1 no such user");
+
+    let queued = api.send("POST", &format!("/outbox/{id}/retry"), None);
+    assert_eq!(queued.status, 200, "{queued:?}");
+    assert_eq!(queued.json()["status"], "queued", "{queued:?}");
+    wait_for(
+        &mut api.engine,
+        Duration::from_secs(30),
+        "the mail sent again",
+        || sent(port).iter().any(|m| m["id"] == id),
+    );
+    assert_eq!(api.send("GET", "/outbox?status=lost", None).status, 400);
+    assert_eq!(api.send("GET", "/outbox?limit=0", None).status, 400);
 }

@@ -107,6 +107,8 @@ fn routes() -> Routes {
         .routes(routes!(list_runs))
         .routes(routes!(show_run))
         .routes(routes!(retry_run))
+        .routes(routes!(list_outbox))
+        .routes(routes!(retry_outbox))
         .split_for_parts();
     // A directory is bigger than any other body.
     let (import_route, import_doc) = OpenApiRouter::new()
@@ -950,6 +952,84 @@ async fn retry_run(State(state): State<Arc<ApiState>>, Path(id): Path<i64>) -> A
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let report = command_report(&state, command).await?;
     ok(StatusCode::OK, EventAnswer::from(&report))
+}
+
+/// The outbound mail's statuses.
+const OUTBOX_STATUSES: [&str; 4] = ["queued", "sent", "failed", "suppressed"];
+
+/// Which outbound mail `GET /outbox` lists.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[into_params(parameter_in = Query, rename_all = "kebab-case")]
+struct OutboxFilters {
+    /// Only mail of this status: `queued`, `sent`, `failed` or
+    /// `suppressed` (a notice held back by the per-sender rate limit).
+    #[serde(default)]
+    status: Option<String>,
+    /// How many, newest first (50 by default, at most 500).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The outbound mail, newest first: alerts, notices, replies, reminders,
+/// with their delivery status, attempts and last error.
+#[utoipa::path(get, path = "/outbox", tag = "outbox",
+    params(OutboxFilters),
+    responses(
+        (status = 200, description = "The outbound mail", body = Vec<crate::app::activity::SentMail>),
+        (status = 400, description = "A filter is wrong", body = ErrorBody)))]
+async fn list_outbox(
+    State(state): State<Arc<ApiState>>,
+    Query(filters): Query<OutboxFilters>,
+) -> Answer {
+    let status = filters.status.filter(|s| !s.trim().is_empty());
+    if let Some(status) = &status
+        && !OUTBOX_STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::field(
+            "status",
+            format!("`{status}` is none of {}", OUTBOX_STATUSES.join(", ")),
+        ));
+    }
+    let limit = filters.limit.unwrap_or(crate::app::mails::DEFAULT_PAGE);
+    if limit == 0 || limit > crate::store::MAX_PAGE {
+        return Err(ApiError::field(
+            "limit",
+            format!("between 1 and {}", crate::store::MAX_PAGE),
+        ));
+    }
+    let mails = read(&state, move |store| store.outbox(status.as_deref(), limit)).await?;
+    let mails: Vec<crate::app::activity::SentMail> = mails.into_iter().map(Into::into).collect();
+    ok(StatusCode::OK, mails)
+}
+
+/// Queues a failed outbound mail again; the sender tries it at once (the
+/// dispatcher wakes it after each call).
+#[utoipa::path(post, path = "/outbox/{id}/retry", tag = "outbox",
+    params(("id" = i64, Path, description = "The mail's outbox id")),
+    responses(
+        (status = 200, description = "Queued again", body = crate::app::activity::SentMail),
+        (status = 404, description = "No such outbound mail", body = ErrorBody),
+        (status = 409, description = "The mail did not fail", body = ErrorBody)))]
+async fn retry_outbox(State(state): State<Arc<ApiState>>, Path(id): Path<i64>) -> Answer {
+    let mail = call(&state, move |dispatcher| {
+        let Some(mail) = dispatcher.store.outbox_mail(id)? else {
+            return Err(CallError::NotFound(format!("no outbound mail {id}")));
+        };
+        if mail.status != "failed" {
+            return Err(CallError::Conflict(format!(
+                "outbound mail {id} is {}: only a failed mail is queued again",
+                mail.status
+            )));
+        }
+        dispatcher.store.retry_mail(Some(id))?;
+        let queued = dispatcher.store.outbox_mail(id)?;
+        queued
+            .map(crate::app::activity::SentMail::from)
+            .ok_or_else(|| CallError::NotFound(format!("no outbound mail {id}")))
+    })
+    .await?;
+    ok(StatusCode::OK, mail)
 }
 
 /// A stored mail's attachments: place, file name, the type the sender

@@ -91,6 +91,16 @@ impl Outbox for Store {
         records(rows)
     }
 
+    fn outbox_mail(&self, id: i64) -> Result<Option<OutboxRecord>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MAIL_COLUMNS}, status, attempts, last_error, created_at
+             FROM outbox WHERE id = ?1"
+        ))?;
+        let rows = statement.query([id])?;
+        Ok(records(rows)?.pop())
+    }
+
     fn outbox_of_request(&self, number: u64) -> Result<Vec<OutboxRecord>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!(

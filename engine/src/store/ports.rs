@@ -374,6 +374,9 @@ pub trait Outbox {
     /// The outbox, newest first, optionally only one status.
     fn outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<OutboxRecord>, StoreError>;
 
+    /// One outbound mail, by its outbox id.
+    fn outbox_mail(&self, id: i64) -> Result<Option<OutboxRecord>, StoreError>;
+
     /// The mail about request `number` (alerts, notices, replies,
     /// reminders), oldest first.
     fn outbox_of_request(&self, number: u64) -> Result<Vec<OutboxRecord>, StoreError>;
