@@ -80,14 +80,8 @@ fn seconds_histogram() -> Histogram {
     ])
 }
 
-/// The triggers, outcomes and failure kinds every counter starts at zero
-/// with.
-const TRIGGERS: [&str; 4] = [
-    "mail-received",
-    "request-saved",
-    "contract-event",
-    "schedule",
-];
+/// The outcomes and failure kinds every counter starts at zero with (for
+/// every trigger).
 const OUTCOMES: [&str; 6] = [
     "applied",
     "no-match",
@@ -208,10 +202,10 @@ impl Metrics {
                 wit: relais_sdk::WIT_VERSION.to_string(),
             }),
         );
-        for trigger in TRIGGERS {
+        for trigger in crate::triggers::Trigger::ALL {
             for outcome in OUTCOMES {
                 let _ = events.get_or_create(&EventLabels {
-                    trigger: trigger.to_string(),
+                    trigger: trigger.as_str().to_string(),
                     outcome: outcome.to_string(),
                 });
             }
@@ -281,11 +275,7 @@ impl Metrics {
     /// Makes the counters of a rule set in force exist at zero: the
     /// failures of its plugins, the skipped times of its scheduled rules.
     pub fn know(&self, rules: &crate::rules::RuleSet, plugins: &crate::plugins::Plugins) {
-        for rule in rules
-            .rules
-            .iter()
-            .filter(|r| r.trigger == crate::rules::Trigger::Schedule)
-        {
+        for rule in rules.rules.iter().filter(|r| r.trigger.scheduled()) {
             let _ = self.schedule_skipped.get_or_create(&RuleLabels {
                 rule: rule.id.clone(),
             });

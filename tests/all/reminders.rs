@@ -269,7 +269,7 @@ fn a_store_from_before_exchanges_counts_linked_mail_as_received() {
              ALTER TABLE schedule_state DROP COLUMN schedule;
              ALTER TABLE mail_attachments DROP COLUMN raw_at;
              ALTER TABLE mail_attachments DROP COLUMN layout;
-             DROP TABLE mail_search;
+             DROP TABLE mail_search; DROP TABLE mail_search_pending;
              PRAGMA user_version = 5;",
         )
         .expect("downgrade");

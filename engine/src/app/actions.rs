@@ -120,7 +120,7 @@ pub fn fire_schedule(
             "no rule `{rule}` in the rule set"
         )));
     };
-    if found.trigger.as_str() != "schedule" {
+    if !found.trigger.scheduled() {
         return Err(invalid(
             "rule",
             format!(

@@ -263,7 +263,7 @@ pub fn compile(
         all.push(Condition::Field(field, test));
     }
     if let Some(changes) = &when.change {
-        if trigger == Trigger::RequestSaved {
+        if trigger.takes_changes() {
             all.push(Condition::Change(changes.0.clone()));
         } else {
             errors.push(doc.key_diagnostic(

@@ -472,26 +472,24 @@ pub fn load_sources(
                 errors.push(doc.diagnostic(&run_path, message));
             }
             let cron =
-                match (&spec.on, &spec.cron) {
-                    (Trigger::Schedule, None) => {
+                match (spec.on.scheduled(), &spec.cron) {
+                    (true, None) => {
                         errors.push(doc.key_diagnostic(
                             &at("on"),
                             "a `schedule` rule needs a `cron` expression",
                         ));
                         None
                     }
-                    (Trigger::Schedule, Some(expression)) => {
-                        match expression.parse::<cron::Schedule>() {
-                            Ok(schedule) => Some(schedule),
-                            Err(error) => {
-                                errors.push(doc.diagnostic(
-                                    &at("cron"),
-                                    format!("invalid cron expression: {error}"),
-                                ));
-                                None
-                            }
+                    (true, Some(expression)) => match expression.parse::<cron::Schedule>() {
+                        Ok(schedule) => Some(schedule),
+                        Err(error) => {
+                            errors.push(doc.diagnostic(
+                                &at("cron"),
+                                format!("invalid cron expression: {error}"),
+                            ));
+                            None
                         }
-                    }
+                    },
                     (_, Some(_)) => {
                         errors.push(doc.key_diagnostic(
                             &at("cron"),
@@ -518,7 +516,7 @@ pub fn load_sources(
                 ("timezone", spec.timezone.is_some()),
                 ("missed", spec.missed.is_some()),
             ] {
-                if given && spec.on != Trigger::Schedule {
+                if given && !spec.on.scheduled() {
                     errors.push(doc.key_diagnostic(
                         &at(key),
                         format!("`{key}` applies only to `on: schedule` rules"),
@@ -528,7 +526,7 @@ pub fn load_sources(
             // Events of the other triggers run one at a time, in arrival
             // order: as `queued` says, with no bound. What `single`,
             // `parallel` or `max` would ask of them cannot be done.
-            if spec.on != Trigger::Schedule {
+            if !spec.on.scheduled() {
                 if spec.mode != Mode::Queued {
                     errors.push(doc.diagnostic(
                         &at("mode"),

@@ -371,27 +371,14 @@ fn rename_refs(schema: &mut serde_json::Value, plugin: &str) {
 }
 
 /// The fields a `when` takes for each trigger (besides `all`, `any`,
-/// `not`), as `relais check` applies them.
-const WHEN_FIELDS: [(&str, &[&str]); 4] = [
-    (
-        "mail-received",
-        &[
-            "account",
-            "from",
-            "to",
-            "cc",
-            "recipient",
-            "subject",
-            "body",
-        ],
-    ),
-    (
-        "request-saved",
-        &["change", "state", "type", "company", "customer", "contract"],
-    ),
-    ("contract-event", &["customer", "contract", "kind"]),
-    ("schedule", &[]),
-];
+/// `not`), as `relais check` applies them: the trigger's unit says.
+fn when_fields(trigger: Trigger) -> Vec<&'static str> {
+    let change = trigger.takes_changes().then_some("change");
+    change
+        .into_iter()
+        .chain(trigger.fields().iter().map(|field| field.name()))
+        .collect()
+}
 
 /// Makes the derived schema as strict as `relais check` where a schema can
 /// say it: the fields each trigger's `when` takes, `cron` for schedules
@@ -405,9 +392,18 @@ fn tighten<'a>(
 ) {
     use serde_json::json;
     let defs = &mut schema["$defs"];
+    let scheduled: Vec<&str> = Trigger::ALL
+        .iter()
+        .filter(|trigger| trigger.scheduled())
+        .map(|trigger| trigger.as_str())
+        .collect();
+    let scheduled = match scheduled.as_slice() {
+        [one] => json!({ "const": one }),
+        many => json!({ "enum": many }),
+    };
     let mut conditions = vec![
         json!({
-            "if": { "properties": { "on": { "const": "schedule" } }, "required": ["on"] },
+            "if": { "properties": { "on": scheduled }, "required": ["on"] },
             "then": { "required": ["cron"] },
             "else": {
                 "not": { "anyOf": [
@@ -422,11 +418,11 @@ fn tighten<'a>(
             "then": { "not": { "required": ["max"] } }
         }),
     ];
-    for (trigger, fields) in WHEN_FIELDS {
-        let mut names: Vec<&str> = fields.to_vec();
+    for trigger in Trigger::ALL {
+        let mut names = when_fields(*trigger);
         names.extend(["all", "any", "not"]);
         conditions.push(json!({
-            "if": { "properties": { "on": { "const": trigger } }, "required": ["on"] },
+            "if": { "properties": { "on": { "const": trigger.as_str() } }, "required": ["on"] },
             "then": { "properties": { "when": { "propertyNames": { "enum": names } } } }
         }));
     }

@@ -117,6 +117,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema7.sql"),
     include_str!("schema8.sql"),
     include_str!("schema9.sql"),
+    include_str!("schema10.sql"),
 ];
 
 /// Handle on the store. Clones share one connection (plugins' queries read
@@ -250,7 +251,9 @@ impl UnitOfWork for Store {
     }
 
     fn commit_batch(&mut self) -> Result<(), StoreError> {
-        Ok(self.conn().execute_batch("COMMIT")?)
+        let conn = self.conn();
+        search::flush_search(&conn)?;
+        Ok(conn.execute_batch("COMMIT")?)
     }
 
     fn rollback_batch(&mut self) {
@@ -271,6 +274,10 @@ pub struct Tx<'a> {
 
 impl EventTx for Tx<'_> {
     fn commit(mut self) -> Result<(), StoreError> {
+        // Inside a batch, the batch's commit indexes its mail.
+        if !self.nested {
+            search::flush_search(&self.conn)?;
+        }
         self.conn.execute_batch(if self.nested {
             "RELEASE event"
         } else {

@@ -309,19 +309,45 @@ impl MailSearch for Store {
 }
 
 impl Tx<'_> {
-    /// Indexes a mail just stored, by its row id.
+    /// Indexes a mail just stored, by its row id, when its transaction
+    /// commits ([`flush_search`]).
     pub(super) fn index_mail(&self, id: i64, subject: &str, text: &str) -> Result<(), StoreError> {
         self.conn.run(
-            "INSERT INTO mail_search (rowid, subject, body) VALUES (?1, ?2, ?3)",
+            "INSERT INTO mail_search_pending (id, subject, body) VALUES (?1, ?2, ?3)",
             params![id, subject, text],
         )?;
         Ok(())
     }
 }
 
+/// Moves the mail waiting to be indexed into the search index, in one
+/// statement: called just before a commit, so that what is committed is
+/// searchable, and the index grows by one segment per commit rather than
+/// per mail.
+pub(super) fn flush_search(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    let waiting: bool = conn.one(
+        "SELECT EXISTS (SELECT 1 FROM mail_search_pending)",
+        [],
+        |r| r.get(0),
+    )?;
+    if waiting {
+        conn.run(
+            "INSERT INTO mail_search (rowid, subject, body)
+             SELECT id, subject, body FROM mail_search_pending ORDER BY id",
+            [],
+        )?;
+        conn.run("DELETE FROM mail_search_pending", [])?;
+    }
+    Ok(())
+}
+
 /// Forgets the text of mail `id` (its raw message expired), keeping its
 /// subject searchable.
 pub(super) fn forget_text(conn: &rusqlite::Connection, id: i64) -> Result<(), StoreError> {
+    conn.run(
+        "UPDATE mail_search_pending SET body = '' WHERE id = ?1",
+        [id],
+    )?;
     let subject: Option<String> = conn
         .one(
             "SELECT subject FROM mail_search WHERE rowid = ?1",

@@ -83,6 +83,12 @@ pub trait Unit {
     const NAME: &'static str;
     /// The fields a rule's `when` can test on its events.
     const FIELDS: &'static [Field];
+    /// Whether its rules fire on a clock rather than on events that
+    /// arrive: they take `cron`, `timezone` and `missed`, and `mode` and
+    /// `max` bound their runs in flight.
+    const SCHEDULED: bool = false;
+    /// Whether its rules may test the change kinds of a save (`change:`).
+    const CHANGES: bool = false;
 
     /// Whether `test` holds for one of `field`'s values in `event`,
     /// without copying any of them. A field not in [`Unit::FIELDS`] has
@@ -151,6 +157,20 @@ macro_rules! triggers {
             pub fn fields(self) -> &'static [Field] {
                 match self {
                     $(Trigger::$variant => <$unit as Unit>::FIELDS,)*
+                }
+            }
+
+            /// Whether its rules fire on a clock ([`Unit::SCHEDULED`]).
+            pub fn scheduled(self) -> bool {
+                match self {
+                    $(Trigger::$variant => <$unit as Unit>::SCHEDULED,)*
+                }
+            }
+
+            /// Whether its rules may test change kinds ([`Unit::CHANGES`]).
+            pub fn takes_changes(self) -> bool {
+                match self {
+                    $(Trigger::$variant => <$unit as Unit>::CHANGES,)*
                 }
             }
 

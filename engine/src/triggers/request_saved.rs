@@ -19,6 +19,7 @@ impl Unit for RequestSaved {
         Field::Customer,
         Field::Contract,
     ];
+    const CHANGES: bool = true;
 
     fn any(saved: &Saved, field: Field, test: &mut dyn FnMut(&str) -> bool) -> bool {
         let request = &saved.after;

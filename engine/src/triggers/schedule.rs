@@ -13,6 +13,7 @@ impl Unit for Schedule {
     type Event = ScheduleFired;
     const NAME: &'static str = "schedule";
     const FIELDS: &'static [Field] = &[];
+    const SCHEDULED: bool = true;
 
     fn any(_: &ScheduleFired, _: Field, _: &mut dyn FnMut(&str) -> bool) -> bool {
         false
