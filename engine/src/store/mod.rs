@@ -103,8 +103,10 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// The schema version from which stored mail is indexed for search.
-const SEARCHABLE_SINCE: i64 = 9;
+/// The schema version from which stored mail is indexed for search as it
+/// is today (version 9 made it searchable, 10 rebuilt the index without a
+/// copy of the text).
+const SEARCHABLE_SINCE: i64 = 10;
 
 /// Migrations, in order; the store's `user_version` is how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -199,8 +201,8 @@ impl Store {
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
         }
-        // Version 9 made the mail store searchable: the mails stored
-        // before are indexed from their raw message, once.
+        // The mails stored before the index was what it is are indexed
+        // from their raw message, once.
         if version > 0 && version < SEARCHABLE_SINCE {
             let indexed = self.index_unsearchable()?;
             tracing::info!(mails = indexed, "mail store indexed for search");

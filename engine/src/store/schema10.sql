@@ -9,3 +9,16 @@ CREATE TABLE mail_search_pending (
     subject TEXT NOT NULL,
     body    TEXT NOT NULL
 );
+
+-- The index keeps no copy of the text it indexes (`content = ''`): the
+-- mails table has the subject and the raw mail the text, and a search
+-- only needs the mails' ids. Rebuilt here; `Store::open` indexes the
+-- stored mail again, once, from the raw messages.
+DROP TABLE mail_search;
+CREATE VIRTUAL TABLE mail_search USING fts5(
+    subject,
+    body,
+    content = '',
+    contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 2'
+);

@@ -350,7 +350,8 @@ pub(super) fn forget_text(conn: &rusqlite::Connection, id: i64) -> Result<(), St
     )?;
     let subject: Option<String> = conn
         .one(
-            "SELECT subject FROM mail_search WHERE rowid = ?1",
+            "SELECT m.subject FROM mails AS m
+             WHERE m.id = ?1 AND EXISTS (SELECT 1 FROM mail_search WHERE rowid = ?1)",
             [id],
             |r| r.get(0),
         )
