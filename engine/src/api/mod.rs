@@ -991,13 +991,7 @@ async fn list_outbox(
             format!("`{status}` is none of {}", OUTBOX_STATUSES.join(", ")),
         ));
     }
-    let limit = filters.limit.unwrap_or(crate::app::mails::DEFAULT_PAGE);
-    if limit == 0 || limit > crate::store::MAX_PAGE {
-        return Err(ApiError::field(
-            "limit",
-            format!("between 1 and {}", crate::store::MAX_PAGE),
-        ));
-    }
+    let limit = crate::app::mails::page_size(filters.limit)?;
     let mails = read(&state, move |store| store.outbox(status.as_deref(), limit)).await?;
     let mails: Vec<crate::app::activity::SentMail> = mails.into_iter().map(Into::into).collect();
     ok(StatusCode::OK, mails)

@@ -62,7 +62,7 @@ pub struct MailFilters {
 
 /// `value` (RFC 3339, or a date at UTC midnight) as the store writes
 /// times: UTC, milliseconds, `Z`.
-pub(super) fn time(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, CallError> {
+fn time(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, CallError> {
     let value = value.trim();
     let parsed = chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -86,16 +86,41 @@ pub(super) fn given(value: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The rows of a page: `limit`, or [`DEFAULT_PAGE`]; between 1 and
+/// [`MAX_PAGE`].
+pub fn page_size(limit: Option<usize>) -> Result<usize, CallError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(CallError::Invalid {
+            field: Some("limit".to_string()),
+            message: format!("between 1 and {MAX_PAGE}"),
+        });
+    }
+    Ok(limit)
+}
+
+/// A time range given as `since` and `until` (RFC 3339, or dates).
+pub(super) type Range = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// `since` and `until`, checked.
+pub(super) fn time_range(
+    since: &Option<String>,
+    until: &Option<String>,
+) -> Result<Range, CallError> {
+    Ok((
+        given(since).map(|t| time("since", &t)).transpose()?,
+        given(until).map(|t| time("until", &t)).transpose()?,
+    ))
+}
+
 impl MailFilters {
     /// The store's query, once every filter is checked.
     pub fn query(&self) -> Result<MailQuery, CallError> {
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(CallError::Invalid {
-                field: Some("limit".to_string()),
-                message: format!("between 1 and {MAX_PAGE}"),
-            });
-        }
+        let limit = page_size(self.limit)?;
+        let (since, until) = time_range(&self.since, &self.until)?;
         Ok(MailQuery {
             linked: self.linked,
             ticket: self.ticket,
@@ -106,8 +131,8 @@ impl MailFilters {
             attachment: given(&self.attachment),
             unknown_sender: self.unknown_sender,
             automatic: self.automatic,
-            since: given(&self.since).map(|t| time("since", &t)).transpose()?,
-            until: given(&self.until).map(|t| time("until", &t)).transpose()?,
+            since,
+            until,
             before: self.before,
             limit,
         })

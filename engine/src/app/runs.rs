@@ -4,8 +4,8 @@
 use serde::Deserialize;
 
 use super::CallError;
-use super::mails::{DEFAULT_PAGE, given, time};
-use crate::store::{MAX_PAGE, RunQuery};
+use super::mails::{given, page_size, time_range};
+use crate::store::RunQuery;
 use crate::triggers::Trigger;
 
 /// The outcomes a run can have.
@@ -82,17 +82,15 @@ impl RunFilters {
                 format!("`{trigger}` is none of {}, {MANUAL}", known.join(", ")),
             ));
         }
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(invalid("limit", format!("between 1 and {MAX_PAGE}")));
-        }
+        let limit = page_size(self.limit)?;
+        let (since, until) = time_range(&self.since, &self.until)?;
         Ok(RunQuery {
             outcome,
             trigger,
             rule: given(&self.rule),
             plugin: given(&self.plugin),
-            since: given(&self.since).map(|t| time("since", &t)).transpose()?,
-            until: given(&self.until).map(|t| time("until", &t)).transpose()?,
+            since,
+            until,
             before: self.before,
             limit,
         })

@@ -640,12 +640,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 before,
                 limit: Some(limit),
             };
-            let query = match filters.query() {
-                Ok(query) => query,
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return Ok(ExitCode::from(2));
-                }
+            let Some(query) = or_usage(filters.query()) else {
+                return Ok(ExitCode::from(2));
             };
             let store = open_store(&paths.db)?;
             let runs = store.find_runs(&query)?.runs;
@@ -877,12 +873,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 before,
                 limit: Some(limit),
             };
-            let query = match filters.query() {
-                Ok(query) => query,
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return Ok(ExitCode::from(2));
-                }
+            let Some(query) = or_usage(filters.query()) else {
+                return Ok(ExitCode::from(2));
             };
             let store = open_store(&paths.db)?;
             let page = store.search_mails(&query)?;
@@ -1223,6 +1215,12 @@ fn fire(
     run_event(paths, json, "nothing run", |dispatcher, metrics| {
         relais::app::actions::fire_schedule(dispatcher, rule, at, metrics, dry_run)
     })
+}
+
+/// `query`, or `None` once its error is printed: a filter given wrong is a
+/// usage error (exit 2).
+fn or_usage<T>(query: Result<T, relais::daemon::dispatcher::CallError>) -> Option<T> {
+    query.map_err(|error| eprintln!("error: {error}")).ok()
 }
 
 /// Runs one event through a dispatcher on the store with the rule set of

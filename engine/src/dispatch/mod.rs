@@ -213,23 +213,7 @@ impl Dispatcher<'_> {
         save: Option<&RequestSpec>,
         dry_run: bool,
     ) -> Result<Report, StoreError> {
-        let DecidedEvent {
-            mut report,
-            started,
-            started_at,
-        } = decided;
-        // No raw mail: only the request, the run and the effects are written.
-        self.commit(
-            &mut report,
-            None,
-            started,
-            started_at,
-            None,
-            None,
-            save,
-            dry_run,
-        )?;
-        Ok(report)
+        self.commit_decided(decided, None, save, dry_run)
     }
 
     /// Writes what [`Decider::decide_again`] decided: the effects and a
@@ -240,15 +224,27 @@ impl Dispatcher<'_> {
         decided: DecidedEvent,
         event: &relais_sdk::Event,
     ) -> Result<Report, StoreError> {
+        let mail = match event {
+            relais_sdk::Event::MailReceived(mail) => Some(mail),
+            _ => None,
+        };
+        self.commit_decided(decided, mail, None, false)
+    }
+
+    /// Writes a decided event whose mail, if any, is stored already: the
+    /// request saved, the run, the effects (checked against `mail`).
+    fn commit_decided(
+        &mut self,
+        decided: DecidedEvent,
+        mail: Option<&relais_sdk::Mail>,
+        save: Option<&RequestSpec>,
+        dry_run: bool,
+    ) -> Result<Report, StoreError> {
         let DecidedEvent {
             mut report,
             started,
             started_at,
         } = decided;
-        let mail = match event {
-            relais_sdk::Event::MailReceived(mail) => Some(mail),
-            _ => None,
-        };
         self.commit(
             &mut report,
             None,
@@ -256,8 +252,8 @@ impl Dispatcher<'_> {
             started_at,
             mail,
             None,
-            None,
-            false,
+            save,
+            dry_run,
         )?;
         Ok(report)
     }
