@@ -592,3 +592,62 @@ fn every_event_and_its_config_reach_the_plugin_whole() {
         }
     }
 }
+
+#[test]
+fn plugin_install_checks_then_copies_and_plugin_run_takes_a_bundled_name() {
+    let setup = Setup::with_directory();
+    // A file that is no component, and a component of a future contract:
+    // refused, nothing copied.
+    let junk = setup.dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not a component").expect("write");
+    for refused in [junk.clone(), test_plugin("future")] {
+        let run = setup.relais(&["plugin", "install", refused.to_str().expect("utf-8")]);
+        assert_eq!(run.code, 1, "{run:?}");
+        assert!(run.stderr.contains("not installed"), "{run:?}");
+    }
+    let plugins = setup.dir.path().join("plugins");
+    let listed = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(listed(&plugins).is_empty(), "{:?}", listed(&plugins));
+
+    let run = setup.relais(&[
+        "plugin",
+        "install",
+        test_plugin("noop").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("installed noop"), "{run:?}");
+    assert_eq!(
+        listed(&plugins),
+        ["noop.wasm"],
+        "under its name, nothing aside"
+    );
+    let list = setup.relais(&["plugins"]);
+    assert!(
+        list.stdout.lines().any(|line| line.starts_with("noop")),
+        "{list:?}"
+    );
+
+    // A bundled plugin runs by its name.
+    let run = setup.relais(&[
+        "plugin",
+        "run",
+        "catchmail",
+        "--event",
+        fixture("mails/catchmail-jeanne.eml")
+            .to_str()
+            .expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let output: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(output["plugin"]["name"], "catchmail");
+    assert_eq!(output["trigger"], "mail-received");
+}

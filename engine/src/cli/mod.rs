@@ -424,7 +424,8 @@ enum SchemaKind {
 enum PluginCommand {
     /// Run one plugin on one event and print its effects and logs; nothing is applied.
     Run {
-        /// The plugin's `.wasm` file.
+        /// The plugin's `.wasm` file, or the name of a bundled plugin
+        /// (`catchmail`, `alert-dispatch`, `ticket-link`, `reminders`).
         plugin: PathBuf,
         /// The event: an `.eml` file (mail-received) or a YAML/JSON event.
         #[arg(long)]
@@ -435,6 +436,14 @@ enum PluginCommand {
         /// For an `.eml` event: the account it is taken as received on.
         #[arg(long, default_value = "cli")]
         account: String,
+    },
+    /// Install a plugin: check it as the engine will (its WIT version,
+    /// metadata, triggers, capabilities and imports), then copy it into
+    /// the plugins directory as NAME.wasm, where a running engine loads it
+    /// on its next reload.
+    Install {
+        /// The plugin's `.wasm` file.
+        file: PathBuf,
     },
     /// Create a new plugin from the template, ready to build.
     New {
@@ -807,6 +816,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     account,
                 },
         } => plugin_cmd::run(paths, &plugin, &event, rule_config.as_deref(), &account),
+        Command::Plugin {
+            command: PluginCommand::Install { file },
+        } => plugin_cmd::install(paths, &file),
         Command::Plugin {
             command: PluginCommand::New { name, dir, sdk },
         } => plugin_cmd::new(&name, &dir, sdk.as_deref()),

@@ -12,6 +12,73 @@ use relais_sdk::Event;
 
 use super::Paths;
 
+/// The plugin of `plugin`: a `.wasm` file, or a bundled plugin by name
+/// when no such file exists.
+fn load(runtime: &relais::plugins::Runtime, plugin: &Path) -> Result<relais::plugins::WasmPlugin> {
+    let bundled = relais::plugins::bundled()
+        .iter()
+        .find(|bundled| Path::new(bundled.name) == plugin);
+    match bundled {
+        Some(bundled) if !plugin.exists() => runtime
+            .load(
+                bundled.component,
+                relais::plugins::Origin::Bundled,
+                &Default::default(),
+            )
+            .map_err(|e| anyhow!("bundled plugin `{}`: {e}", bundled.name)),
+        _ => runtime
+            .load_file(plugin, &Default::default())
+            .map_err(|e| anyhow!("{}: {e}", plugin.display())),
+    }
+}
+
+/// Checks the plugin `file` as the engine loads plugins, then copies it
+/// into the plugins directory under its name: written aside and renamed
+/// into place, so that a running engine never reads half of it.
+pub fn install(paths: &Paths, file: &Path) -> Result<ExitCode> {
+    let runtime = super::runtime()?;
+    let loaded = match runtime.load_file(file, &Default::default()) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("{}: {error}: not installed", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let info = loaded.info();
+    std::fs::create_dir_all(&paths.plugins)
+        .with_context(|| format!("cannot create {}", paths.plugins.display()))?;
+    let target = paths.plugins.join(format!("{}.wasm", info.name));
+    let aside = paths.plugins.join(format!(".{}.wasm.part", info.name));
+    std::fs::copy(file, &aside).with_context(|| format!("cannot write {}", aside.display()))?;
+    std::fs::rename(&aside, &target)
+        .with_context(|| format!("cannot put {} in place", target.display()))?;
+    let replaces = relais::plugins::bundled()
+        .iter()
+        .any(|bundled| bundled.name == info.name);
+    println!(
+        "installed {} {} as {}{}: handles {}; capabilities: {}",
+        info.name,
+        info.version,
+        target.display(),
+        if replaces {
+            " (replacing the bundled one)"
+        } else {
+            ""
+        },
+        info.triggers.join(", "),
+        if info.capabilities.is_empty() {
+            "none".to_string()
+        } else {
+            info.capabilities.join(", ")
+        },
+    );
+    println!(
+        "a running engine loads it on its next reload; rules name it `plugin: {}`",
+        info.name
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs one plugin on one event against the store (or an empty one), and
 /// prints its effects and logs as JSON. Nothing is applied.
 pub fn run(
@@ -22,9 +89,7 @@ pub fn run(
     account: &str,
 ) -> Result<ExitCode> {
     let runtime = super::runtime()?;
-    let loaded = runtime
-        .load_file(plugin, &Default::default())
-        .map_err(|e| anyhow!("{}: {e}", plugin.display()))?;
+    let loaded = load(&runtime, plugin)?;
     let event = read_event(event, account)?;
     let config: serde_json::Value = match config {
         Some(path) => {
