@@ -291,6 +291,11 @@ fn the_template_builds_loads_and_replaces_the_bundled_catchmail() {
         work.to_str().expect("utf-8"),
     ]);
     assert_eq!(created.code, 0, "{created:?}");
+    // Its README speaks of the new plugin, not of the template.
+    let readme = std::fs::read_to_string(work.join("catchmail/README.md")).expect("README");
+    assert!(readme.contains("relais_plugin_catchmail.wasm"), "{readme}");
+    assert!(readme.contains("plugin: catchmail"), "{readme}");
+    assert!(!readme.contains("template.wasm"), "{readme}");
     let built = build_wasm(
         &work.join("catchmail/Cargo.toml"),
         &root().join("target/wasm-template"),

@@ -221,6 +221,11 @@ pub fn new(name: &str, dir: &Path, sdk: Option<&Path>) -> Result<ExitCode> {
         let text = text
             .replace("relais-plugin-template", &format!("relais-plugin-{name}"))
             .replace(
+                "relais_plugin_template",
+                &format!("relais_plugin_{}", name.replace('-', "_")),
+            )
+            .replace("plugin: template", &format!("plugin: {name}"))
+            .replace(
                 "const NAME: &str = \"template\";",
                 &format!("const NAME: &str = \"{name}\";"),
             )
