@@ -63,12 +63,14 @@ pub struct Address {
     derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
     component(record)
 )]
+#[serde(rename_all = "kebab-case")]
 pub struct Attachment {
     /// File name as the sender gave it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
     /// MIME type, e.g. `application/pdf`.
     #[cfg_attr(feature = "host", component(name = "content-type"))]
+    #[serde(alias = "content_type")]
     pub content_type: String,
     /// Size of the decoded content, in bytes.
     pub size: u64,
@@ -83,12 +85,14 @@ pub struct Attachment {
     derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
     component(record)
 )]
+#[serde(rename_all = "kebab-case")]
 pub struct Mail {
     /// The account it came from (an IMAP account name, `spool` or `cli`).
     pub account: String,
     /// Message-ID without angle brackets; generated from the content when
     /// the mail has none.
     #[cfg_attr(feature = "host", component(name = "message-id"))]
+    #[serde(alias = "message_id")]
     pub message_id: String,
     /// Subject, decoded (RFC 2047); empty when absent.
     pub subject: String,
@@ -99,6 +103,7 @@ pub struct Mail {
     /// absent, `Some("")` for the null sender `<>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "host", component(name = "return-path"))]
+    #[serde(alias = "return_path")]
     pub return_path: Option<String>,
     /// `To` addresses.
     #[serde(default)]
@@ -109,6 +114,7 @@ pub struct Mail {
     /// `Reply-To` addresses.
     #[serde(default)]
     #[cfg_attr(feature = "host", component(name = "reply-to"))]
+    #[serde(alias = "reply_to")]
     pub reply_to: Vec<Address>,
     /// `Date` header as RFC 3339, if present and valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +122,7 @@ pub struct Mail {
     /// `In-Reply-To` ids, without angle brackets.
     #[serde(default)]
     #[cfg_attr(feature = "host", component(name = "in-reply-to"))]
+    #[serde(alias = "in_reply_to")]
     pub in_reply_to: Vec<String>,
     /// `References` ids, oldest first, without angle brackets.
     #[serde(default)]
@@ -123,6 +130,7 @@ pub struct Mail {
     /// `Auto-Submitted` header value (RFC 3834), if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "host", component(name = "auto-submitted"))]
+    #[serde(alias = "auto_submitted")]
     pub auto_submitted: Option<String>,
     /// `Precedence` header value, if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,23 +138,29 @@ pub struct Mail {
     /// Names of the `List-*` headers present (`List-Id`, ...).
     #[serde(default)]
     #[cfg_attr(feature = "host", component(name = "list-headers"))]
+    #[serde(alias = "list_headers")]
     pub list_headers: Vec<String>,
     /// Values of every `X-Loop` header.
     #[serde(default)]
     #[cfg_attr(feature = "host", component(name = "x-loop"))]
+    #[serde(alias = "x_loop")]
     pub x_loop: Vec<String>,
     /// The text body: the first text part, or the HTML part turned into text
     /// when there is no text part; empty when the mail has neither.
+    #[serde(default)]
     pub text: String,
     /// Whether `text` was cut at the host's limit (`limits.max-text-kib`):
     /// the whole mail stays in the store, a plugin sees its beginning.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[cfg_attr(feature = "host", component(name = "text-truncated"))]
+    #[serde(alias = "text_truncated")]
     pub text_truncated: bool,
     /// Attachments, metadata only.
     #[serde(default)]
     pub attachments: Vec<Attachment>,
-    /// Size of the raw message in bytes.
+    /// Size of the raw message in bytes (0 in an event file that says
+    /// none).
+    #[serde(default)]
     pub size: u64,
     /// Whether the sender is who `From` says, as the receiving server
     /// established it (`Authentication-Results` of a trusted authserv-id).
@@ -363,10 +377,46 @@ pub struct ContractEvent {
     derive(wasmtime::component::ComponentType, wasmtime::component::Lower),
     component(record)
 )]
+#[serde(rename_all = "kebab-case")]
 pub struct ScheduleFired {
     /// The id of the rule whose schedule fired.
     pub rule: String,
     /// When it fired, RFC 3339.
     #[cfg_attr(feature = "host", component(name = "fired-at"))]
+    #[serde(alias = "fired_at")]
     pub fired_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_written_in_kebab_case_and_read_in_either_case() {
+        let kebab = serde_json::json!({
+            "trigger": "mail-received", "account": "support", "message-id": "m1@x",
+            "subject": "Bonjour", "in-reply-to": ["m0@x"], "text-truncated": true,
+        });
+        let snake = serde_json::json!({
+            "trigger": "mail-received", "account": "support", "message_id": "m1@x",
+            "subject": "Bonjour", "in_reply_to": ["m0@x"], "text_truncated": true,
+        });
+        let event: Event = serde_json::from_value(kebab.clone()).expect("kebab-case");
+        assert_eq!(
+            serde_json::from_value::<Event>(snake).expect("snake_case"),
+            event
+        );
+        let written = serde_json::to_value(&event).expect("json");
+        assert_eq!(written["message-id"], "m1@x");
+        assert_eq!(written["in-reply-to"], serde_json::json!(["m0@x"]));
+        assert!(written.get("message_id").is_none(), "{written}");
+        let fired: Event = serde_json::from_value(serde_json::json!({
+            "trigger": "schedule", "rule": "r", "fired-at": "2026-12-01T08:00:00Z"
+        }))
+        .expect("schedule");
+        assert_eq!(
+            serde_json::to_value(&fired).expect("json")["fired-at"],
+            "2026-12-01T08:00:00Z"
+        );
+    }
 }
