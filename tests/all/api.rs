@@ -659,13 +659,7 @@ pub fn ingest_support_mail(setup: &Setup, name: &str, from: &str, message_id: &s
         ),
     )
     .expect("write");
-    let run = setup.relais(&[
-        "ingest",
-        "--account",
-        "support",
-        path.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
+    setup.ingest_support(&path);
 }
 
 #[test]

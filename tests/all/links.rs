@@ -6,13 +6,7 @@ use relais::store::prelude::*;
 fn ingest(setup: &Setup, name: &str, headers: &str) {
     let path = setup.dir.path().join(name);
     std::fs::write(&path, format!("{headers}\r\n\r\nBonjour\r\n")).expect("write");
-    let run = setup.relais(&[
-        "ingest",
-        "--account",
-        "support",
-        path.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
+    setup.ingest_support(&path);
 }
 
 #[test]

@@ -38,13 +38,7 @@ fn receive_with(
     };
     let path = setup.dir.path().join(name);
     std::fs::write(&path, mail).expect("write");
-    let run = setup.relais(&[
-        "ingest",
-        "--account",
-        "support",
-        path.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
+    setup.ingest_support(&path);
 }
 
 /// The Message-IDs `relais mails ARGS --json` lists, in order, and the rows.
@@ -205,13 +199,7 @@ fn the_command_line_finds_the_mail_left_to_link_and_searches_the_store() {
          Message-ID: <away@unknown.example>\r\nAuto-Submitted: auto-replied\r\n\r\nDe retour lundi.\r\n",
     )
     .expect("write");
-    let run = setup.relais(&[
-        "ingest",
-        "--account",
-        "support",
-        away.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
+    setup.ingest_support(&away);
     let (unlinked, rows) = mails(&setup, &["--unlinked"]);
     assert_eq!(unlinked, ["away@unknown.example", "u1@unknown.example"]);
     assert!(rows[0]["automatic"].is_string(), "{}", rows[0]);
@@ -302,13 +290,7 @@ fn attachments_are_listed_and_downloaded_as_files_never_rendered() {
     );
     let path = api.setup.dir.path().join("att.eml");
     std::fs::write(&path, mail).expect("write");
-    let run = api.setup.relais(&[
-        "ingest",
-        "--account",
-        "support",
-        path.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
+    api.setup.ingest_support(&path);
 
     let listed = api.send("GET", "/mails/att1@dupont.example/attachments", None);
     assert_eq!(listed.status, 200, "{listed:?}");

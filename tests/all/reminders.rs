@@ -86,13 +86,7 @@ fn writes(setup: &Setup, from: &str, name: &str, subject: &str, extra: &[(&str, 
         &headers,
         "Voici.\r\n",
     );
-    let run = setup.relais(&[
-        "ingest",
-        "--account",
-        "support",
-        path.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
+    setup.ingest_support(&path);
 }
 
 #[test]

@@ -113,6 +113,18 @@ impl Setup {
         command.output().expect("relais runs").into()
     }
 
+    /// `relais ingest` of one mail file on account `support`, which must
+    /// succeed.
+    pub fn ingest_support(&self, path: &Path) {
+        let run = self.relais(&[
+            "ingest",
+            "--account",
+            "support",
+            path.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+
     /// `relais ingest --json` of these paths; one JSON value per mail.
     pub fn ingest_json(&self, extra: &[&str], paths: &[&Path]) -> (Run, Vec<serde_json::Value>) {
         let mut args = vec!["ingest", "--json"];
